@@ -1,0 +1,71 @@
+/**
+ * Coordinator <-> worker channel. Newline-delimited JSON over the worker's stdin (to the worker)
+ * and a private duplicate of its original stdout (from the worker). Everything the objective
+ * prints goes to the worker's stderr, framed by trial markers (see TRIAL_MARK_*).
+ */
+import { z } from 'zod';
+import { Blob, ResultSummary, TrialError, Versions } from './common';
+
+export const WorkerHello = z.object({
+  type: z.literal('hello'),
+  protocol: z.number().int(),
+  pid: z.number().int(),
+  python: z.string(),
+  executable: z.string(),
+  versions: Versions,
+});
+
+export const WorkerLoad = z.object({
+  type: z.literal('load'),
+  study: z.string(),
+  domain: Blob,
+});
+
+export const WorkerLoaded = z.object({
+  type: z.literal('loaded'),
+  study: z.string(),
+});
+
+export const WorkerLoadFailed = z.object({
+  type: z.literal('load_failed'),
+  study: z.string(),
+  error: TrialError,
+});
+
+export const WorkerEvaluate = z.object({
+  type: z.literal('evaluate'),
+  study: z.string(),
+  tid: z.number().int(),
+  spec: Blob,
+  /** Extra environment for this trial only (for example MLFLOW_RUN_ID). */
+  env: z.record(z.string(), z.string()).optional(),
+});
+
+export const WorkerResult = z.object({
+  type: z.literal('result'),
+  study: z.string(),
+  tid: z.number().int(),
+  /** ok: the objective returned (its own status may still be "fail"); error: it raised. */
+  outcome: z.enum(['ok', 'error']),
+  summary: ResultSummary.optional(),
+  result: Blob.optional(),
+  error: TrialError.optional(),
+  startedAt: z.number(),
+  endedAt: z.number(),
+});
+
+export const WorkerShutdown = z.object({ type: z.literal('shutdown') });
+
+export const WorkerToCoordinator = z.discriminatedUnion('type', [WorkerHello, WorkerLoaded, WorkerLoadFailed, WorkerResult]);
+export type WorkerToCoordinator = z.infer<typeof WorkerToCoordinator>;
+export const CoordinatorToWorker = z.discriminatedUnion('type', [WorkerLoad, WorkerEvaluate, WorkerShutdown]);
+export type CoordinatorToWorker = z.infer<typeof CoordinatorToWorker>;
+
+export type WorkerHello = z.infer<typeof WorkerHello>;
+export type WorkerResult = z.infer<typeof WorkerResult>;
+
+/**
+ * Markers the worker writes to stderr around each trial so output is attributed to the right
+ * trial even though stderr and the protocol are separate pipes: RS "hr:begin:<tid>" RS ... RS "hr:end:<tid>" RS.
+ */
+export const TRIAL_MARK_RE = /\x1ehr:(begin|end):(-?\d+)\x1e/g;
