@@ -144,3 +144,4 @@ export type CoordinatorToDriver = z.infer<typeof CoordinatorToDriver>;
 export type Open = z.infer<typeof Open>;
 export type Opened = z.infer<typeof Opened>;
 export type Finished = z.infer<typeof Finished>;
+export type DriverHello = z.infer<typeof DriverHello>;

@@ -68,4 +68,5 @@ export type WorkerResult = z.infer<typeof WorkerResult>;
  * Markers the worker writes to stderr around each trial so output is attributed to the right
  * trial even though stderr and the protocol are separate pipes: RS "hr:begin:<tid>" RS ... RS "hr:end:<tid>" RS.
  */
+// eslint-disable-next-line no-control-regex -- the record separator is the marker by design
 export const TRIAL_MARK_RE = /\x1ehr:(begin|end):(-?\d+)\x1e/g;

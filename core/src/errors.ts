@@ -1,0 +1,67 @@
+/**
+ * Every failure the user can meet has a code; the one-line message for each code is written
+ * here and nowhere else, so the CLI and the editor say the same thing.
+ */
+export type ErrorCode =
+  | 'script_not_found'
+  | 'script_not_python'
+  | 'invalid_executor'
+  | 'invalid_option'
+  | 'interpreter_not_found'
+  | 'worker_start_failed'
+  | 'no_fmin_call'
+  | 'driver_fatal'
+  | 'study_not_found'
+  | 'journal_corrupt'
+  | 'domain_load_failed'
+  | 'resume_nothing_to_do';
+
+type Details = Record<string, string | number | undefined>;
+
+const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
+  script_not_found: (d) => `script not found: ${d.path}; check the path (it is resolved from ${d.cwd})`,
+  script_not_python: (d) => `${d.path} is not a Python script; pass a .py file`,
+  invalid_executor: (d) =>
+    `invalid --executor value '${d.value}': ${d.reason}; use local[:N] (N workers) or ssh:HOST[,HOST...]`,
+  invalid_option: (d) => `invalid ${d.option} '${d.value}': ${d.reason}`,
+  interpreter_not_found: (d) =>
+    `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
+  worker_start_failed: (d) =>
+    `a worker on ${d.slot} exited before it was ready (${d.exit})${d.stderr ? `: ${d.stderr}` : ''}; check that ${d.python} runs and has hyperopt installed`,
+  no_fmin_call: (d) =>
+    `${d.script} finished without calling hyperopt's fmin, so no study ran; run a script that calls fmin (hyperopt-runner finds calls made through any import alias)`,
+  driver_fatal: (d) => `${d.message}`,
+  study_not_found: (d) => `no study '${d.study}' in ${d.dir}; run \`hyperopt-runner studies\` to list them`,
+  journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
+  domain_load_failed: (d) =>
+    `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
+  resume_nothing_to_do: (d) => `study ${d.study} already ended (${d.reason}); nothing to resume`,
+};
+
+export class RunnerError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly details: Details = {},
+  ) {
+    super(MESSAGES[code](details));
+    this.name = 'RunnerError';
+  }
+}
+
+/** The one-line text shown for any error; unknown errors keep their own message. */
+export function messageOf(error: unknown): string {
+  if (error instanceof RunnerError) return error.message;
+  if (error instanceof Error) return error.message.split('\n')[0] ?? error.name;
+  return String(error);
+}
+
+/** Raised by executors when the infrastructure (not the objective) failed: the trial is re-queued. */
+export class InfrastructureError extends Error {
+  constructor(
+    message: string,
+    readonly slot: string,
+  ) {
+    super(message);
+    this.name = 'InfrastructureError';
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The executor interface: anything that offers slots which evaluate one trial at a time.
+ * It assumes neither local processes nor SSH, so cluster engines can implement it too.
+ */
+import type { TrialError } from './protocol/common';
+import type { WorkerHello, WorkerResult } from './protocol/worker';
+
+export interface TrialJob {
+  readonly study: string;
+  readonly tid: number;
+  /** Pickled point (opaque). */
+  readonly spec: string;
+  /** Pickled domain of the study (opaque); a slot loads it once per worker. */
+  readonly domain: string;
+  /** Environment for this trial only. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Output the objective printed while this trial ran. */
+  readonly onOutput?: (text: string) => void;
+}
+
+export type SlotOutcome =
+  | { readonly kind: 'result'; readonly result: WorkerResult }
+  /** The worker could not unpickle the domain: this slot cannot serve this study. */
+  | { readonly kind: 'load_failed'; readonly error: TrialError }
+  /** The signal was aborted and the trial's processes were killed. */
+  | { readonly kind: 'aborted' };
+
+export interface Slot {
+  /** Unique within a run, for example "local/3" or "gpu1/0". */
+  readonly id: string;
+  /** Where the slot runs: "localhost" or the host's name. */
+  readonly host: string;
+  /**
+   * Evaluates one trial. Rejects with InfrastructureError when the worker or its host failed
+   * (the trial is then re-queued elsewhere). Aborting the signal kills the trial's process group.
+   */
+  run(job: TrialJob, signal: AbortSignal): Promise<SlotOutcome>;
+  /** False once the slot has been retired (its host keeps failing). */
+  readonly usable: boolean;
+}
+
+export interface ExecutorEvents {
+  /** A slot became usable or was retired; the scheduler re-reads `slots`. */
+  slotsChanged(): void;
+  /** A message worth one line to the user (a host retired, a worker replaced). */
+  notice(text: string): void;
+}
+
+export interface Executor {
+  /** As the user wrote it: "local:8", "ssh:gpu1,gpu2". */
+  readonly label: string;
+  /** Connects, uploads, starts warm workers. Rejects with a RunnerError when no slot can start. */
+  start(events: ExecutorEvents, signal: AbortSignal): Promise<void>;
+  readonly slots: readonly Slot[];
+  /** Versions the workers reported (for compatibility checks and summaries). */
+  readonly workerInfo: readonly WorkerHello[];
+  /** Kills every process the executor started and waits until they are gone. */
+  close(): Promise<void>;
+}

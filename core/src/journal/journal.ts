@@ -1,0 +1,205 @@
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { RunnerError } from '../errors';
+import type { FinishedTrial } from '../protocol/driver';
+import { lossToNumber, type ParamValue, type ResultSummary, type TrialError } from '../protocol/common';
+import { JOURNAL_VERSION, JournalRecord, type StudyInfo, type StudyState } from './records';
+
+/**
+ * Appends records with one write() each, before the engine acknowledges the event, so a
+ * finished trial survives a crash of the driver or the coordinator that comes after it.
+ */
+export class JournalWriter {
+  private fd: number | undefined;
+
+  constructor(readonly path: string) {}
+
+  append(record: JournalRecord): void {
+    this.fd ??= openSync(this.path, 'a', 0o600);
+    writeSync(this.fd, JSON.stringify(record) + '\n');
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export interface JournalTrial {
+  tid: number;
+  vals: FinishedTrial['vals'];
+  params: Record<string, ParamValue>;
+  state: 'queued' | 'running' | 'done' | 'error' | 'cancel';
+  summary?: ResultSummary;
+  result?: string;
+  error?: TrialError;
+  slot?: string;
+  startedAt?: number;
+  endedAt?: number;
+  attempts: number;
+}
+
+export interface StudyRecord {
+  info: StudyInfo;
+  path: string;
+  state: StudyState;
+  /** How the study ended; 'interrupted' when its driver or coordinator died mid-study. */
+  endReason?: string;
+  endMessage?: string;
+  endedAt?: number;
+  trials: Map<number, JournalTrial>;
+  runIds: string[];
+}
+
+export function journalPath(dir: string, studyId: string): string {
+  return join(dir, `${studyId}.jsonl`);
+}
+
+export function ensureJournalDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}
+
+/** Reads a study back; a final line cut short by a crash is ignored. */
+export function readJournal(path: string): StudyRecord {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new RunnerError('journal_corrupt', { path, reason: (error as Error).message });
+  }
+  const lines = text.split('\n');
+  const complete = text.endsWith('\n') ? lines.slice(0, -1) : lines.slice(0, -1);
+  let record: StudyRecord | undefined;
+  for (const [index, line] of complete.entries()) {
+    if (line.length === 0) continue;
+    let parsed: JournalRecord;
+    try {
+      parsed = JournalRecord.parse(JSON.parse(line));
+    } catch {
+      throw new RunnerError('journal_corrupt', { path, reason: `line ${index + 1} is not a journal record` });
+    }
+    if (parsed.k === 'study') {
+      if (parsed.v > JOURNAL_VERSION) {
+        throw new RunnerError('journal_corrupt', { path, reason: `written by a newer version (${parsed.v})` });
+      }
+      record = { info: parsed.study, path, state: 'running', trials: new Map(), runIds: [parsed.study.runId] };
+      continue;
+    }
+    if (!record) throw new RunnerError('journal_corrupt', { path, reason: 'no study record first' });
+    applyRecord(record, parsed);
+  }
+  if (!record) throw new RunnerError('journal_corrupt', { path, reason: 'empty' });
+  return record;
+}
+
+function applyRecord(study: StudyRecord, r: JournalRecord): void {
+  switch (r.k) {
+    case 'trial':
+      study.trials.set(r.tid, { tid: r.tid, vals: r.vals, params: r.params, state: 'queued', attempts: 0 });
+      return;
+    case 'start': {
+      const t = study.trials.get(r.tid);
+      if (t) Object.assign(t, { state: 'running', slot: r.slot, startedAt: r.at, attempts: r.attempt });
+      return;
+    }
+    case 'requeue': {
+      const t = study.trials.get(r.tid);
+      if (t) t.state = 'queued';
+      return;
+    }
+    case 'end': {
+      const t = study.trials.get(r.tid);
+      if (!t) return;
+      t.state = r.state;
+      t.summary = r.summary;
+      t.result = r.result;
+      t.error = r.error;
+      t.slot = r.slot ?? t.slot;
+      t.startedAt = r.startedAt ?? t.startedAt;
+      t.endedAt = r.endedAt;
+      return;
+    }
+    case 'state':
+      study.state = r.state;
+      if (r.state === 'ended') {
+        study.endReason = r.reason;
+        study.endMessage = r.message;
+        study.endedAt = r.at;
+      } else {
+        study.endReason = undefined;
+      }
+      return;
+    case 'resumed':
+      study.runIds.push(r.runId);
+      study.state = 'running';
+      study.endReason = undefined;
+      return;
+    case 'settings':
+    case 'study':
+      return;
+  }
+}
+
+export function listJournals(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.jsonl'))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+/** Studies in a journal directory, oldest first; unreadable files are reported, not fatal. */
+export function listStudies(dir: string): { studies: StudyRecord[]; unreadable: string[] } {
+  const studies: StudyRecord[] = [];
+  const unreadable: string[] = [];
+  for (const path of listJournals(dir)) {
+    try {
+      studies.push(readJournal(path));
+    } catch {
+      unreadable.push(path);
+    }
+  }
+  return { studies, unreadable };
+}
+
+export interface StudyCounts {
+  total: number;
+  done: number;
+  ok: number;
+  failed: number;
+  cancelled: number;
+  running: number;
+  queued: number;
+}
+
+export function countTrials(trials: Iterable<JournalTrial>): StudyCounts {
+  const c: StudyCounts = { total: 0, done: 0, ok: 0, failed: 0, cancelled: 0, running: 0, queued: 0 };
+  for (const t of trials) {
+    c.total += 1;
+    if (t.state === 'done') {
+      c.done += 1;
+      if (t.summary?.status === 'ok') c.ok += 1;
+      else c.failed += 1;
+    } else if (t.state === 'error') c.failed += 1;
+    else if (t.state === 'cancel') c.cancelled += 1;
+    else if (t.state === 'running') c.running += 1;
+    else c.queued += 1;
+  }
+  return c;
+}
+
+/** The best finished trial: lowest non-NaN loss among results with status ok. */
+export function bestTrial(trials: Iterable<JournalTrial>): JournalTrial | undefined {
+  let best: JournalTrial | undefined;
+  let bestLoss = Infinity;
+  for (const t of trials) {
+    if (t.state !== 'done' || t.summary?.status !== 'ok') continue;
+    const loss = lossToNumber(t.summary.loss);
+    if (loss === undefined || Number.isNaN(loss)) continue;
+    if (best === undefined || loss < bestLoss) {
+      best = t;
+      bestLoss = loss;
+    }
+  }
+  return best;
+}

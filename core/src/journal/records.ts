@@ -1,0 +1,68 @@
+/** The study journal: one append-only JSON-lines file per study. */
+import { z } from 'zod';
+import { CallSite, EndReason, FinishedTrial, ParamDescriptor } from '../protocol/driver';
+import { ParamValue, ResultSummary, TrialError } from '../protocol/common';
+
+export const JOURNAL_VERSION = 1;
+
+export const StudyInfo = z.object({
+  id: z.string(),
+  runId: z.string(),
+  ordinal: z.number().int(),
+  script: z.string(),
+  args: z.array(z.string()),
+  cwd: z.string(),
+  python: z.string(),
+  executors: z.array(z.string()),
+  callSite: CallSite,
+  maxEvals: z.number().int().nullable(),
+  parallelism: z.number().int(),
+  timeout: z.number().nullable(),
+  trialTimeout: z.number().nullable(),
+  lossThreshold: z.number().nullable(),
+  algo: z.string(),
+  maxQueueLen: z.number().int(),
+  space: z.array(ParamDescriptor),
+  createdAt: z.number(),
+});
+export type StudyInfo = z.infer<typeof StudyInfo>;
+
+export const StudyState = z.enum(['running', 'stopping', 'cancelling', 'ended']);
+export type StudyState = z.infer<typeof StudyState>;
+
+const Vals = FinishedTrial.shape.vals;
+
+export const JournalRecord = z.discriminatedUnion('k', [
+  z.object({ k: z.literal('study'), v: z.number().int(), study: StudyInfo }),
+  z.object({ k: z.literal('trial'), tid: z.number().int(), vals: Vals, params: z.record(z.string(), ParamValue), at: z.number() }),
+  z.object({ k: z.literal('start'), tid: z.number().int(), slot: z.string(), attempt: z.number().int(), at: z.number() }),
+  z.object({
+    k: z.literal('end'),
+    tid: z.number().int(),
+    state: z.enum(['done', 'error', 'cancel']),
+    summary: ResultSummary.optional(),
+    result: z.string().optional(),
+    error: TrialError.optional(),
+    slot: z.string().optional(),
+    startedAt: z.number().optional(),
+    endedAt: z.number().optional(),
+  }),
+  z.object({ k: z.literal('requeue'), tid: z.number().int(), slot: z.string(), reason: z.string(), at: z.number() }),
+  z.object({
+    k: z.literal('state'),
+    state: StudyState,
+    reason: z.union([EndReason, z.literal('interrupted')]).optional(),
+    message: z.string().optional(),
+    at: z.number(),
+  }),
+  z.object({
+    k: z.literal('settings'),
+    timeout: z.number().nullable().optional(),
+    parallelism: z.number().int().optional(),
+    lossThreshold: z.number().nullable().optional(),
+    noProgressTrials: z.number().int().nullable().optional(),
+    at: z.number(),
+  }),
+  z.object({ k: z.literal('resumed'), runId: z.string(), at: z.number() }),
+]);
+export type JournalRecord = z.infer<typeof JournalRecord>;
