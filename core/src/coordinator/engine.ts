@@ -112,8 +112,6 @@ export class Engine {
   private readonly idle = new Set<Slot>();
   private readonly busy = new Set<Slot>();
   private readonly lifetime = new AbortController();
-  private nextOrdinalOpen = 0;
-  private drivers = 0;
   private closing = false;
 
   constructor(private readonly options: EngineOptions) {
@@ -122,10 +120,14 @@ export class Engine {
     this.server.rejected.on((why) => this.emit({ type: 'notice', text: `refused a driver connection: ${why}` }));
   }
 
-  /** Starts the driver server and the executors' warm workers; resolves with the port. */
-  async start(): Promise<number> {
+  /** Starts the driver server; resolves with its loopback port. */
+  async listen(): Promise<number> {
     ensureJournalDir(this.options.journalDir);
-    const port = await this.server.listen();
+    return this.server.listen();
+  }
+
+  /** Starts the executors' warm workers; rejects when an executor cannot start any slot. */
+  async startExecutors(): Promise<void> {
     await Promise.all(
       this.options.executors.map((executor) =>
         executor.start(
@@ -138,7 +140,6 @@ export class Engine {
       ),
     );
     this.refreshSlots();
-    return port;
   }
 
   get slotCount(): number {
@@ -225,7 +226,6 @@ export class Engine {
   // ---- driver side -------------------------------------------------------------------------
 
   private onDriver(driver: DriverConnection): void {
-    this.drivers += 1;
     driver.events.on((event) => {
       if (event.type === 'message') this.onDriverMessage(driver, event.message);
       else if (event.type === 'invalid') this.emit({ type: 'notice', text: `driver sent an invalid message: ${event.error}` });
@@ -330,7 +330,6 @@ export class Engine {
     const study = new Study(info, driver, open.domain, journal, settings, Math.max(1, open.maxQueueLen), now);
     this.studies.set(id, study);
     this.order.push(study);
-    this.nextOrdinalOpen = Math.max(this.nextOrdinalOpen, open.ordinal + 1);
 
     let resume: FinishedTrial[] | undefined;
     if (previous) {

@@ -1,0 +1,45 @@
+/** hyperopt-runner: run Hyperopt scripts with trials in parallel, from a terminal. */
+import { messageOf, RunnerError } from '../../core/src/errors';
+import { parseRunOptions } from './options';
+import { runScript } from './runCommand';
+import { resumeCommand, studiesCommand } from './studiesCommand';
+
+const USAGE = `usage:
+  hyperopt-runner run SCRIPT.py [--executor local:N]... [--timeout S] [--trial-timeout S]
+                      [--parallelism N] [--summary-json FILE] [--python PATH] [--journal-dir DIR]
+                      [--quiet] [-- SCRIPT ARGS...]
+  hyperopt-runner resume STUDY-ID|JOURNAL [--python PATH] [--executor ...] [--journal-dir DIR]
+  hyperopt-runner studies [--journal-dir DIR] [--json]
+
+Ctrl+C once stops a study (running trials finish), twice cancels it (running trials are killed),
+a third time ends the script.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const cwd = process.cwd();
+  switch (command) {
+    case 'run':
+      return runScript({ ...parseRunOptions(rest, process.env, cwd), cwd });
+    case 'resume':
+      return resumeCommand(rest, process.env, cwd);
+    case 'studies':
+      return studiesCommand(rest, process.env, cwd);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume or studies' });
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`hyperopt-runner: error: ${messageOf(error)}\n`);
+    if (!(error instanceof RunnerError) && process.env.HYPEROPT_RUNNER_DEBUG) console.error(error);
+    process.exit(2);
+  },
+);
