@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bestTrial, countTrials, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
+import type { StudyInfo } from '../../core/src/journal/records';
+import { RunnerError } from '../../core/src/errors';
+
+const info: StudyInfo = {
+  id: 's1', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
+  callSite: { file: '/w/train.py', line: 10 }, maxEvals: 4, parallelism: 2, timeout: null, trialTimeout: null, lossThreshold: null,
+  algo: 'tpe.suggest', maxQueueLen: 1, space: [{ label: 'x', dist: 'uniform', args: { low: 0, high: 1 } }], createdAt: 1,
+};
+
+function writeStudy(dir: string): string {
+  const path = join(dir, 's1.jsonl');
+  const w = new JournalWriter(path);
+  w.append({ k: 'study', v: 1, study: info });
+  for (const tid of [0, 1, 2, 3]) w.append({ k: 'trial', tid, vals: { x: [tid / 10] }, params: { x: tid / 10 }, at: 2 });
+  w.append({ k: 'start', tid: 0, slot: 'local/0', attempt: 1, at: 3 });
+  w.append({ k: 'end', tid: 0, state: 'done', summary: { status: 'ok', loss: 0.5 }, result: 'AA==', endedAt: 4 });
+  w.append({ k: 'end', tid: 1, state: 'done', summary: { status: 'ok', loss: 'NaN' }, result: 'AA==', endedAt: 4 });
+  w.append({ k: 'end', tid: 2, state: 'error', error: { type: 'ValueError', message: 'bad' }, endedAt: 5 });
+  w.append({ k: 'start', tid: 3, slot: 'local/1', attempt: 1, at: 3 });
+  w.close();
+  return path;
+}
+
+test('a journal reads back trials, states and the best trial (NaN never best)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const study = readJournal(writeStudy(dir));
+  assert.equal(study.info.id, 's1');
+  assert.equal(study.state, 'running');
+  const counts = countTrials(study.trials.values());
+  assert.deepEqual(counts, { total: 4, done: 2, ok: 2, failed: 1, cancelled: 0, running: 1, queued: 0 });
+  assert.equal(bestTrial(study.trials.values())?.tid, 0);
+});
+
+test('a final line cut short by a crash is ignored; earlier records survive', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const path = writeStudy(dir);
+  appendFileSync(path, '{"k":"end","tid":3,"state":"do');
+  const study = readJournal(path);
+  assert.equal(study.trials.get(3)?.state, 'running');
+  assert.equal(study.trials.get(0)?.state, 'done');
+});
+
+test('a corrupt journal is reported with its path, and listing skips it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  writeStudy(dir);
+  const bad = join(dir, 'bad.jsonl');
+  writeFileSync(bad, 'garbage\nmore garbage\n');
+  assert.throws(() => readJournal(bad), (e: unknown) => e instanceof RunnerError && e.code === 'journal_corrupt' && e.message.includes(bad));
+  const { studies, unreadable } = listStudies(dir);
+  assert.deepEqual(studies.map((s) => s.info.id), ['s1']);
+  assert.deepEqual(unreadable, [bad]);
+});

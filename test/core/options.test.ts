@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseExecutorSpec } from '../../core/src/executorSpec';
+import { RunnerError } from '../../core/src/errors';
+import { parseRunOptions, resolvePython } from '../../cli/src/options';
+
+function fails(fn: () => unknown, code: string, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof RunnerError, String(e));
+    assert.equal(e.code, code);
+    assert.match(e.message, pattern);
+    assert.ok(!e.message.includes('\n'), 'one line');
+    return true;
+  });
+}
+
+test('executor specs: local with and without a count, ssh host lists', () => {
+  assert.deepEqual(parseExecutorSpec('local:8'), { kind: 'local', workers: 8, label: 'local:8' });
+  assert.equal(parseExecutorSpec('local').kind, 'local');
+  assert.deepEqual(parseExecutorSpec('ssh:gpu1, gpu2'), { kind: 'ssh', hosts: ['gpu1', 'gpu2'], label: 'ssh:gpu1,gpu2' });
+});
+
+test('invalid executor values name the value and the accepted forms', () => {
+  fails(() => parseExecutorSpec('local:0'), 'invalid_executor', /'local:0'.*whole number.*use local\[:N\]/);
+  fails(() => parseExecutorSpec('local:four'), 'invalid_executor', /'local:four'/);
+  fails(() => parseExecutorSpec('k8s:x'), 'invalid_executor', /unknown executor kind 'k8s'/);
+  fails(() => parseExecutorSpec('ssh:'), 'invalid_executor', /at least one host/);
+});
+
+test('run options: a missing script, a non-Python file and bad numbers are refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-opts-'));
+  writeFileSync(join(dir, 'notes.txt'), 'hello\n');
+  writeFileSync(join(dir, 'ok.py'), 'print(1)\n');
+  const env = { PATH: process.env.PATH };
+  fails(() => parseRunOptions(['missing.py'], env, dir), 'script_not_found', /script not found: missing\.py/);
+  fails(() => parseRunOptions(['notes.txt'], env, dir), 'script_not_python', /not a Python script/);
+  fails(() => parseRunOptions(['ok.py', '--timeout', '-3'], env, dir), 'invalid_option', /--timeout '-3'/);
+  fails(() => parseRunOptions(['ok.py', '--executor', 'local:x'], env, dir), 'invalid_executor', /local:x/);
+  fails(() => parseRunOptions(['ok.py', '--bogus'], env, dir), 'invalid_option', /unknown option/);
+  const options = parseRunOptions(['ok.py', '--executor', 'local:3', '--timeout', '60', '--', '--lr', '0.1'], env, dir);
+  assert.deepEqual(options.scriptArgs, ['--lr', '0.1']);
+  assert.equal(options.timeout, 60);
+  assert.equal(options.executors[0]?.label, 'local:3');
+});
+
+test('interpreter: --python wins, then HYPEROPT_RUNNER_PYTHON, then .venv, then python3', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-py-'));
+  fails(() => resolvePython('/no/such/python', {}, dir), 'interpreter_not_found', /\/no\/such\/python.*--python/);
+  fails(() => resolvePython(undefined, { HYPEROPT_RUNNER_PYTHON: 'no-such-python-xyz', PATH: '/usr/bin' }, dir), 'interpreter_not_found', /no-such-python-xyz/);
+  assert.match(resolvePython(undefined, { PATH: process.env.PATH }, dir), /python3$/);
+});
