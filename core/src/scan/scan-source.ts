@@ -53,15 +53,15 @@ class Walker {
   constructor(private readonly text: string) {}
 
   run(): void {
-    const tree = parser.parse(this.text);
     const module = new Scope('module', null);
     try {
+      const tree = parser.parse(this.text);
       this.children(tree.topNode, module, false);
       for (let next = this.deferred.shift(); next; next = this.deferred.shift()) {
         this.children(next.body, next.scope, next.inMainGuard);
       }
     } catch (error) {
-      // Absurdly deep nesting can exhaust the stack: keep what was found so far.
+      // Absurdly deep nesting can exhaust the stack (in the parser or here): keep what was found.
       if (!(error instanceof RangeError)) throw error;
     }
   }
