@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs every test tier: types and lint, the TypeScript core (node's test runner), the Python
+# runtime and end-to-end studies (pytest), and the editor suites in a real VS Code.
+# Ends with one line "N passed, N failed" over all tiers.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+results=$(mktemp -d)
+passed=0
+failed=0
+status=0
+
+tier() {
+  local name=$1; shift
+  echo "=== $name: $*"
+  "$@" 2>&1 | tee "$results/$name.log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" -eq 0 ] || status=1
+  return 0
+}
+
+count_node() {
+  local p f
+  p=$(grep -E '^# pass [0-9]+' "$results/$1.log" | tail -1 | awk '{print $3}')
+  f=$(grep -E '^# fail [0-9]+' "$results/$1.log" | tail -1 | awk '{print $3}')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  [ -n "$p" ] || { failed=$((failed + 1)); echo "$1: no test ran"; }
+}
+
+count_pytest() {
+  local line p f e
+  line=$(grep -E '[0-9]+ (passed|failed|error)' "$results/$1.log" | tail -1)
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{print $1}')
+  f=$(grep -oE '[0-9]+ failed' <<<"$line" | awk '{print $1}')
+  e=$(grep -oE '[0-9]+ errors?' <<<"$line" | awk '{print $1}')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0}))
+  [ -n "$p$f$e" ] || { failed=$((failed + 1)); echo "$1: no test ran"; }
+}
+
+count_plain() {
+  local line p f
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results/$1.log" | tail -1)
+  p=$(awk '{print $1}' <<<"$line"); f=$(awk '{print $3}' <<<"$line")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  [ -n "$p" ] || { failed=$((failed + 1)); echo "$1: no test ran"; }
+}
+
+static_checks() {
+  local ok=0 bad=0
+  for check in "npx tsc -p tsconfig.json" "npx eslint ."; do
+    if $check; then ok=$((ok + 1)); else bad=$((bad + 1)); echo "FAILED: $check"; fi
+  done
+  echo "$ok passed, $bad failed"
+  [ "$bad" -eq 0 ]
+}
+
+tier static static_checks; count_plain static
+tier core npm run --silent test:core; count_node core
+tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
+if [ -f test/vscode/run-suites.ts ]; then
+  tier vscode node --import tsx test/vscode/run-suites.ts; count_plain vscode
+fi
+
+rm -rf "$results"
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
