@@ -1,0 +1,4 @@
+from hyperopt import fmin
+
+def objective(x)
+    return x

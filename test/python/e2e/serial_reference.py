@@ -1,0 +1,42 @@
+"""Runs a script with plain hyperopt and prints, as one JSON line, what each fmin call did.
+
+Objective exceptions are caught (catch_eval_exceptions=True) so a study goes on, which is what
+the runner does, as SparkTrials does; everything else is hyperopt's own serial loop.
+"""
+import json
+import runpy
+import sys
+
+import hyperopt
+import hyperopt.fmin as fmin_module
+from hyperopt import base
+
+original = fmin_module.fmin
+records = []
+
+
+def recording_fmin(fn, space, *args, **kwargs):
+    trials = kwargs.get("trials")
+    if trials is None:
+        trials = base.Trials()
+        kwargs["trials"] = trials
+    kwargs["catch_eval_exceptions"] = True
+    result = original(fn, space, *args, **kwargs)
+    docs = trials._dynamic_trials
+    ok = [d for d in docs if d["state"] == base.JOB_STATE_DONE and d["result"].get("status") == "ok"]
+    records.append({
+        "total": len(docs),
+        "ok": len(ok),
+        "failed": len(docs) - len(ok),
+        "argmin_keys": sorted(trials.argmin.keys()) if ok else None,
+    })
+    return result
+
+
+hyperopt.fmin = recording_fmin
+fmin_module.fmin = recording_fmin
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, str(__import__("pathlib").Path(script).resolve().parent))
+runpy.run_path(script, run_name="__main__")
+print(json.dumps(records))

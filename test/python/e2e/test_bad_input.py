@@ -1,0 +1,94 @@
+"""Bad input: one clear line naming the cause and the fix, a non-zero exit, no half-written journal."""
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import HERE, PYTHON, ROOT
+
+SCRIPTS = HERE / "scripts"
+
+
+def error_line(stderr: str) -> str:
+    lines = [l for l in stderr.splitlines() if "hyperopt-runner" in l and "error" in l]
+    assert lines, stderr
+    return lines[-1]
+
+
+def no_journal(runner) -> bool:
+    return not runner.journal_dir.exists() or not any(runner.journal_dir.glob("*.jsonl"))
+
+
+def test_script_not_found(runner):
+    result = runner.run("does/not/exist.py")
+    assert result.returncode != 0
+    assert "script not found: does/not/exist.py" in error_line(result.stderr)
+    assert no_journal(runner)
+
+
+def test_not_a_python_script(runner, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    result = runner.run(notes)
+    assert result.returncode != 0
+    assert "is not a Python script" in error_line(result.stderr)
+
+
+def test_syntax_error_names_file_and_line(runner):
+    result = runner.run(SCRIPTS / "syntax_error.py")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert f"{SCRIPTS / 'syntax_error.py'}:3" in result.stderr
+    assert "SyntaxError" in result.stderr
+    assert no_journal(runner)
+
+
+def test_script_that_never_calls_fmin(runner):
+    result = runner.run(SCRIPTS / "no_fmin.py")
+    assert result.returncode != 0
+    assert "never tunes anything" in result.stdout
+    assert "without calling hyperopt's fmin" in error_line(result.stderr)
+
+
+def test_unpicklable_objective_names_the_object(runner):
+    result = runner.run(SCRIPTS / "unpicklable.py")
+    assert result.returncode != 0
+    line = error_line(result.stderr)
+    assert "LOCK" in line and "lock" in line.lower()
+    assert "Traceback" not in result.stderr
+    assert no_journal(runner)
+
+
+def test_invalid_executor(runner):
+    result = runner.run(SCRIPTS / "chatty.py", executor="local:zero")
+    assert result.returncode != 0
+    assert "invalid --executor value 'local:zero'" in error_line(result.stderr)
+
+
+def test_interpreter_without_hyperopt(runner, tmp_path):
+    venv = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    result = runner.run(SCRIPTS / "chatty.py", extra=("--python", str(python)))
+    assert result.returncode != 0
+    line = [l for l in result.stderr.splitlines() if "hyperopt" in l and "install" in l]
+    assert line, result.stderr
+    assert str(python) in line[0] and "pip install" in line[0]
+    assert "Traceback" not in result.stderr
+    assert no_journal(runner)
+
+
+def test_worker_that_dies_before_its_first_message_shows_its_stderr(runner, tmp_path):
+    wrapper = tmp_path / "python"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *hyperopt_runner.worker*) echo "worker: cannot allocate GPU context" >&2; exit 3;; esac\n'
+        f'exec "{PYTHON}" "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    result = runner.run(SCRIPTS / "chatty.py", executor="local:2", extra=("--python", str(wrapper)))
+    assert result.returncode != 0
+    line = error_line(result.stderr)
+    assert "exited before it was ready" in line and "cannot allocate GPU context" in line
+    assert no_journal(runner)

@@ -1,0 +1,50 @@
+"""Stop, Cancel and Ctrl+C from the terminal."""
+import signal
+import time
+
+from conftest import HERE, wait_for
+
+SCRIPTS = HERE / "scripts"
+
+
+def started_trials(runner) -> int:
+    return sum(p.read_text().count('"k":"start"') for p in runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else 0
+
+
+def test_one_ctrl_c_stops_running_trials_finish(runner):
+    proc = runner.start(SCRIPTS / "sleepy.py", "40", "1.5", "0", executor="local:2")
+    wait_for(lambda: started_trials(runner) >= 2, what="two trials running")
+    proc.send_signal(signal.SIGINT)
+    result = runner.finish(proc)
+    assert result.returncode == 0, result.stderr
+    assert "FMIN_RETURNED" in result.stdout
+    study = result.summary[0]
+    assert study["state"] == "stopped"
+    ends = [r for r in result.study_records() if r["k"] == "end"]
+    # The trials that were running when Stop came finished normally.
+    assert sum(1 for r in ends if r["state"] == "done") >= 2
+    assert all(r["state"] != "cancel" or "startedAt" not in r for r in ends)
+
+
+def test_two_ctrl_c_cancel_running_trials(runner):
+    proc = runner.start(SCRIPTS / "sleepy.py", "40", "30", "0", executor="local:2")
+    wait_for(lambda: started_trials(runner) >= 2, what="two trials running")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    result = runner.finish(proc, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "FMIN_RETURNED" in result.stdout
+    assert result.summary[0]["state"] == "cancelled"
+    assert result.summary[0]["trials"]["cancelled"] >= 2
+
+
+def test_three_ctrl_c_end_the_script(runner):
+    # Trials that never finish and a script that would go on: the third Ctrl+C ends it.
+    proc = runner.start(SCRIPTS / "sleepy.py", "40", "30", "0", executor="local:2")
+    wait_for(lambda: started_trials(runner) >= 2, what="two trials running")
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    result = runner.finish(proc, timeout=30)
+    assert result.returncode != 0 or "FMIN_RETURNED" in result.stdout

@@ -1,0 +1,49 @@
+"""Faults: a worker killed mid-trial, the driver killed mid-study."""
+import os
+import signal
+from pathlib import Path
+
+from conftest import HERE, tagged_pids, wait_for
+
+SCRIPTS = HERE / "scripts"
+
+
+def test_a_worker_killed_mid_trial_is_replaced_and_the_study_completes(runner, tmp_path):
+    result = runner.run(SCRIPTS / "suicidal_worker.py", str(tmp_path / "marker"), executor="local:3")
+    assert result.returncode == 0, result.stderr
+    assert "DONE" in result.stdout
+    study = result.summary[0]
+    assert study["trials"]["ok"] == 12
+    records = result.study_records()
+    assert any(r["k"] == "requeue" for r in records)
+
+
+def test_resume_after_the_driver_is_killed_runs_no_finished_trial_twice(runner, tmp_path):
+    log = tmp_path / "evaluations.log"
+    proc = runner.start(SCRIPTS / "logged.py", str(log), executor="local:3")
+
+    def done_count() -> int:
+        journals = list(runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else []
+        return sum(p.read_text().count('"state":"done"') for p in journals)
+
+    wait_for(lambda: done_count() >= 6, what="six finished trials")
+    drivers = [pid for pid, cmd in tagged_pids(runner.tag) if "hyperopt_runner.launch" in cmd]
+    assert len(drivers) == 1
+    os.kill(drivers[0], signal.SIGKILL)
+    first = runner.finish(proc, timeout=60)
+    assert first.returncode == 128 + signal.SIGKILL
+    journal = next(runner.journal_dir.glob("*.jsonl"))
+    finished_before = [l for l in journal.read_text().splitlines() if '"state":"done"' in l]
+    evaluated_before = log.read_text().splitlines()
+
+    resumed = runner.cli("resume", journal.stem, "--journal-dir", str(runner.journal_dir), "--summary-json", str(tmp_path / "resumed.json"))
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+    summary = json.loads((tmp_path / "resumed.json").read_text())
+    assert summary[0]["study"] == journal.stem
+    assert summary[0]["state"] == "max_evals"
+    assert summary[0]["trials"]["ok"] == 24
+    evaluations = log.read_text().splitlines()
+    # Points finished before the kill were never evaluated again.
+    assert len(evaluations) - len(evaluated_before) <= 24 - len(finished_before)
+    assert len(set(evaluations[: len(evaluated_before)]) & set(evaluations[len(evaluated_before):])) == 0
