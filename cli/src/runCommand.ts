@@ -13,6 +13,7 @@ import { driverLogPath, LogFiles, trialLogPath } from '../../core/src/journal/tr
 import { lossToNumber } from '../../core/src/protocol/common';
 import { pythonPath, runtimeSourceDir } from '../../core/src/runtimePath';
 import { createExecutor } from '../../executors/src/create';
+import { probeInterpreter, requireHyperopt } from '../../core/src/interpreter';
 import { killProcessGroup } from '../../executors/src/processTree';
 import { ProgressView } from './progress';
 
@@ -79,6 +80,7 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
 
 /** Runs a script to the end; resolves with the exit code the CLI should return. */
 export async function runScript(run: ScriptRun): Promise<number> {
+  requireHyperopt(await probeInterpreter(run.python));
   const runId = run.resume?.runId ?? newRunId();
   const token = newToken();
   const runtimeDir = runtimeSourceDir();

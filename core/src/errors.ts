@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'study_not_found'
   | 'journal_corrupt'
   | 'domain_load_failed'
-  | 'resume_nothing_to_do';
+  | 'resume_nothing_to_do'
+  | 'hyperopt_missing';
 
 type Details = Record<string, string | number | undefined>;
 
@@ -35,6 +36,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
   domain_load_failed: (d) =>
     `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
+  hyperopt_missing: (d) =>
+    `${d.what} in ${d.python}; install it with: ${d.python} -m pip install 'hyperopt>=0.2.7' cloudpickle`,
   resume_nothing_to_do: (d) => `study ${d.study} already ended (${d.reason}); nothing to resume`,
 };
 

@@ -127,7 +127,14 @@ export class Engine {
   }
 
   /** Starts the executors' warm workers; rejects when an executor cannot start any slot. */
-  async startExecutors(): Promise<void> {
+  startExecutors(): Promise<void> {
+    this.executorsReady ??= this.launchExecutors();
+    return this.executorsReady;
+  }
+
+  private executorsReady: Promise<void> | undefined;
+
+  private async launchExecutors(): Promise<void> {
     await Promise.all(
       this.options.executors.map((executor) =>
         executor.start(
@@ -242,7 +249,11 @@ export class Engine {
   private onDriverMessage(driver: DriverConnection, message: DriverToCoordinator): void {
     switch (message.type) {
       case 'open':
-        this.openStudy(driver, message);
+        // A study opens only on running executors, so a failed start leaves no journal behind.
+        this.startExecutors().then(
+          () => this.openStudy(driver, message),
+          () => undefined,
+        );
         return;
       case 'trials': {
         const study = this.studyOf(driver, message.study);

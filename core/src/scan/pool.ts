@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Piscina } from 'piscina';
 import type { FileScan } from './types';
 import type { ScanBatchTask } from './worker';
@@ -22,7 +22,7 @@ export interface ScanPoolOptions {
  * When piscina itself is bundled, it starts each thread from `worker.js` in the bundle's folder:
  * `node_modules/piscina/dist/worker.js` must be bundled to `dist/worker.js` as well.
  */
-export function scanWorkerFile(dir: string = __dirname): string {
+export function scanWorkerFile(dir: string = dirname(__filename)): string {
   const candidates = [join(dir, 'scan-worker.js'), join(dir, 'worker.ts')];
   const found = candidates.find((file) => existsSync(file));
   if (!found) throw new Error(`the scan worker is missing: none of ${candidates.join(', ')} exists`);

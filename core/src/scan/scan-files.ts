@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { ScanCache } from './cache';
 import { ScanPool } from './pool';
@@ -55,6 +56,11 @@ export async function scanFiles(paths: readonly string[], options: ScanFilesOpti
   if (pending.length > 0) {
     const pool = options.pool ?? new ScanPool();
     const batchSize = Math.max(1, options.batchSize ?? 32);
+    // Every queued task listens to the signal: give them one of our own, tied to the caller's.
+    const tasks = new AbortController();
+    setMaxListeners(0, tasks.signal);
+    const forward = (): void => tasks.abort(signal?.reason);
+    signal?.addEventListener('abort', forward, { once: true });
     try {
       const batches: number[][] = [];
       for (let start = 0; start < pending.length; start += batchSize) batches.push(pending.slice(start, start + batchSize));
@@ -62,7 +68,7 @@ export async function scanFiles(paths: readonly string[], options: ScanFilesOpti
         batches.map(async (batch) => {
           const scans = await pool.run(
             batch.map((index) => paths[index] as string),
-            signal,
+            tasks.signal,
           );
           scans.forEach((scan, k) => {
             files[batch[k] as number] = scan;
@@ -71,6 +77,7 @@ export async function scanFiles(paths: readonly string[], options: ScanFilesOpti
         }),
       );
     } finally {
+      signal?.removeEventListener('abort', forward);
       if (!options.pool) await pool.close();
     }
   }

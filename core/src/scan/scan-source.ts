@@ -26,8 +26,9 @@ const TARGET_GROUPS = new Set(['TupleExpression', 'ArrayExpression', 'Parenthesi
  * or `obj.fmin(...)` are not reported. Calls come in source order. Never throws on any input.
  */
 export function scanSource(text: string): FminCall[] {
-  // Every match needs an import of hyperopt, so most files are done without parsing.
-  if (!text.includes('hyperopt')) return [];
+  // Every match needs an import of hyperopt and the name fmin written somewhere (in the import
+  // or as an attribute), so most files are done without parsing.
+  if (!text.includes('hyperopt') || !text.includes('fmin')) return [];
   const walker = new Walker(text);
   walker.run();
   return walker.results();
