@@ -1,0 +1,2 @@
+# A workspace for the smoke suite.
+print("hello")
