@@ -33,6 +33,7 @@ export const DEFAULT_SETTINGS: Record<string, unknown> = {
   'telemetry.telemetryLevel': 'off',
   'chat.disableAIFeatures': true,
   'security.workspace.trust.enabled': false,
+  'git.openRepositoryInParentFolders': 'never',
 };
 
 export interface CodeServer {

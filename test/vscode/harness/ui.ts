@@ -8,7 +8,9 @@ export const RESULTS_DIR = join(REPO_ROOT, 'test-results');
 
 const QUICK_INPUT = '.quick-input-widget';
 const QUICK_INPUT_ROW = `${QUICK_INPUT} .monaco-list-row`;
-const TOAST_MESSAGE = '.notifications-toasts .notification-list-item-message';
+const CENTER = '.notifications-center';
+const CENTER_MESSAGE = `${CENTER} .notification-list-item-message`;
+const BELL = '[id="status.notifications"]';
 
 /**
  * Drives the VS Code workbench page with Playwright, as a user would: the command palette,
@@ -31,16 +33,28 @@ export class Workbench {
 
   /**
    * Runs a command from the palette by its title as the palette shows it (`Category: Title`).
-   * Fails when no entry with exactly that label shows up.
+   * An extension's commands reach the palette some seconds after the window opens, so this
+   * retries until an entry with exactly that label is offered.
    */
-  async runCommand(title: string, timeoutMs = 15_000): Promise<void> {
-    await this.openCommandPalette();
-    const input = this.page.locator(`${QUICK_INPUT} input`);
-    await input.fill(`>${title}`);
-    const row = this.page.locator(QUICK_INPUT_ROW).filter({ has: this.page.locator('.label-name', { hasText: title }) });
-    await row.first().waitFor({ state: 'visible', timeout: timeoutMs });
-    await row.first().click();
-    await this.page.locator(QUICK_INPUT).waitFor({ state: 'hidden', timeout: timeoutMs });
+  async runCommand(title: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.openCommandPalette();
+      await this.page.locator(`${QUICK_INPUT} input`).fill(`>${title}`);
+      const row = this.page.locator(QUICK_INPUT_ROW).filter({
+        has: this.page.locator('.label-name').getByText(title, { exact: true }),
+      });
+      try {
+        await row.first().waitFor({ state: 'visible', timeout: 2_000 });
+        await row.first().click();
+        await this.page.locator(QUICK_INPUT).waitFor({ state: 'hidden', timeout: 5_000 });
+        return;
+      } catch (error) {
+        await this.page.keyboard.press('Escape');
+        if (Date.now() > deadline) throw new Error(`the command palette offers no '${title}'`, { cause: error });
+        await this.page.waitForTimeout(500);
+      }
+    }
   }
 
   /** The labels the palette offers for a query (the palette is closed again afterwards). */
@@ -53,15 +67,39 @@ export class Workbench {
     return labels;
   }
 
-  /** Texts of the notification toasts on screen. */
+  /**
+   * Messages of all current notifications, newest first. The test driver that the harness
+   * enables turns toasts off, so they are read from the notification center, which is opened
+   * for the purpose and closed again.
+   */
   async notifications(): Promise<string[]> {
-    return this.texts(TOAST_MESSAGE);
+    // count() does not wait: the center's element exists only once it has been opened.
+    const wasOpen = (await this.page.locator(`${CENTER}.visible`).count()) > 0;
+    if (!wasOpen) {
+      await this.page.locator(BELL).click();
+      await this.page.locator(`${CENTER}.visible`).waitFor({ timeout: 5_000 });
+    }
+    const messages = await this.texts(CENTER_MESSAGE);
+    if (!wasOpen) await this.page.locator(BELL).click();
+    return messages;
   }
 
+  /** Opens the notification center (for a screenshot that shows the notifications). */
+  async openNotificationCenter(): Promise<void> {
+    if ((await this.page.locator(`${CENTER}.visible`).count()) === 0) await this.page.locator(BELL).click();
+    await this.page.locator(`${CENTER}.visible`).waitFor({ timeout: 5_000 });
+  }
+
+  /** Waits until a notification whose message contains `match` exists; returns its message. */
   async waitForNotification(match: string | RegExp, timeoutMs = 15_000): Promise<string> {
-    const toast = this.page.locator(TOAST_MESSAGE, { hasText: match }).first();
-    await toast.waitFor({ state: 'visible', timeout: timeoutMs });
-    return toast.innerText();
+    const deadline = Date.now() + timeoutMs;
+    const hit = (m: string): boolean => (typeof match === 'string' ? m.includes(match) : match.test(m));
+    for (;;) {
+      const found = (await this.notifications()).find(hit);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no notification matching ${String(match)} within ${timeoutMs} ms`);
+      await this.page.waitForTimeout(250);
+    }
   }
 
   /** innerText of the first element matching a CSS selector, or undefined when there is none. */
