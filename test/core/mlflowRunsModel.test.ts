@@ -234,4 +234,19 @@ print("RESULT " + json.dumps(study("live", "L1", [(0, 0.3, "FINISHED"), (1, 0.1,
     assert.equal(live.label, 'study nowhere');
     assert.equal(byKind(await model.getChildren(live), 'trial')[0]?.status, 'RUNNING');
   });
+
+  it('finds the trials of a study it knows only by its parent run id', async () => {
+    const model = new RunsModel(client);
+    model.applyLiveEvent({ studyRunId: ids.paged, tid: 11, state: 'running', startedAt: Date.now() });
+    const study = model.findStudy({ runId: ids.paged }) as StudyNode;
+    assert.equal(study.experimentId, undefined);
+    const trials = byKind(await model.getChildren(study), 'trial');
+    assert.equal(trials.length, 12);
+    assert.equal(trials[11]?.status, 'FINISHED', "MLflow's finished run outranks a stale running event");
+    assert.equal(trials[11]?.id, `study:${ids.paged}/tid:11`);
+    const found = model.findStudy({ studyId: 'S-paged' }) as StudyNode;
+    assert.equal(found.id, study.id);
+    assert.equal(found.experimentId, ids.experiment);
+    assert.equal(found.label, 'study S-paged');
+  });
 });

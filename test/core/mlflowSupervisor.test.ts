@@ -186,7 +186,7 @@ describe('MlflowServerSupervisor with a real mlflow server', () => {
     rmSync(workspace, { recursive: true, force: true });
   });
 
-  it('starts on a free port when the preferred one is taken, reuses, adopts an orphan and stops cleanly', async () => {
+  it('starts on a free port when the preferred one is taken, reuses, adopts an orphan and stops cleanly', async (t) => {
     const busyPort = await findFreePort();
     held.push(await holdPort(busyPort));
     const a = supervisor('test-a', busyPort);
@@ -202,7 +202,7 @@ describe('MlflowServerSupervisor with a real mlflow server', () => {
     assert.equal(a.owned, true);
     const ready = events.find((e) => e.type === 'ready');
     assert.ok(ready && ready.type === 'ready' && !ready.reused);
-    console.log(`# mlflow server ready after ${ready.startupMs} ms (fresh SQLite store)`);
+    t.diagnostic(`mlflow server ready after ${ready.startupMs} ms (fresh SQLite store)`);
 
     // The store and artifacts live in the workspace; the state file records the server.
     const stateDir = join(workspace, '.hyperopt-runner');
@@ -246,7 +246,7 @@ describe('MlflowServerSupervisor with a real mlflow server', () => {
     assert.equal(a.uri, undefined);
   });
 
-  it('retries another port when the chosen one is grabbed while mlflow starts, and restarts a killed server once', async () => {
+  it('retries another port when the chosen one is grabbed while mlflow starts, and restarts a killed server once', async (t) => {
     const a = supervisor('test-race');
     const events: SupervisorEvent[] = [];
     a.onEvent((e) => events.push(e));
@@ -278,7 +278,7 @@ describe('MlflowServerSupervisor with a real mlflow server', () => {
     assert.equal(again.uri, uri, 'restarted on the same port, so the URI workers hold stays valid');
     assert.ok(await healthOk(uri));
     assert.deepEqual(await leftovers([first]), [], 'nothing of the killed server is left');
-    console.log(`# restart ready after ${again.startupMs} ms (existing store)`);
+    t.diagnostic(`restart ready after ${again.startupMs} ms (existing store)`);
 
     // A second death is reported, not restarted.
     const failed = nextEvent(a, 'error');

@@ -443,6 +443,8 @@ export class MlflowClient {
   /**
    * One request with retries: connection errors, timeouts, 429 and 5xx are retried with
    * exponential backoff; other 4xx fail at once. Resolves with the body of a 2xx answer.
+   * Writes are retried too, as MLflow's Python client does: a `runs/create` whose answer was
+   * lost may then leave one extra run.
    */
   private async send(
     request: {

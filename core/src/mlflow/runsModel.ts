@@ -296,8 +296,8 @@ export class RunsModel {
     if (node.kind === 'experiment') return this.experiments.get(node.experimentId)?.paging;
     if (node.kind === 'study') {
       const study = this.studies.get(node.id);
-      // A study known only from live events has nothing in MLflow to page through yet.
-      return study?.runId && study.experimentId ? study.paging : undefined;
+      // A study known only from live events, without a run id, has nothing in MLflow yet.
+      return study?.runId ? study.paging : undefined;
     }
     return undefined;
   }
@@ -396,8 +396,18 @@ export class RunsModel {
     signal?: AbortSignal,
   ): Promise<string | undefined> {
     const study = this.studies.get(studyKey);
-    if (!study?.runId || !study.experimentId) return undefined;
+    if (!study?.runId) return undefined;
     const runId = study.runId;
+    if (study.experimentId === undefined) {
+      // Known from live events by its run id only: the run tells where its children are.
+      try {
+        this.upsertStudyRun(await this.client.getRun(runId, signal));
+      } catch (error) {
+        if (error instanceof MlflowError && error.code === 'not_found') return undefined;
+        throw error;
+      }
+    }
+    if (study.experimentId === undefined) return undefined;
     const experimentIds = [study.experimentId];
     const filter = childRunsFilter(runId);
     const first = token === undefined;

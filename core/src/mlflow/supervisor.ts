@@ -293,7 +293,7 @@ class PortTakenError extends Error {
   }
 }
 
-type Phase = 'idle' | 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed';
+export type SupervisorState = 'idle' | 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed';
 
 /**
  * Starts or reuses the workspace's tracking server, keeps it alive (one restart) and stops it.
@@ -306,7 +306,7 @@ export class MlflowServerSupervisor {
   private readonly options: SupervisorOptions;
   private readonly artifactsDir: string;
   private readonly events = new Emitter<SupervisorEvent>();
-  private phase: Phase = 'idle';
+  private phase: SupervisorState = 'idle';
   private child: ChildProcess | undefined;
   private serverPid: number | undefined;
   private serverPort: number | undefined;
@@ -345,7 +345,7 @@ export class MlflowServerSupervisor {
     return this.ownsServer;
   }
 
-  get state(): Phase {
+  get state(): SupervisorState {
     return this.phase;
   }
 
