@@ -16,6 +16,8 @@ export interface CodeServerOptions {
   keepDirs?: boolean;
   /** User settings, over DEFAULT_SETTINGS. */
   settings?: Record<string, unknown>;
+  /** Stops waiting (and code-server) when this aborts. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -51,11 +53,21 @@ export interface CodeServer {
 
 const OUTPUT_LINES = 400;
 
-/** Every code-server started here and not yet stopped: killed on exit whatever happens. */
-const running = new Set<number>();
+/** Every code-server started here and not yet stopped (pid -> its stop()). */
+const running = new Map<number, { stop: () => Promise<void>; root: string; keepDirs: boolean }>();
+
+/** Last resort when the process exits with code-servers still up: kill their groups, remove their folders. */
 process.on('exit', () => {
-  for (const pid of running) killGroup(pid, 'SIGKILL');
+  for (const [pid, server] of running) {
+    killGroup(pid, 'SIGKILL');
+    if (!server.keepDirs) rmSync(server.root, { recursive: true, force: true });
+  }
 });
+
+/** Stops every code-server this process started (for Ctrl+C handlers). */
+export async function stopAllCodeServers(): Promise<void> {
+  await Promise.allSettled([...running.values()].map((server) => server.stop()));
+}
 
 function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
@@ -135,7 +147,6 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error('code-server did not start');
-  running.add(pid);
 
   const lines: string[] = [];
   let exited: string | undefined;
@@ -168,10 +179,15 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
     })();
     return stopped;
   };
+  running.set(pid, { stop, root, keepDirs: options.keepDirs ?? false });
 
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
   for (;;) {
+    if (options.signal?.aborted) {
+      await stop();
+      throw options.signal.reason;
+    }
     if (exited !== undefined) {
       await stop();
       throw new Error(`code-server exited (${exited}) before it was ready:\n${lines.slice(-30).join('\n')}`);

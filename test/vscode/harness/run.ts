@@ -4,7 +4,7 @@
 //     [--workspace DIR] [--env NAME=VALUE]... [--timeout SECONDS] [--screenshot] [--verbose]
 //
 // Needs `bash scripts/setup-vscode.sh` once. Exits with the extension host's exit code.
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSession } from './session';
@@ -74,27 +74,28 @@ export async function runExtensionTests(options: RunOptions): Promise<RunResult>
   const timeoutMs = options.timeoutMs ?? 180_000;
 
   let session: Session | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs);
   const timedOut = new Promise<number>((r) => {
-    timer = setTimeout(() => r(TIMEOUT_EXIT_CODE), timeoutMs);
+    deadline.signal.addEventListener('abort', () => r(TIMEOUT_EXIT_CODE), { once: true });
   });
   try {
-    const opening = openSession({
-      workspaceFolder: options.workspaceFolder ?? extensionPath,
-      extensionPath,
-      testsPath,
-      env: options.env,
-      onLog: print,
-      onWorkbenchLog: options.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-      onServerOutput: options.verbose ? (line) => process.stderr.write(`[code-server] ${line}\n`) : undefined,
-    });
-    // Opening can itself hang (code-server never healthy): the timeout covers it too.
-    const opened = await Promise.race([opening, timedOut]);
-    if (typeof opened === 'number') {
-      void opening.then((s) => s.close(), () => undefined);
-      throw new Error(`VS Code did not open within ${timeoutMs / 1000} s`);
+    try {
+      session = await openSession({
+        workspaceFolder: options.workspaceFolder ?? extensionPath,
+        extensionPath,
+        testsPath,
+        env: options.env,
+        signal: deadline.signal,
+        onLog: print,
+        onWorkbenchLog: options.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+        onServerOutput: options.verbose ? (line) => process.stderr.write(`[code-server] ${line}\n`) : undefined,
+      });
+    } catch (error) {
+      if (!deadline.signal.aborted) throw error;
+      print?.(`VS Code did not open within ${timeoutMs / 1000} s`);
+      return { exitCode: TIMEOUT_EXIT_CODE, passed: 0, failed: 0, log: [], workbenchLog: [], durationMs: Date.now() - started };
     }
-    session = opened;
     const exitCode = await Promise.race([session.exited, timedOut]);
     if (exitCode === TIMEOUT_EXIT_CODE) print?.(`the suite did not finish within ${timeoutMs / 1000} s`);
 
@@ -129,6 +130,7 @@ export async function runExtensionTests(options: RunOptions): Promise<RunResult>
 function saveLogs(session: Session, name: string): string | undefined {
   try {
     const target = join(RESULTS_DIR, `vscode-${name}-logs`);
+    rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true });
     writeFileSync(join(target, 'workbench.log'), `${session.workbenchLog.join('\n')}\n`);
     writeFileSync(join(target, 'code-server.log'), `${session.codeServer.output().join('\n')}\n`);

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { format } from 'node:util';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
-import { startCodeServer } from './code-server';
+import { startCodeServer, stopAllCodeServers } from './code-server';
 import type { CodeServer } from './code-server';
 import { CONSOLE_MARK } from './console-mark';
 import { findTools } from './tools';
@@ -27,6 +27,8 @@ export interface SessionOptions {
   viewport?: { width: number; height: number };
   /** User settings over the harness's quiet defaults (see DEFAULT_SETTINGS). */
   settings?: Record<string, unknown>;
+  /** Gives up opening (everything started so far is stopped) when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface Session {
@@ -67,7 +69,9 @@ function hookSignals(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       process.stderr.write(`\n${signal}: stopping code-server and the browser\n`);
-      void Promise.allSettled([...open].map((s) => s.close())).then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+      void Promise.allSettled([...open].map((s) => s.close()))
+        .then(() => stopAllCodeServers())
+        .then(() => process.exit(signal === 'SIGINT' ? 130 : 143));
     });
   }
 }
@@ -86,7 +90,8 @@ export async function openSession(options: SessionOptions): Promise<Session> {
   const tools = findTools();
   hookSignals();
   const folder = resolve(options.workspaceFolder);
-  const codeServer = await startCodeServer({ folder, onOutput: options.onServerOutput, settings: options.settings });
+  const { signal } = options;
+  const codeServer = await startCodeServer({ folder, onOutput: options.onServerOutput, settings: options.settings, signal });
   let browser: Browser | undefined;
   try {
     // Chromium's crash-report settings and dconf cache would land in the home directory.
@@ -98,6 +103,7 @@ export async function openSession(options: SessionOptions): Promise<Session> {
       args: CHROMIUM_FLAGS,
       env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, '.config'), XDG_CACHE_HOME: join(home, '.cache') },
     });
+    signal?.throwIfAborted();
     const context = await browser.newContext({ viewport: options.viewport ?? { width: 1600, height: 1000 } });
     const page = await context.newPage();
 
@@ -133,6 +139,7 @@ export async function openSession(options: SessionOptions): Promise<Session> {
     const query = new URLSearchParams({ folder });
     if (payload.length > 0) query.set('payload', JSON.stringify(payload));
     await page.goto(`${codeServer.url}/?${query.toString()}`, { waitUntil: 'domcontentloaded', timeout: 60_000 });
+    signal?.throwIfAborted();
 
     const launched = browser;
     let closing: Promise<void> | undefined;
