@@ -85,7 +85,15 @@ export class WorkerProcess {
     return this.stderrTail.trim().split('\n').slice(-3).join(' | ');
   }
 
+  /** Resolves with the worker's hello; every caller shares one wait. */
   ready(): Promise<WorkerHello> {
+    this.readyPromise ??= this.waitForHello();
+    return this.readyPromise;
+  }
+
+  private readyPromise: Promise<WorkerHello> | undefined;
+
+  private waitForHello(): Promise<WorkerHello> {
     if (this.hello) return Promise.resolve(this.hello);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

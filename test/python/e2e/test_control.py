@@ -26,9 +26,14 @@ def test_one_ctrl_c_stops_running_trials_finish(runner):
     assert all(r["state"] != "cancel" or "startedAt" not in r for r in ends)
 
 
+def finished_trials(runner) -> int:
+    return sum(p.read_text().count('"state":"done"') for p in runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else 0
+
+
 def test_two_ctrl_c_cancel_running_trials(runner):
-    proc = runner.start(SCRIPTS / "sleepy.py", "40", "30", "0", executor="local:2")
-    wait_for(lambda: started_trials(runner) >= 2, what="two trials running")
+    # Two trials finish first, so fmin has an argmin to return after the cancel.
+    proc = runner.start(SCRIPTS / "sleepy.py", "40", "2", "0", executor="local:2")
+    wait_for(lambda: finished_trials(runner) >= 2 and started_trials(runner) >= 4, what="two trials done, two running")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -37,6 +42,9 @@ def test_two_ctrl_c_cancel_running_trials(runner):
     assert "FMIN_RETURNED" in result.stdout
     assert result.summary[0]["state"] == "cancelled"
     assert result.summary[0]["trials"]["cancelled"] >= 2
+    ends = [r for r in result.study_records() if r["k"] == "end" and r["state"] == "cancel"]
+    # The running trials were killed, not left to finish.
+    assert sum(1 for r in ends if "startedAt" in r) >= 2
 
 
 def test_three_ctrl_c_end_the_script(runner):

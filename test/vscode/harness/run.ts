@@ -5,7 +5,7 @@
 //
 // Needs `bash scripts/setup-vscode.sh` once. Exits with the extension host's exit code.
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openSession } from './session';
 import type { Session } from './session';
@@ -69,7 +69,7 @@ export async function runExtensionTests(options: RunOptions): Promise<RunResult>
   ] as const) {
     if (!existsSync(path)) throw new Error(`${what} not found: ${path} (build the extension first)`);
   }
-  const name = (options.name ?? extensionPath.split('/').pop() ?? 'extension').replace(/[^\w.-]+/g, '-');
+  const name = (options.name ?? basename(extensionPath)).replace(/[^\w.-]+/g, '-');
   const print = options.onLog === undefined ? (line: string) => process.stdout.write(`${line}\n`) : (options.onLog ?? undefined);
   const timeoutMs = options.timeoutMs ?? 180_000;
 

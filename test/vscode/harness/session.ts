@@ -18,7 +18,10 @@ export interface SessionOptions {
   testsPath?: string;
   /** Environment variables for the extension host. */
   env?: Record<string, string>;
-  /** Each line the extension host's console prints (mocha's output among them) as it arrives. */
+  /**
+   * Each line the extension host's console prints (mocha's output among them) as it arrives.
+   * The workbench forwards logs only when `testsPath` is set: a UI-only session gets none.
+   */
   onLog?: (line: string) => void;
   /** Each line of the workbench's own log (connections, built-in features, their errors). */
   onWorkbenchLog?: (line: string) => void;
@@ -59,7 +62,10 @@ export const CHROMIUM_FLAGS = [
   '--disable-breakpad',
 ];
 
-/** The open sessions, closed on Ctrl+C / SIGTERM before the process ends. */
+/**
+ * The open sessions, closed on Ctrl+C / SIGTERM / SIGHUP, after which the process exits (130 or
+ * 143). The handlers stay installed once the first session has opened.
+ */
 const open = new Set<Session>();
 let signalsHooked = false;
 
