@@ -189,11 +189,19 @@ class StudyLoop:
     def prepare(self, resume: Optional[List[dict]]) -> None:
         base = self.base
         store = self.store
-        store.refresh()
+        # hyperopt runs max_evals - len(trials) new points, len() as of the store's last
+        # refresh: points from generate_trials_to_calculate (never refreshed) do not count.
+        try:
+            counted = {doc["tid"] for doc in store.trials}
+        except AttributeError:
+            store.refresh()
+            counted = {doc["tid"] for doc in store.trials}
         for doc in store._dynamic_trials:
             self.by_tid[doc["tid"]] = doc
         for finished in resume or []:
             self._insert_resumed(finished)
+            if finished["state"] == "done":
+                counted.add(finished["tid"])
         for doc in store._dynamic_trials:
             if doc["state"] == base.JOB_STATE_RUNNING:
                 # Nothing runs before the study starts: a RUNNING doc is a leftover of an
@@ -203,8 +211,7 @@ class StudyLoop:
                 doc["owner"] = None
         self._reserve_known_tids()
         store.refresh()
-        # hyperopt: run(max_evals - len(trials)); NEW docs count and are evaluated first.
-        self.n_to_queue = self.max_evals - len(store.trials)
+        self.n_to_queue = self.max_evals - len(counted)
         if self.n_to_queue > 0:
             self.pending.extend(doc for doc in store._dynamic_trials if doc["state"] == base.JOB_STATE_NEW)
         for doc in store._dynamic_trials:
@@ -512,7 +519,6 @@ def run_study(
     from ._space import algo_name, describe_space
 
     description = describe_space(domain.expr)
-    store.refresh()
     if hasattr(store, "_fmin_cancelled"):
         store._fmin_cancelled = False
         store._fmin_cancelled_reason = None
