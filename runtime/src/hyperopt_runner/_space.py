@@ -57,21 +57,32 @@ class SpaceDescription:
 
 
 def json_value(value: Any) -> Any:
-    """A number, string, boolean or None from a Python or numpy scalar (None when it is none)."""
-    if value is None or isinstance(value, (bool, str)):
+    """A plain number, string, boolean or None from a Python or numpy scalar (None for
+    anything else, and for non-finite floats)."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
         return value
-    if isinstance(value, int):
+    if kind is int:
         return value if abs(value) <= MAX_SAFE_INTEGER else float(value)
-    if isinstance(value, float):
+    if kind is float:
         return value if math.isfinite(value) else None
-    item = getattr(value, "item", None)  # numpy scalars and 0-d arrays
-    if callable(item):
+    item = getattr(value, "item", None)  # numpy scalars (np.float64 is even a float subclass)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
         try:
             converted = item()
         except (TypeError, ValueError):
             return None
-        if converted is not value and isinstance(converted, _SCALARS):
+        if type(converted) in (bool, int, float, str):
             return json_value(converted)
+        return None
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return json_value(int(value))
+    if isinstance(value, float):
+        return json_value(float(value))
+    if isinstance(value, str):
+        return str(value)
     return None
 
 
