@@ -443,3 +443,25 @@ def test_nan_losses_are_carried(coordinator):
     assert any(math.isnan(loss) for loss in trials.losses())
     best = messages(fake, "close")[0]["bestLoss"]
     assert best == pytest.approx(min(loss for loss in trials.losses() if not math.isnan(loss)))
+
+
+def test_max_queue_len_asks_the_algorithm_for_a_batch(coordinator):
+    fake = coordinator(parallelism=1)
+    trials = Trials()
+    run_study(trials, objective, SPACE, algo=rand.suggest, max_evals=7, max_queue_len=3,
+              rstate=np.random.default_rng(8))
+    assert fake.only_study().open["maxQueueLen"] == 3
+    sizes = [len(m["trials"]) for m in messages(fake, "trials")]
+    assert sizes[0] == 3 and sum(sizes) == 7
+    assert trials.tids == list(range(7))
+    # a serial run with the same max_queue_len draws the same first batch
+    serial_trials = Trials()
+    fmin(objective, SPACE, algo=rand.suggest, max_evals=7, max_queue_len=3, trials=serial_trials,
+         rstate=np.random.default_rng(8), show_progressbar=False)
+    assert [d["misc"]["vals"] for d in trials.trials[:3]] == [d["misc"]["vals"] for d in serial_trials.trials[:3]]
+
+
+def test_infinite_timeout_is_no_timeout(coordinator):
+    fake = coordinator()
+    run_study(Trials(), objective, SPACE, algo=rand.suggest, max_evals=1, timeout=math.inf)
+    assert fake.only_study().open["timeout"] is None

@@ -529,8 +529,8 @@ def run_study(
         "ordinal": next_ordinal(),
         "maxEvals": max_evals if 0 <= max_evals <= P.MAX_SAFE_INTEGER else None,
         "parallelism": parallelism,
-        "timeout": timeout,
-        "lossThreshold": loss_threshold,
+        "timeout": _finite_or_none(timeout),
+        "lossThreshold": _finite_or_none(loss_threshold),
         "algo": algo_name(algo),
         "maxQueueLen": max(1, int(max_queue_len)),
         "domain": domain_blob,
@@ -567,6 +567,13 @@ def run_study(
         return result
     finally:
         connection.release(study)
+
+
+def _finite_or_none(value: Optional[float]) -> Optional[float]:
+    """JSON has no infinity: an infinite timeout or threshold is no timeout or threshold."""
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return value
 
 
 def _error_text(exc: BaseException) -> str:
