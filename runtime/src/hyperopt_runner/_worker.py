@@ -77,11 +77,15 @@ def type_name(exc_type: type) -> str:
 def describe_exception(exc: BaseException) -> dict:
     import traceback
 
-    return {
-        "type": type_name(type(exc)),
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose __str__ fails still has a type and a traceback
+        message = repr(exc)
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        text = f"{type_name(type(exc))}: {message}\n"
+    return {"type": type_name(type(exc)), "message": message, "traceback": text}
 
 
 def summarize_result(result: Any) -> dict:
