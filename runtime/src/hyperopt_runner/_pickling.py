@@ -82,7 +82,7 @@ class _Search:
                     except ValueError:
                         continue
                     yield value, f"closure variable '{name}' of {obj.__qualname__}() in {where_file}"
-            for index, value in enumerate(obj.__defaults__ or ()):
+            for value in obj.__defaults__ or ():
                 yield value, f"a default argument of {obj.__qualname__}() in {where_file}"
             for name, value in (obj.__kwdefaults__ or {}).items():
                 yield value, f"default of argument '{name}' of {obj.__qualname__}() in {where_file}"
@@ -103,7 +103,7 @@ class _Search:
                 yield value, f"item {key!r} of {where}"
             return
         if isinstance(obj, (list, tuple, set, frozenset)):
-            for index, value in enumerate(obj):
+            for value in obj:
                 yield value, f"an item of {where}"
             return
         if isinstance(obj, type):
