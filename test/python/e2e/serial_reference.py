@@ -8,20 +8,30 @@ import runpy
 import sys
 
 import hyperopt
-import hyperopt.fmin as fmin_module
 from hyperopt import base
 
+# `hyperopt.fmin` is the function; its module is only reachable through sys.modules.
+fmin_module = sys.modules["hyperopt.fmin"]
 original = fmin_module.fmin
 records = []
+depth = 0
 
 
 def recording_fmin(fn, space, *args, **kwargs):
+    # base.Trials.fmin calls the module's fmin again: record the outermost call only.
+    global depth
+    if depth > 0:
+        return original(fn, space, *args, **kwargs)
     trials = kwargs.get("trials")
     if trials is None:
         trials = base.Trials()
         kwargs["trials"] = trials
     kwargs["catch_eval_exceptions"] = True
-    result = original(fn, space, *args, **kwargs)
+    depth += 1
+    try:
+        result = original(fn, space, *args, **kwargs)
+    finally:
+        depth -= 1
     docs = trials._dynamic_trials
     ok = [d for d in docs if d["state"] == base.JOB_STATE_DONE and d["result"].get("status") == "ok"]
     records.append({
