@@ -15,7 +15,17 @@ export type ErrorCode =
   | 'journal_corrupt'
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
-  | 'hyperopt_missing';
+  | 'hyperopt_missing'
+  | 'ssh_hosts_file'
+  | 'ssh_config'
+  | 'ssh_host_key_unknown'
+  | 'ssh_host_key_changed'
+  | 'ssh_host_key_revoked'
+  | 'ssh_auth_failed'
+  | 'ssh_connect_failed'
+  | 'ssh_remote_python'
+  | 'ssh_remote_failed'
+  | 'ssh_no_host';
 
 type Details = Record<string, string | number | undefined>;
 
@@ -39,6 +49,20 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   hyperopt_missing: (d) =>
     `${d.what} in ${d.python}; install it with: ${d.python} -m pip install 'hyperopt>=0.2.7' cloudpickle`,
   resume_nothing_to_do: (d) => `study ${d.study} already ended (${d.reason}); nothing to resume`,
+  ssh_hosts_file: (d) => `invalid hosts file ${d.path}: ${d.reason}`,
+  ssh_config: (d) => `cannot use the SSH config ${d.path}: ${d.reason}`,
+  ssh_host_key_unknown: (d) =>
+    `${d.host}: unknown host key ${d.type} ${d.fingerprint}; check it with the host's owner, then ${d.how ?? `pass --accept-new-host-keys to record it in ${d.file}`}`,
+  ssh_host_key_changed: (d) =>
+    `${d.host}: HOST KEY CHANGED: it presented ${d.type} ${d.fingerprint}, which does not match ${d.expected}; refusing to connect (if the change is expected, remove the old key with: ssh-keygen -R '${d.name}' -f ${d.file})`,
+  ssh_host_key_revoked: (d) => `${d.host}: the host key ${d.type} ${d.fingerprint} is marked @revoked in ${d.expected}; refusing to connect`,
+  ssh_auth_failed: (d) =>
+    `${d.host}: authentication failed for user ${d.user} (tried: ${d.tried}); load the key into ssh-agent or name it with IdentityFile in the SSH config or "identityFile" in the hosts file`,
+  ssh_connect_failed: (d) => `${d.host}: cannot connect to ${d.address}: ${d.reason}`,
+  ssh_remote_python: (d) =>
+    `${d.host}: ${d.what} (interpreter: ${d.python}); install 'hyperopt>=0.2.7' and cloudpickle for it, or set "python" for this host in the hosts file`,
+  ssh_remote_failed: (d) => `${d.host}: ${d.what}: ${d.reason}`,
+  ssh_no_host: (d) => `no SSH host could start: ${d.errors}`,
 };
 
 export class RunnerError extends Error {
