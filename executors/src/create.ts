@@ -1,14 +1,18 @@
 /** Builds executors from the specifications the user gave. */
 import type { Executor } from '../../core/src/executor';
 import type { ExecutorSpec } from '../../core/src/executorSpec';
-import { RunnerError } from '../../core/src/errors';
 import { LocalExecutor } from './local/localExecutor';
+import { createSshExecutor, type SshRunSettings } from './ssh';
 
 export interface ExecutorContext {
   readonly python: string;
   /** Environment for workers; PYTHONPATH already carries the runtime package and the script's folder. */
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+  /** The script being run: the SSH executor ships its folder's Python files to the hosts. */
+  readonly script?: string;
+  /** Hosts file, host key policy and reverse forwards for ssh: executors. */
+  readonly ssh?: SshRunSettings;
 }
 
 export function createExecutor(spec: ExecutorSpec, context: ExecutorContext): Executor {
@@ -16,6 +20,6 @@ export function createExecutor(spec: ExecutorSpec, context: ExecutorContext): Ex
     case 'local':
       return new LocalExecutor({ workers: spec.workers, python: context.python, env: context.env, cwd: context.cwd, label: spec.label });
     case 'ssh':
-      throw new RunnerError('invalid_executor', { value: spec.label, reason: 'the SSH executor is not available in this build' });
+      return createSshExecutor(spec, context);
   }
 }
