@@ -1,0 +1,354 @@
+/**
+ * Extension host <-> trials webview channel (VS Code's `postMessage` in both directions).
+ *
+ * Defined once here and imported by both sides: the extension host (Node) and the webview's
+ * browser bundle (webview/src). No `vscode` and no DOM in this module.
+ *
+ * Handshake: the webview installs its message listener, then sends `ready`; the host holds every
+ * message until then and answers `ready` with `init` (the whole study so far). After that the host
+ * sends `trials` (upserts by tid), `state`, `importances` and `select` as they change. Requests
+ * from the webview that change the study (`control`) carry an `id` that the host's `reply` echoes.
+ * Each side validates what it receives and drops anything that does not parse (the webview
+ * reports what it dropped with `rejected`, the host logs what it dropped).
+ */
+import { z } from 'zod';
+import { Loss, ParamValue } from './common';
+import { ParamDescriptor } from './driver';
+
+export const WEBVIEW_PROTOCOL_VERSION = 1;
+
+const MAX_TEXT = 4_000;
+const MAX_NAME = 500;
+const Text = z.string().max(MAX_TEXT);
+const Name = z.string().max(MAX_NAME);
+const Epoch = z.number().nonnegative();
+const Tid = z.number().int().nonnegative();
+/** Longest timeout the controls accept: one year, in seconds. */
+export const MAX_TIMEOUT_SECONDS = 366 * 24 * 3600;
+export const MAX_PARALLELISM = 4096;
+const Seconds = z.number().positive().max(MAX_TIMEOUT_SECONDS);
+
+// ---- shared shapes -----------------------------------------------------------------------------
+
+export const TrialStateView = z.enum(['queued', 'running', 'done', 'error', 'cancel']);
+export type TrialStateView = z.infer<typeof TrialStateView>;
+
+/** One trial as the views show it. `trials` messages replace whole rows (upsert by tid). */
+export const TrialRow = z.object({
+  tid: Tid,
+  state: TrialStateView,
+  params: z.record(Name, ParamValue),
+  /** The objective's loss (only for `done`); non-finite values spelled out as in the journal. */
+  loss: Loss.optional(),
+  /** hyperopt's result status (`ok`, `fail`) for `done` trials. */
+  status: Name.optional(),
+  /** The slot that ran (or runs) it, for example `local/3` or `gpu1/0`. */
+  slot: Name.optional(),
+  /** The host of that slot; derived from the slot (`hostOfSlot`) when absent. */
+  host: Name.optional(),
+  startedAt: Epoch.optional(),
+  endedAt: Epoch.optional(),
+  attempt: z.number().int().nonnegative().optional(),
+  /** The exception of a failed trial, or why it was cancelled (message cut to a few KB by the host). */
+  error: z.object({ type: Name, message: Text }).optional(),
+  /** The trial's MLflow run, when known. */
+  runId: Name.optional(),
+});
+export type TrialRow = z.infer<typeof TrialRow>;
+
+export const StudyStateView = z.enum(['running', 'stopping', 'cancelling', 'ended']);
+export type StudyStateView = z.infer<typeof StudyStateView>;
+
+/** The live settings of a study (the coordinator's `StudySettings`). */
+export const StudySettingsView = z.object({
+  /** Study timeout in seconds from the study's start, or null. */
+  timeout: z.number().nonnegative().nullable(),
+  /** Epoch ms at which running trials are cancelled, or null. */
+  deadline: Epoch.nullable(),
+  parallelism: z.number().int().positive(),
+  lossThreshold: z.number().nullable(),
+  noProgressTrials: z.number().int().positive().nullable(),
+  trialTimeout: z.number().nonnegative().nullable(),
+});
+export type StudySettingsView = z.infer<typeof StudySettingsView>;
+
+/** Counts as `countTrials` in the journal module makes them (failed = error or status != ok). */
+export const TrialCounts = z.object({
+  total: z.number().int().nonnegative(),
+  done: z.number().int().nonnegative(),
+  ok: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  cancelled: z.number().int().nonnegative(),
+  running: z.number().int().nonnegative(),
+  queued: z.number().int().nonnegative(),
+});
+export type TrialCounts = z.infer<typeof TrialCounts>;
+
+export const StudyStatus = z.object({
+  state: StudyStateView,
+  /** Why it stopped or ended (an EndReason such as `timeout`, or `interrupted`). */
+  reason: Name.optional(),
+  message: Text.optional(),
+  counts: TrialCounts,
+  best: z.object({ tid: Tid, loss: z.number() }).nullable(),
+  settings: StudySettingsView,
+  startedAt: Epoch,
+  endedAt: Epoch.nullable(),
+  /** The host's clock when it sent this (elapsed and time left are counted from it). */
+  now: Epoch,
+});
+export type StudyStatus = z.infer<typeof StudyStatus>;
+
+/** Whether a control applies, and if not, the reason shown next to it. */
+export const Capability = z.object({ enabled: z.boolean(), reason: Name.optional() });
+export type Capability = z.infer<typeof Capability>;
+
+export const Capabilities = z.object({
+  stop: Capability,
+  cancel: Capability,
+  timeout: Capability,
+  policy: Capability,
+  parallelism: Capability,
+  openLogs: Capability,
+  openRun: Capability,
+});
+export type Capabilities = z.infer<typeof Capabilities>;
+export type CapabilityName = keyof Capabilities;
+
+export const StudySource = z.enum(['live', 'journal', 'mlflow']);
+export type StudySource = z.infer<typeof StudySource>;
+
+export const StudyHeader = z.object({
+  id: Name,
+  /** Shown as the panel's heading, for example `train.py:42 (fmin #1)`. */
+  title: Name,
+  runId: Name.nullable(),
+  script: Text.nullable(),
+  algo: Name.nullable(),
+  maxEvals: z.number().int().nonnegative().nullable(),
+  executors: z.array(Name).max(256),
+  source: StudySource,
+  space: z.array(ParamDescriptor).max(1_000),
+  createdAt: Epoch,
+});
+export type StudyHeader = z.infer<typeof StudyHeader>;
+
+export const ImportanceItem = z.object({
+  param: Name,
+  /** Share of the total, 0..1; the items of one message sum to 1 (or are all 0). */
+  importance: z.number().min(0).max(1),
+  /** The method's raw score (for PED-ANOVA the Pearson divergence). */
+  score: z.number().nonnegative(),
+});
+export type ImportanceItem = z.infer<typeof ImportanceItem>;
+
+export const ImportanceMethod = z.enum(['ped-anova']);
+export type ImportanceMethod = z.infer<typeof ImportanceMethod>;
+
+// ---- host -> webview ---------------------------------------------------------------------------
+
+export const InitMessage = z.object({
+  type: z.literal('init'),
+  protocol: z.number().int(),
+  study: StudyHeader,
+  status: StudyStatus,
+  capabilities: Capabilities,
+  trials: z.array(TrialRow),
+});
+
+export const TrialsMessage = z.object({ type: z.literal('trials'), trials: z.array(TrialRow) });
+
+export const StateMessage = z.object({
+  type: z.literal('state'),
+  status: StudyStatus,
+  capabilities: Capabilities.optional(),
+});
+
+export const ImportancesMessage = z.object({
+  type: z.literal('importances'),
+  method: ImportanceMethod,
+  /** How many finished trials the figures rest on. */
+  trials: z.number().int().nonnegative(),
+  items: z.array(ImportanceItem).max(1_000),
+  /** Why there are no figures yet (too few trials), or a caveat. */
+  note: Text.optional(),
+});
+
+/** The host selects a trial (for example from the Runs tree); null clears the selection. */
+export const SelectMessage = z.object({ type: z.literal('select'), tid: Tid.nullable() });
+
+export const RequestId = z.string().min(1).max(100);
+
+export const ReplyMessage = z.object({
+  type: z.literal('reply'),
+  id: RequestId,
+  ok: z.boolean(),
+  error: Text.optional(),
+});
+
+export const HostToWebview = z.discriminatedUnion('type', [
+  InitMessage, TrialsMessage, StateMessage, ImportancesMessage, SelectMessage, ReplyMessage,
+]);
+export type HostToWebview = z.infer<typeof HostToWebview>;
+export type InitMessage = z.infer<typeof InitMessage>;
+export type TrialsMessage = z.infer<typeof TrialsMessage>;
+export type StateMessage = z.infer<typeof StateMessage>;
+export type ImportancesMessage = z.infer<typeof ImportancesMessage>;
+export type SelectMessage = z.infer<typeof SelectMessage>;
+export type ReplyMessage = z.infer<typeof ReplyMessage>;
+
+// ---- webview -> host ---------------------------------------------------------------------------
+
+export const ReadyMessage = z.object({ type: z.literal('ready'), protocol: z.number().int() });
+
+/** What a `control` request asks of the study; one engine call each. */
+export const ControlRequest = z.discriminatedUnion('action', [
+  /** No new trials; running ones finish. */
+  z.object({ action: z.literal('stop') }),
+  /** Running trials are killed. */
+  z.object({ action: z.literal('cancel') }),
+  /** Timeout in seconds from the study's start; null removes it. */
+  z.object({ action: z.literal('setTimeout'), seconds: Seconds.nullable() }),
+  /** Moves the deadline later: the current timeout plus `seconds`, or (without one) now plus `seconds`. */
+  z.object({ action: z.literal('extendTimeout'), seconds: Seconds }),
+  z.object({ action: z.literal('setParallelism'), n: z.number().int().min(1).max(MAX_PARALLELISM) }),
+  /** Early-stop policy; null turns a rule off. */
+  z.object({
+    action: z.literal('setPolicy'),
+    lossThreshold: z.number().nullable(),
+    noProgressTrials: z.number().int().min(1).max(10_000_000).nullable(),
+  }),
+]);
+export type ControlRequest = z.infer<typeof ControlRequest>;
+export type ControlAction = ControlRequest['action'];
+
+export const ControlMessage = z.object({ type: z.literal('control'), id: RequestId, request: ControlRequest });
+
+export const SelectTrialMessage = z.object({ type: z.literal('selectTrial'), tid: Tid.nullable() });
+export const OpenLogsMessage = z.object({ type: z.literal('openLogs'), tid: Tid });
+export const OpenRunMessage = z.object({ type: z.literal('openRun'), tid: Tid });
+
+/** The webview dropped a message from the host that did not parse; for the host's log. */
+export const RejectedMessage = z.object({
+  type: z.literal('rejected'),
+  error: Text,
+  /** The `type` the dropped message claimed, when it had a string one. */
+  messageType: Name.optional(),
+});
+
+export const WebviewToHost = z.discriminatedUnion('type', [
+  ReadyMessage, ControlMessage, SelectTrialMessage, OpenLogsMessage, OpenRunMessage, RejectedMessage,
+]);
+export type WebviewToHost = z.infer<typeof WebviewToHost>;
+export type ReadyMessage = z.infer<typeof ReadyMessage>;
+export type ControlMessage = z.infer<typeof ControlMessage>;
+export type SelectTrialMessage = z.infer<typeof SelectTrialMessage>;
+export type OpenLogsMessage = z.infer<typeof OpenLogsMessage>;
+export type OpenRunMessage = z.infer<typeof OpenRunMessage>;
+export type RejectedMessage = z.infer<typeof RejectedMessage>;
+
+// ---- state the webview keeps across reloads (vscode.setState) -----------------------------------
+
+export const SortKey = z.string().max(MAX_NAME);
+export const PersistedWebviewState = z.object({
+  v: z.literal(1),
+  /** The study the panel shows: what the host's panel serializer reopens after a window reload. */
+  studyId: Name,
+  selectedTid: Tid.nullable(),
+  sort: z.object({ key: SortKey, dir: z.enum(['asc', 'desc']) }),
+  filter: Text,
+  statusFilter: z.enum(['all', 'ok', 'failed', 'cancelled', 'running', 'queued']),
+  page: z.number().int().nonnegative(),
+  brushes: z.array(z.object({ axis: Name, lo: z.number(), hi: z.number() })).max(1_000),
+  logLoss: z.boolean(),
+});
+export type PersistedWebviewState = z.infer<typeof PersistedWebviewState>;
+
+// ---- parsing and guards ------------------------------------------------------------------------
+
+export type Parsed<T> = { ok: true; message: T } | { ok: false; error: string };
+
+/** A short description of why a message does not parse (never the message itself). */
+function describeError(error: z.ZodError): string {
+  const issues = error.issues.slice(0, 3).map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(message)';
+    return `${path}: ${issue.message}`;
+  });
+  const more = error.issues.length > 3 ? ` (+${error.issues.length - 3} more)` : '';
+  return `${issues.join('; ')}${more}`.slice(0, 1_000);
+}
+
+function parseWith<T>(schema: z.ZodType<T>, raw: unknown): Parsed<T> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, error: 'not an object' };
+  const kind = (raw as { type?: unknown }).type;
+  if (typeof kind !== 'string') return { ok: false, error: 'no message type' };
+  const result = schema.safeParse(raw);
+  if (!result.success) return { ok: false, error: `invalid ${JSON.stringify(kind.slice(0, 50))} message: ${describeError(result.error)}` };
+  return { ok: true, message: result.data };
+}
+
+/** What the extension host calls on every message from the webview; log and drop it when not ok. */
+export function parseWebviewToHost(raw: unknown): Parsed<WebviewToHost> {
+  return parseWith(WebviewToHost, raw);
+}
+
+/** What the webview calls on every message from the host. */
+export function parseHostToWebview(raw: unknown): Parsed<HostToWebview> {
+  return parseWith(HostToWebview, raw);
+}
+
+/** The `type` a raw message claims, if any (for reports about messages that did not parse). */
+export function claimedType(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const kind = (raw as { type?: unknown }).type;
+  return typeof kind === 'string' ? kind.slice(0, MAX_NAME) : undefined;
+}
+
+/** Narrows a parsed message to one type: `if (isMessage(m, 'control')) m.request...`. */
+export function isMessage<M extends { type: string }, K extends M['type']>(message: M, type: K): message is Extract<M, { type: K }> {
+  return message.type === type;
+}
+
+/** One handler per message type; a missing one is a compile error. */
+export type MessageHandlers<M extends { type: string }> = { [K in M['type']]: (message: Extract<M, { type: K }>) => void };
+
+export function dispatchMessage<M extends { type: string }>(message: M, handlers: MessageHandlers<M>): void {
+  const handler = handlers[message.type as M['type']] as (message: M) => void;
+  handler(message);
+}
+
+// ---- small shared helpers ----------------------------------------------------------------------
+
+/** The host part of a slot id (`gpu1/0` -> `gpu1`, `local/3` -> `local`). */
+export function hostOfSlot(slot: string): string {
+  const cut = slot.lastIndexOf('/');
+  return cut > 0 ? slot.slice(0, cut) : slot;
+}
+
+/** What a trial came to, as the views colour and filter it. */
+export type TrialOutcome = 'ok' | 'failed' | 'cancelled' | 'running' | 'queued';
+
+export function trialOutcome(row: Pick<TrialRow, 'state' | 'status'>): TrialOutcome {
+  switch (row.state) {
+    case 'done':
+      return row.status === undefined || row.status === 'ok' ? 'ok' : 'failed';
+    case 'error':
+      return 'failed';
+    case 'cancel':
+      return 'cancelled';
+    case 'running':
+      return 'running';
+    case 'queued':
+      return 'queued';
+  }
+}
+
+/** hyperopt distributions whose values are spread on a log scale. */
+export function isLogDistribution(dist: string): boolean {
+  return dist === 'loguniform' || dist === 'qloguniform' || dist === 'lognormal' || dist === 'qlognormal';
+}
+
+/** hyperopt distributions whose values are categories. */
+export function isCategoricalDistribution(dist: string): boolean {
+  return dist === 'choice' || dist === 'pchoice';
+}
