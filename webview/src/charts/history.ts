@@ -1,0 +1,209 @@
+/**
+ * Loss per trial (x: trial id), with the best-so-far line. Failed and cancelled trials have no
+ * loss: they are marked along the top edge, failed with a cross, cancelled with a triangle.
+ */
+import uPlot from 'uplot';
+import { bestSoFar } from '../../../core/src/analysis/shape';
+import { h, setText } from '../dom';
+import type { Model, Topic } from '../model';
+import type { View } from '../scheduler';
+import { Outcome } from '../store';
+import { withAlpha } from '../theme';
+import { UChart, axisOptions, logAxis, numberTicks } from './uplotChart';
+
+export interface Selector {
+  select(tid: number | null): void;
+}
+
+export class HistoryView implements View {
+  readonly name = 'history';
+  readonly topics: readonly Topic[] = ['trials', 'selection', 'theme', 'scale'];
+  readonly element: HTMLElement;
+  private readonly chart: UChart;
+  private readonly legend = h('p', { class: 'legend', 'aria-hidden': 'true' });
+  private xs = new Float64Array(0);
+  private ys: Array<number | null> = [];
+  private failed: number[] = [];
+  private cancelled: number[] = [];
+  private logY = false;
+
+  constructor(
+    private readonly model: Model,
+    private readonly selector: Selector,
+  ) {
+    this.chart = new UChart(260, 'Loss per trial. Arrow keys select the previous or next trial; Escape clears.', (at) => this.pick(at));
+    this.chart.box.dataset.chart = 'history';
+    this.chart.box.addEventListener('keydown', (event) => this.key(event));
+    this.element = h('section', { class: 'panel wide', id: 'history', 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'Loss per trial'), this.legend, this.chart.box);
+  }
+
+  render(changed: ReadonlySet<Topic>): void {
+    if (changed.has('trials') || changed.has('scale') || !this.chart.plot) this.collect();
+    const wantLog = this.model.logLoss && this.positive();
+    if (changed.has('theme') || changed.has('scale') || !this.chart.plot || wantLog !== this.logY) {
+      this.logY = wantLog;
+      this.chart.build(this.options(), this.data());
+    } else if (changed.has('trials')) {
+      this.chart.setData(this.data());
+    }
+    this.markSelection();
+  }
+
+  private positive(): boolean {
+    let any = false;
+    for (const y of this.ys) {
+      if (y === null) continue;
+      if (y <= 0) return false;
+      any = true;
+    }
+    return any;
+  }
+
+  private collect(): void {
+    const store = this.model.store;
+    const order = store.byTid();
+    const n = order.length;
+    if (this.xs.length !== n) this.xs = new Float64Array(n);
+    const losses = new Float64Array(n);
+    this.ys = new Array<number | null>(n);
+    this.failed = [];
+    this.cancelled = [];
+    let points = 0;
+    for (let i = 0; i < n; i++) {
+      const row = order[i] as number;
+      this.xs[i] = store.tid[row] as number;
+      const outcome = store.outcome[row];
+      const loss = store.loss[row] as number;
+      const finite = outcome === Outcome.Ok && Number.isFinite(loss);
+      this.ys[i] = finite ? loss : null;
+      losses[i] = finite ? loss : Number.NaN;
+      if (finite) points += 1;
+      if (outcome === Outcome.Failed) this.failed.push(i);
+      else if (outcome === Outcome.Cancelled) this.cancelled.push(i);
+    }
+    this.best = Array.from(bestSoFar(losses), (v) => (Number.isNaN(v) ? null : v));
+    this.chart.count('points', points);
+    this.chart.count('failed', this.failed.length);
+    this.chart.count('cancelled', this.cancelled.length);
+    setText(this.legend, `● ok ${points}   ✕ failed ${this.failed.length}   ▽ cancelled ${this.cancelled.length}   ─ best so far`);
+  }
+
+  private best: Array<number | null> = [];
+
+  private data(): uPlot.AlignedData {
+    return [this.xs, this.ys, this.best];
+  }
+
+  private options(): Omit<uPlot.Options, 'width' | 'height'> {
+    const p = this.model.palette;
+    return {
+      legend: { show: false },
+      cursor: { drag: { x: true, y: false, setScale: true }, points: { show: false } },
+      scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1 } },
+      axes: [axisOptions(p, { label: 'trial' }), axisOptions(p, { label: this.logY ? 'loss (log)' : 'loss', ...(this.logY ? logAxis() : { values: numberTicks }), size: 60 })],
+      series: [
+        {},
+        { label: 'loss', stroke: p.ok, fill: withAlpha(p.ok, 0.6), paths: () => null, points: { show: true, size: 5, width: 1, stroke: p.ok, fill: withAlpha(p.ok, 0.6) } },
+        { label: 'best so far', stroke: p.best, width: 2, paths: uPlot.paths.stepped?.({ align: 1 }), points: { show: false }, spanGaps: true },
+      ],
+      hooks: { draw: [(u: uPlot) => this.drawMarks(u)] },
+    };
+  }
+
+  /** Crosses (failed) and triangles (cancelled) along the top edge of the plot. */
+  private drawMarks(u: uPlot): void {
+    const ctx = u.ctx;
+    const ratio = u.bbox.height / Math.max(1, u.over.clientHeight);
+    const p = this.model.palette;
+    const size = 4 * ratio;
+    const top = u.bbox.top + 7 * ratio;
+    ctx.save();
+    ctx.lineWidth = 1.5 * ratio;
+    ctx.strokeStyle = p.failed;
+    ctx.beginPath();
+    for (const i of this.failed) {
+      const x = u.valToPos(this.xs[i] as number, 'x', true);
+      ctx.moveTo(x - size, top - size);
+      ctx.lineTo(x + size, top + size);
+      ctx.moveTo(x + size, top - size);
+      ctx.lineTo(x - size, top + size);
+    }
+    ctx.stroke();
+    ctx.strokeStyle = p.cancelled;
+    ctx.beginPath();
+    const y2 = top + 10 * ratio;
+    for (const i of this.cancelled) {
+      const x = u.valToPos(this.xs[i] as number, 'x', true);
+      ctx.moveTo(x - size, y2 - size);
+      ctx.lineTo(x + size, y2 - size);
+      ctx.lineTo(x, y2 + size);
+      ctx.closePath();
+    }
+    ctx.stroke();
+    ctx.restore();
+  }
+
+  private markSelection(): void {
+    const tid = this.model.selectedTid;
+    this.chart.count('selected-tid', tid);
+    if (tid === null) return this.chart.mark(null);
+    const i = this.indexOf(tid);
+    if (i === undefined) return this.chart.mark(null);
+    const y = this.ys[i];
+    if (y !== null && y !== undefined) return this.chart.mark({ x: tid, y });
+    // No loss: ring its mark on the top edge.
+    const plot = this.chart.plot;
+    if (!plot) return;
+    const failed = this.model.store.outcome[this.model.store.row(tid) ?? -1] === Outcome.Failed;
+    const px = failed ? 7 : 17;
+    this.chart.mark({ x: tid, y: plot.posToVal(px, 'y') });
+  }
+
+  private indexOf(tid: number): number | undefined {
+    // xs is sorted by tid.
+    let lo = 0;
+    let hi = this.xs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = this.xs[mid] as number;
+      if (v === tid) return mid;
+      if (v < tid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  private pick(at: { x: number; y: number }): void {
+    const plot = this.chart.plot;
+    if (!plot) return;
+    const onTop = at.y < 24;
+    const i = onTop
+      ? this.chart.nearest(at, this.xs.length, (k) => (this.ys[k] === null && this.isMarked(k) ? (this.xs[k] as number) : Number.NaN), () => plot.posToVal(at.y, 'y'))
+      : this.chart.nearest(at, this.xs.length, (k) => this.xs[k] as number, (k) => this.ys[k] ?? Number.NaN);
+    if (i !== undefined) this.selector.select(this.xs[i] as number);
+  }
+
+  private isMarked(k: number): boolean {
+    const row = this.model.store.row(this.xs[k] as number);
+    const o = row === undefined ? -1 : this.model.store.outcome[row];
+    return o === Outcome.Failed || o === Outcome.Cancelled;
+  }
+
+  private key(event: KeyboardEvent): void {
+    const n = this.xs.length;
+    if (n === 0) return;
+    const current = this.model.selectedTid === null ? undefined : this.indexOf(this.model.selectedTid);
+    let next: number | undefined;
+    if (event.key === 'ArrowRight') next = current === undefined ? 0 : Math.min(n - 1, current + 1);
+    else if (event.key === 'ArrowLeft') next = current === undefined ? n - 1 : Math.max(0, current - 1);
+    else if (event.key === 'Home') next = 0;
+    else if (event.key === 'End') next = n - 1;
+    else if (event.key === 'Escape') {
+      this.selector.select(null);
+      event.preventDefault();
+      return;
+    } else return;
+    event.preventDefault();
+    this.selector.select(this.xs[next] as number);
+  }
+}

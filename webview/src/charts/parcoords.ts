@@ -1,0 +1,395 @@
+/**
+ * Parallel coordinates over every hyperparameter and the loss, on a canvas. One line per trial
+ * with a loss; the best tenth drawn on top in their own colour. Drag along an axis to brush a
+ * range (the trials outside every brush fade, and the table keeps only those inside); click an
+ * axis to clear its brush; click a line to select its trial.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import { formatNumber } from '../../../core/src/analysis/shape';
+import { fitCanvas, h, pixelRatio, setAttr, setText } from '../dom';
+import { LOSS_KEY, type Model, type Topic } from '../model';
+import type { View } from '../scheduler';
+import { Outcome } from '../store';
+import { withAlpha } from '../theme';
+import type { Selector } from './history';
+
+const HEIGHT = 300;
+const PAD = { top: 40, bottom: 24, left: 44, right: 44 };
+const AXIS_HIT = 14;
+
+interface Axis {
+  key: string;
+  label: string;
+  kind: 'linear' | 'log' | 'categorical';
+  categories: string[];
+  values: Float64Array;
+  lo: number;
+  hi: number;
+}
+
+export class ParcoordsView implements View {
+  readonly name = 'parcoords';
+  readonly topics: readonly Topic[] = ['trials', 'selection', 'brush', 'theme', 'scale', 'layout'];
+  readonly element: HTMLElement;
+  private readonly base = h('canvas', { class: 'pc-base', 'aria-hidden': 'true' });
+  private readonly overlay = h('canvas', {
+    class: 'pc-overlay',
+    tabindex: 0,
+    role: 'img',
+    'aria-label': 'Parallel coordinates of the hyperparameters and the loss. Drag along an axis to filter trials; Escape clears the filters.',
+  });
+  private readonly box = h('div', { class: 'pc-box', 'data-chart': 'parcoords' }, this.base, this.overlay);
+  private readonly info = h('span', { class: 'pc-info', 'data-testid': 'brush-info' });
+  private readonly clear = document.createElement('vscode-button');
+  private axes: Axis[] = [];
+  /** Rows drawn, and each one's y (CSS px) on each axis, row-major. */
+  private rows = new Int32Array(0);
+  private ys = new Float32Array(0);
+  private width = 0;
+  private drag: { axis: number; y0: number; y1: number } | null = null;
+
+  constructor(
+    private readonly model: Model,
+    private readonly selector: Selector,
+    private readonly invalidate: (...topics: Topic[]) => void,
+  ) {
+    this.clear.id = 'clear-brushes';
+    this.clear.textContent = 'Clear filters';
+    this.clear.secondary = true;
+    this.clear.addEventListener('click', () => this.clearBrushes());
+    this.element = h(
+      'section',
+      { class: 'panel wide', id: 'parcoords', 'aria-labelledby': 'parcoords-title' },
+      h('div', { class: 'panel-head' }, h('h2', { id: 'parcoords-title' }, 'Parallel coordinates'), this.info, this.clear),
+      this.box,
+    );
+    this.overlay.addEventListener('pointerdown', (e) => this.down(e));
+    this.overlay.addEventListener('pointermove', (e) => this.move(e));
+    this.overlay.addEventListener('pointerup', (e) => this.up(e));
+    this.overlay.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' || e.key === 'Delete') {
+        e.preventDefault();
+        this.clearBrushes();
+      }
+    });
+    new ResizeObserver(() => {
+      if (Math.abs(this.box.clientWidth - this.width) >= 2) this.invalidate('layout');
+    }).observe(this.box);
+  }
+
+  render(changed: ReadonlySet<Topic>): void {
+    const width = Math.max(200, this.box.clientWidth || 600);
+    const full = changed.has('trials') || changed.has('brush') || changed.has('theme') || changed.has('scale') || changed.has('layout') || width !== this.width || this.axes.length === 0;
+    this.width = width;
+    if (full) {
+      this.layout();
+      this.drawBase();
+    }
+    this.drawOverlay();
+  }
+
+  private axisX(i: number): number {
+    const n = this.axes.length;
+    if (n <= 1) return PAD.left;
+    return PAD.left + (i * (this.width - PAD.left - PAD.right)) / (n - 1);
+  }
+
+  private layout(): void {
+    const store = this.model.store;
+    const rows: number[] = [];
+    for (let row = 0; row < store.size; row++) {
+      if (store.outcome[row] === Outcome.Ok && Number.isFinite(store.loss[row] as number)) rows.push(row);
+    }
+    this.rows = Int32Array.from(rows);
+    const axes: Axis[] = store.params.map((c) => ({
+      key: c.axis.label,
+      label: c.axis.label,
+      kind: c.axis.kind,
+      categories: c.axis.categories,
+      values: c.values,
+      lo: 0,
+      hi: 0,
+    }));
+    axes.push({ key: LOSS_KEY, label: 'loss', kind: this.model.logLoss ? 'log' : 'linear', categories: [], values: store.loss, lo: 0, hi: 0 });
+    for (const axis of axes) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const row of rows) {
+        const v = axis.values[row] as number;
+        if (!Number.isFinite(v)) continue;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      if (axis.kind === 'log' && !(lo > 0)) axis.kind = 'linear';
+      if (axis.kind === 'categorical') {
+        lo = -0.5;
+        hi = Math.max(1, axis.categories.length) - 0.5;
+      } else if (!(hi >= lo)) {
+        lo = 0;
+        hi = 1;
+      }
+      axis.lo = lo;
+      axis.hi = hi;
+    }
+    this.axes = axes;
+    const n = axes.length;
+    this.ys = new Float32Array(rows.length * n);
+    for (let a = 0; a < n; a++) {
+      const axis = axes[a] as Axis;
+      for (let r = 0; r < rows.length; r++) this.ys[r * n + a] = this.toY(axis, axis.values[rows[r] as number] as number);
+    }
+    setAttr(this.box, 'data-lines', rows.length);
+    setAttr(this.box, 'data-axes', n);
+  }
+
+  private t(axis: Axis, v: number): number {
+    return axis.kind === 'log' ? Math.log10(v) : v;
+  }
+
+  /** CSS px from the top of the canvas; NaN when the trial has no value on this axis. */
+  private toY(axis: Axis, v: number): number {
+    if (!Number.isFinite(v) || (axis.kind === 'log' && !(v > 0))) return Number.NaN;
+    const top = PAD.top;
+    const bottom = HEIGHT - PAD.bottom;
+    const lo = this.t(axis, axis.lo);
+    const hi = this.t(axis, axis.hi);
+    if (hi === lo) return (top + bottom) / 2;
+    return bottom - ((this.t(axis, v) - lo) / (hi - lo)) * (bottom - top);
+  }
+
+  private fromY(axis: Axis, y: number): number {
+    const top = PAD.top;
+    const bottom = HEIGHT - PAD.bottom;
+    const lo = this.t(axis, axis.lo);
+    const hi = this.t(axis, axis.hi);
+    const t = lo + ((bottom - y) / (bottom - top)) * (hi - lo);
+    return axis.kind === 'log' ? Math.pow(10, t) : t;
+  }
+
+  private drawBase(): void {
+    const ratio = pixelRatio();
+    fitCanvas(this.base, this.width, HEIGHT);
+    fitCanvas(this.overlay, this.width, HEIGHT);
+    const ctx = this.base.getContext('2d');
+    if (!ctx) return;
+    const p = this.model.palette;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, this.width, HEIGHT);
+    const n = this.axes.length;
+    const rows = this.rows;
+    const mask = this.model.brushMask();
+    const store = this.model.store;
+    // The best tenth of the trials (by loss) get their own colour.
+    const losses = Float64Array.from(rows, (r) => store.loss[r] as number).sort();
+    const cut = losses.length > 0 ? (losses[Math.max(0, Math.ceil(losses.length * 0.1) - 1)] as number) : -Infinity;
+    const faded = new Path2D();
+    const normal = new Path2D();
+    const best = new Path2D();
+    let inside = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r] as number;
+      const isIn = mask[row] === 1;
+      if (isIn) inside += 1;
+      const path = !isIn ? faded : (store.loss[row] as number) <= cut ? best : normal;
+      let pen = false;
+      for (let a = 0; a < n; a++) {
+        const y = this.ys[r * n + a] as number;
+        if (Number.isNaN(y)) {
+          pen = false;
+          continue;
+        }
+        const x = this.axisX(a);
+        if (pen) path.lineTo(x, y);
+        else path.moveTo(x, y);
+        pen = true;
+      }
+    }
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = withAlpha(p.muted, 0.12);
+    ctx.stroke(faded);
+    ctx.strokeStyle = withAlpha(p.ok, rows.length > 2000 ? 0.12 : 0.35);
+    ctx.stroke(normal);
+    ctx.strokeStyle = withAlpha(p.best, 0.8);
+    ctx.stroke(best);
+    this.drawAxes(ctx);
+    setAttr(this.box, 'data-in-brush', inside);
+    const brushes = this.model.brushes.size;
+    setText(this.info, brushes === 0 ? `${rows.length} trials` : `${inside} of ${rows.length} trials inside ${brushes} filter${brushes === 1 ? '' : 's'}`);
+    this.clear.disabled = brushes === 0;
+  }
+
+  private drawAxes(ctx: CanvasRenderingContext2D): void {
+    const p = this.model.palette;
+    const spacing = this.axes.length > 1 ? this.axisX(1) - this.axisX(0) : this.width;
+    const fit = (text: string, room: number): string => {
+      if (ctx.measureText(text).width <= room) return text;
+      let t = text;
+      while (t.length > 1 && ctx.measureText(`${t}…`).width > room) t = t.slice(0, -1);
+      return `${t}…`;
+    };
+    ctx.font = `11px ${p.font}`;
+    ctx.lineWidth = 1;
+    for (let a = 0; a < this.axes.length; a++) {
+      const axis = this.axes[a] as Axis;
+      const x = Math.round(this.axisX(a)) + 0.5;
+      ctx.strokeStyle = p.foreground;
+      ctx.beginPath();
+      ctx.moveTo(x, PAD.top);
+      ctx.lineTo(x, HEIGHT - PAD.bottom);
+      ctx.stroke();
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'alphabetic';
+      ctx.fillStyle = p.foreground;
+      ctx.font = `600 11px ${p.font}`;
+      ctx.fillText(fit(axis.label + (axis.kind === 'log' ? ' (log)' : ''), spacing - 8), x, PAD.top - 20);
+      ctx.font = `11px ${p.font}`;
+      if (axis.kind === 'categorical') {
+        ctx.textAlign = 'left';
+        ctx.textBaseline = 'middle';
+        for (let i = 0; i < axis.categories.length; i++) {
+          const text = fit(axis.categories[i] as string, Math.max(30, spacing / 2 - 10));
+          const y = this.toY(axis, i);
+          const w = ctx.measureText(text).width;
+          ctx.fillStyle = withAlpha(p.background, 0.85);
+          ctx.fillRect(x + 4, y - 8, w + 6, 16);
+          ctx.fillStyle = p.foreground;
+          ctx.fillText(text, x + 7, y);
+        }
+      } else {
+        ctx.fillStyle = p.muted;
+        ctx.textBaseline = 'alphabetic';
+        ctx.fillText(formatNumber(axis.hi), x, PAD.top - 6);
+        ctx.textBaseline = 'top';
+        ctx.fillText(formatNumber(axis.lo), x, HEIGHT - PAD.bottom + 6);
+      }
+    }
+  }
+
+  private drawOverlay(): void {
+    const ctx = this.overlay.getContext('2d');
+    if (!ctx) return;
+    const ratio = pixelRatio();
+    const p = this.model.palette;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, this.width, HEIGHT);
+    // Brushes.
+    ctx.fillStyle = withAlpha(p.selected, 0.25);
+    ctx.strokeStyle = p.selected;
+    ctx.lineWidth = 1;
+    for (let a = 0; a < this.axes.length; a++) {
+      const axis = this.axes[a] as Axis;
+      const b = this.model.brushes.get(axis.key);
+      let span: [number, number] | undefined;
+      if (this.drag && this.drag.axis === a) span = [this.drag.y0, this.drag.y1];
+      else if (b) span = [this.clampY(this.toY(axis, b.hi)), this.clampY(this.toY(axis, b.lo))];
+      if (!span) continue;
+      const x = this.axisX(a);
+      const y = Math.min(span[0], span[1]);
+      const hgt = Math.max(2, Math.abs(span[1] - span[0]));
+      ctx.fillRect(x - 7, y, 14, hgt);
+      ctx.strokeRect(x - 7 + 0.5, y + 0.5, 13, hgt - 1);
+    }
+    // The selected trial.
+    const tid = this.model.selectedTid;
+    const row = tid === null ? undefined : this.model.store.row(tid);
+    const r = row === undefined ? -1 : this.rows.indexOf(row);
+    setAttr(this.box, 'data-selected-tid', r >= 0 ? tid : null);
+    if (r < 0) return;
+    const n = this.axes.length;
+    ctx.strokeStyle = p.selected;
+    ctx.lineWidth = 3;
+    ctx.beginPath();
+    let pen = false;
+    for (let a = 0; a < n; a++) {
+      const y = this.ys[r * n + a] as number;
+      if (Number.isNaN(y)) {
+        pen = false;
+        continue;
+      }
+      if (pen) ctx.lineTo(this.axisX(a), y);
+      else ctx.moveTo(this.axisX(a), y);
+      pen = true;
+    }
+    ctx.stroke();
+  }
+
+  private clampY(y: number): number {
+    if (Number.isNaN(y)) return PAD.top;
+    return Math.min(HEIGHT - PAD.bottom, Math.max(PAD.top, y));
+  }
+
+  private point(e: PointerEvent): { x: number; y: number } {
+    const rect = this.overlay.getBoundingClientRect();
+    return { x: e.clientX - rect.left, y: e.clientY - rect.top };
+  }
+
+  private axisAt(x: number): number | undefined {
+    for (let a = 0; a < this.axes.length; a++) if (Math.abs(this.axisX(a) - x) <= AXIS_HIT) return a;
+    return undefined;
+  }
+
+  private down(e: PointerEvent): void {
+    const at = this.point(e);
+    const axis = this.axisAt(at.x);
+    if (axis === undefined) return;
+    const y = this.clampY(at.y);
+    this.drag = { axis, y0: y, y1: y };
+    this.overlay.setPointerCapture(e.pointerId);
+    e.preventDefault();
+  }
+
+  private move(e: PointerEvent): void {
+    if (!this.drag) return;
+    this.drag.y1 = this.clampY(this.point(e).y);
+    this.drawOverlay();
+  }
+
+  private up(e: PointerEvent): void {
+    const drag = this.drag;
+    this.drag = null;
+    const at = this.point(e);
+    if (!drag) {
+      this.pick(at);
+      return;
+    }
+    const axis = this.axes[drag.axis] as Axis;
+    if (Math.abs(drag.y1 - drag.y0) < 3) this.model.brushes.delete(axis.key);
+    else {
+      const a = this.fromY(axis, drag.y0);
+      const b = this.fromY(axis, drag.y1);
+      this.model.brushes.set(axis.key, { lo: Math.min(a, b), hi: Math.max(a, b) });
+    }
+    this.invalidate('brush');
+  }
+
+  /** Selects the line nearest to a click between two axes. */
+  private pick(at: { x: number; y: number }): void {
+    const n = this.axes.length;
+    if (n < 2) return;
+    let a = 0;
+    while (a < n - 2 && this.axisX(a + 1) < at.x) a++;
+    const x0 = this.axisX(a);
+    const x1 = this.axisX(a + 1);
+    const f = Math.min(1, Math.max(0, (at.x - x0) / (x1 - x0)));
+    const mask = this.model.brushMask();
+    let best = -1;
+    let bestD = 6;
+    for (let r = 0; r < this.rows.length; r++) {
+      const y0 = this.ys[r * n + a] as number;
+      const y1 = this.ys[r * n + a + 1] as number;
+      if (Number.isNaN(y0) || Number.isNaN(y1)) continue;
+      const d = Math.abs(y0 + (y1 - y0) * f - at.y) - (mask[this.rows[r] as number] === 1 ? 1 : 0);
+      if (d < bestD) {
+        bestD = d;
+        best = r;
+      }
+    }
+    if (best >= 0) this.selector.select(this.model.store.tid[this.rows[best] as number] as number);
+  }
+
+  private clearBrushes(): void {
+    if (this.model.brushes.size === 0) return;
+    this.model.brushes.clear();
+    this.invalidate('brush');
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * One chart per hyperparameter: its value (x) against the loss (y) for the trials that have a
+ * loss. Log-distributed parameters get a log x axis; choices get a categorical axis (one column
+ * per option, points spread a little within it so they do not hide each other).
+ */
+import type uPlot from 'uplot';
+import { h } from '../dom';
+import type { Model, Topic } from '../model';
+import type { View } from '../scheduler';
+import { type ParamColumn, Outcome } from '../store';
+import { withAlpha } from '../theme';
+import type { Selector } from './history';
+import { UChart, axisOptions, logAxis, numberTicks } from './uplotChart';
+
+/** A fixed spread in [-0.3, 0.3] per trial id, so categorical points keep their place. */
+function jitter(tid: number): number {
+  const x = Math.imul(tid ^ 0x9e3779b9, 0x85ebca6b) >>> 0;
+  return ((x % 1000) / 1000 - 0.5) * 0.6;
+}
+
+class SliceChart {
+  readonly chart: UChart;
+  readonly element: HTMLElement;
+  /** Rows in x order, and their x (axis position, jittered for categories) and y. */
+  private rows = new Int32Array(0);
+  private xs = new Float64Array(0);
+  private ys = new Float64Array(0);
+  private logX = false;
+  private logY = false;
+  private kind = '';
+  private categoryCount = -1;
+
+  constructor(
+    readonly column: ParamColumn,
+    private readonly model: Model,
+    private readonly selector: Selector,
+  ) {
+    const label = column.axis.label;
+    this.chart = new UChart(190, `Loss against ${label}`, (at) => this.pick(at));
+    this.chart.box.dataset.chart = 'slice';
+    this.chart.box.dataset.param = label;
+    this.element = h('figure', { class: 'slice' }, h('figcaption', {}, label, h('span', { class: 'dist' }, ` ${column.axis.dist}`)), this.chart.box);
+  }
+
+  render(changed: ReadonlySet<Topic>): void {
+    if (changed.has('trials') || changed.has('scale') || !this.chart.plot) this.collect();
+    const axis = this.column.axis;
+    let positiveX = this.xs.length > 0;
+    for (const x of this.xs) if (!(x > 0)) positiveX = false;
+    const logX = axis.kind === 'log' && positiveX;
+    let positiveY = this.ys.length > 0;
+    for (const y of this.ys) if (!(y > 0)) positiveY = false;
+    const logY = this.model.logLoss && positiveY;
+    const categories = axis.kind === 'categorical' ? axis.categories.length : 0;
+    const rebuild =
+      changed.has('theme') || changed.has('scale') || !this.chart.plot || logX !== this.logX || logY !== this.logY || axis.kind !== this.kind || categories !== this.categoryCount;
+    if (rebuild) {
+      this.logX = logX;
+      this.logY = logY;
+      this.kind = axis.kind;
+      this.categoryCount = categories;
+      this.chart.build(this.options(), [this.xs, this.ys]);
+    } else if (changed.has('trials')) {
+      this.chart.setData([this.xs, this.ys]);
+    }
+    this.chart.count('points', this.xs.length);
+    this.chart.count('scale', axis.kind === 'categorical' ? 'categorical' : logX ? 'log' : 'linear');
+    this.markSelection();
+  }
+
+  private collect(): void {
+    const store = this.model.store;
+    const values = this.column.values;
+    const categorical = this.column.axis.kind === 'categorical';
+    const picked: number[] = [];
+    for (let row = 0; row < store.size; row++) {
+      if (store.outcome[row] !== Outcome.Ok) continue;
+      if (!Number.isFinite(store.loss[row] as number) || !Number.isFinite(values[row] as number)) continue;
+      picked.push(row);
+    }
+    const x = (row: number): number => (values[row] as number) + (categorical ? jitter(store.tid[row] as number) : 0);
+    picked.sort((a, b) => x(a) - x(b));
+    this.rows = Int32Array.from(picked);
+    this.xs = Float64Array.from(picked, x);
+    this.ys = Float64Array.from(picked, (row) => store.loss[row] as number);
+  }
+
+  private options(): Omit<uPlot.Options, 'width' | 'height'> {
+    const p = this.model.palette;
+    const axis = this.column.axis;
+    const categorical = axis.kind === 'categorical';
+    const categories = axis.categories;
+    const xAxis: Partial<uPlot.Axis> = categorical
+      ? {
+          splits: () => categories.map((_, i) => i),
+          values: (_u: uPlot, splits: number[]) => splits.map((s) => categories[s] ?? ''),
+          grid: { show: false },
+        }
+      : this.logX
+        ? logAxis()
+        : { values: numberTicks };
+    return {
+      legend: { show: false },
+      cursor: { drag: { x: !categorical, y: false, setScale: !categorical }, points: { show: false } },
+      scales: {
+        x: categorical ? { time: false, range: () => [-0.6, Math.max(0, categories.length - 1) + 0.6] } : { time: false, distr: this.logX ? 3 : 1 },
+        y: { distr: this.logY ? 3 : 1 },
+      },
+      axes: [axisOptions(p, xAxis), axisOptions(p, { ...(this.logY ? logAxis() : { values: numberTicks }), size: 56 })],
+      series: [{}, { label: 'loss', stroke: p.ok, paths: () => null, points: { show: true, size: 4, width: 1, stroke: p.ok, fill: withAlpha(p.ok, 0.5) } }],
+    };
+  }
+
+  private markSelection(): void {
+    const tid = this.model.selectedTid;
+    const row = tid === null ? undefined : this.model.store.row(tid);
+    this.chart.count('selected-tid', row === undefined ? null : tid);
+    if (row === undefined) return this.chart.mark(null);
+    const i = this.rows.indexOf(row);
+    if (i < 0) return this.chart.mark(null);
+    this.chart.mark({ x: this.xs[i] as number, y: this.ys[i] as number });
+  }
+
+  private pick(at: { x: number; y: number }): void {
+    const i = this.chart.nearest(at, this.xs.length, (k) => this.xs[k] as number, (k) => this.ys[k] as number);
+    if (i !== undefined) this.selector.select(this.model.store.tid[this.rows[i] as number] as number);
+  }
+}
+
+export class SlicesView implements View {
+  readonly name = 'slices';
+  readonly topics: readonly Topic[] = ['trials', 'selection', 'theme', 'scale'];
+  readonly element: HTMLElement;
+  private readonly grid = h('div', { class: 'slice-grid' });
+  private readonly charts: SliceChart[] = [];
+
+  constructor(
+    private readonly model: Model,
+    private readonly selector: Selector,
+  ) {
+    this.element = h(
+      'section',
+      { class: 'panel wide', id: 'slices', 'aria-labelledby': 'slices-title' },
+      h('h2', { id: 'slices-title' }, 'Hyperparameters against loss'),
+      this.grid,
+    );
+  }
+
+  render(changed: ReadonlySet<Topic>): void {
+    const columns = this.model.store.params;
+    // A new study (init) brings new columns: start over.
+    if (this.charts.length > columns.length || this.charts.some((c, i) => c.column !== columns[i])) {
+      for (const c of this.charts) c.chart.plot?.destroy();
+      this.charts.length = 0;
+      this.grid.replaceChildren();
+    }
+    for (let i = this.charts.length; i < columns.length; i++) {
+      const chart = new SliceChart(columns[i] as ParamColumn, this.model, this.selector);
+      this.charts.push(chart);
+      this.grid.append(chart.element);
+    }
+    this.grid.dataset.charts = String(this.charts.length);
+    for (const chart of this.charts) chart.render(chart.chart.plot ? changed : new Set<Topic>([...changed, 'trials']));
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * One animation frame applies everything that arrived since the last one, then redraws the views
+ * whose topics changed. Views that only follow the live data (new trials, the clock) are spaced
+ * out by their own cost, so a study that streams trials never keeps the page from answering:
+ * a view that takes 10 ms to draw redraws at most every 40 ms for data alone, while a click
+ * (selection, brush, theme, layout) redraws it in the next frame.
+ */
+import type { Topic } from './model';
+
+export interface View {
+  readonly name: string;
+  readonly topics: readonly Topic[];
+  render(changed: ReadonlySet<Topic>): void;
+}
+
+/** Topics that only the live feed changes: their redraws may wait. */
+const LIVE: ReadonlySet<Topic> = new Set<Topic>(['trials', 'tick', 'importances', 'status']);
+/** Frame time spent on deferrable redraws before the rest waits for the next frame. */
+const FRAME_BUDGET_MS = 10;
+
+interface Slot {
+  view: View;
+  pending: Set<Topic>;
+  lastEnd: number;
+  cost: number;
+}
+
+export class Scheduler {
+  private readonly slots: Slot[] = [];
+  private requested = false;
+  private readonly before: Array<() => void> = [];
+  private readonly after: Array<() => void> = [];
+  /** The next frame renders every pending view regardless of the budget (first paint). */
+  private forceAll = false;
+
+  add(view: View): void {
+    this.slots.push({ view, pending: new Set(view.topics), lastEnd: -Infinity, cost: 0 });
+  }
+
+  /** Work that runs at the start of each frame (applying the messages that arrived). */
+  onFrameStart(fn: () => void): void {
+    this.before.push(fn);
+  }
+
+  /** Work that runs after the views of each frame (saving state, paint marks). */
+  onFrameEnd(fn: () => void): void {
+    this.after.push(fn);
+  }
+
+  invalidate(...topics: Topic[]): void {
+    for (const slot of this.slots) {
+      for (const topic of topics) if (slot.view.topics.includes(topic)) slot.pending.add(topic);
+    }
+    this.request();
+  }
+
+  /** The next frame draws everything that is pending, budget or not. */
+  renderAllNextFrame(): void {
+    this.forceAll = true;
+    this.request();
+  }
+
+  request(): void {
+    if (this.requested) return;
+    this.requested = true;
+    requestAnimationFrame(() => this.frame());
+  }
+
+  /** Views with pending work (for tests and the benchmark). */
+  pendingViews(): string[] {
+    return this.slots.filter((s) => s.pending.size > 0).map((s) => s.view.name);
+  }
+
+  private frame(): void {
+    this.requested = false;
+    for (const fn of this.before) fn();
+    const start = performance.now();
+    const force = this.forceAll;
+    this.forceAll = false;
+    let more = false;
+    for (const slot of this.slots) {
+      if (slot.pending.size === 0) continue;
+      const now = performance.now();
+      const urgent = [...slot.pending].some((t) => !LIVE.has(t));
+      if (!force && !urgent) {
+        const wait = Math.min(1_000, slot.cost * 4);
+        if (now - slot.lastEnd < wait || now - start > FRAME_BUDGET_MS) {
+          more = true;
+          continue;
+        }
+      }
+      const changed = slot.pending;
+      slot.pending = new Set();
+      const t0 = performance.now();
+      try {
+        slot.view.render(changed);
+      } catch (error) {
+        console.error(`[trials] the ${slot.view.name} view failed to draw`, error);
+      }
+      const t1 = performance.now();
+      slot.cost = slot.cost === 0 ? t1 - t0 : 0.7 * slot.cost + 0.3 * (t1 - t0);
+      slot.lastEnd = t1;
+    }
+    for (const fn of this.after) fn();
+    if (more) this.request();
+  }
+}
