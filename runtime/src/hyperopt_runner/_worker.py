@@ -306,6 +306,10 @@ class Worker:
         reader = threading.Thread(target=self.read_loop, name="hyperopt-runner-stdin", daemon=True)
         reader.start()
         self.hello()
+        # Warm up while the coordinator waits for the script to reach fmin: unpickling a domain
+        # needs hyperopt, whose import (scipy.stats) costs seconds that would otherwise land on
+        # the first trial, inside the study's timeout.
+        _preload()
         while True:
             message = self.inbox.get()
             if message is _EOF:
@@ -317,6 +321,17 @@ class Worker:
                 self.load(message)
             elif kind == "evaluate":
                 self.evaluate(message)
+
+
+def _preload() -> None:
+    if os.environ.get("HYPEROPT_RUNNER_NO_PRELOAD"):
+        return
+    try:
+        import cloudpickle  # noqa: F401
+        import hyperopt  # noqa: F401
+    except Exception:
+        # The load that needs them reports the error with its traceback.
+        pass
 
 
 class StudyNotLoaded(Exception):

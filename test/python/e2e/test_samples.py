@@ -35,10 +35,13 @@ def test_sample_matches_serial_shape(runner, sample):
             # Which points fail depends on the points drawn; both runs must have both kinds.
             assert study["trials"]["ok"] > 0 and study["trials"]["failed"] > 0
             assert reference["ok"] > 0 and reference["failed"] > 0
-        assert sorted(study["argmin"]) == reference["argmin_keys"] or (
-            # argmin of a conditional space holds only the labels active in the best trial.
-            set(study["argmin"]) <= set(reference["argmin_keys"] or [])
-        )
+        labels = {p["label"] for p in json.loads(open(study["journal"]).readline())["study"]["space"]}
+        if sample == "nested_choice.py":
+            # A conditional space: argmin holds the labels active in the best trial's branch,
+            # which may differ between two runs that draw different points.
+            assert "model" in study["argmin"] and set(study["argmin"]) <= labels
+        else:
+            assert sorted(study["argmin"]) == reference["argmin_keys"] == sorted(labels)
         assert study["parallelism"] == 4
 
 

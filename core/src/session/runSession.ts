@@ -1,0 +1,169 @@
+/**
+ * One execution of a user's script under the engine: the driver process, the executors and the
+ * engine, with their lifetimes tied together. The CLI shows it in a terminal; the background
+ * service shows it in the editor. Neither knows how the other presents it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { Engine } from '../coordinator/engine';
+import { newToken } from '../coordinator/driverChannel';
+import { RunnerError } from '../errors';
+import { Emitter } from '../events';
+import type { Executor } from '../executor';
+import type { ExecutorSpec } from '../executorSpec';
+import { probeInterpreter, requireHyperopt } from '../interpreter';
+import type { StudyRecord } from '../journal/journal';
+import { driverLogPath, LogFiles, trialLogPath } from '../journal/trialLogs';
+import { pythonPath, runtimeSourceDir } from '../runtimePath';
+import { killProcessGroup } from '../../../executors/src/processTree';
+
+export interface RunRequest {
+  script: string;
+  scriptArgs: string[];
+  cwd: string;
+  python: string;
+  executors: ExecutorSpec[];
+  journalDir: string;
+  timeout: number | null;
+  trialTimeout: number | null;
+  parallelism: number | null;
+  /** Set when resuming: the run id and its earlier studies by fmin ordinal. */
+  resume?: { runId: string; studies: Map<number, StudyRecord> };
+  /** Extra environment for the driver and the workers (tracking URI and the like). */
+  env?: NodeJS.ProcessEnv;
+  /** stdin of the script: the terminal for the CLI, nothing for the background service. */
+  stdin?: 'inherit' | 'ignore';
+}
+
+export type ExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string }) => Executor;
+
+export interface RunOutcome {
+  /** The script's exit code (128 + signal number when a signal ended it). */
+  code: number;
+  /** A one-line error the run ended with, when it did not end on its own terms. */
+  error?: RunnerError | { code: string; message: string };
+  /** Journals of the studies the run opened, in order. */
+  journals: string[];
+}
+
+export function newRunId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  const number = signal ? (osConstants.signals as Record<string, number>)[signal] : undefined;
+  return 128 + (number ?? 1);
+}
+
+export class RunSession {
+  readonly runId: string;
+  readonly engine: Engine;
+  /** The script's own stdout and stderr. */
+  readonly output = new Emitter<{ stream: 'stdout' | 'stderr'; text: string }>();
+  readonly journals: string[] = [];
+  private driver: ChildProcess | undefined;
+  private readonly logs = new LogFiles();
+  private readonly token = newToken();
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly request: RunRequest,
+    createExecutor: ExecutorFactory,
+  ) {
+    this.runId = request.resume?.runId ?? newRunId();
+    const base = { ...process.env, ...request.env };
+    delete base.HYPEROPT_RUNNER_TOKEN;
+    this.env = { ...base, PYTHONPATH: pythonPath(runtimeSourceDir(), dirname(request.script), base.PYTHONPATH) };
+    const executors = request.executors.map((spec) => createExecutor(spec, { python: request.python, env: this.env, cwd: request.cwd }));
+    this.engine = new Engine({
+      run: { runId: this.runId, script: request.script, args: request.scriptArgs, cwd: request.cwd, python: request.python },
+      executors,
+      journalDir: request.journalDir,
+      token: this.token,
+      studyTimeout: request.timeout,
+      trialTimeout: request.trialTimeout,
+      parallelism: request.parallelism,
+      resume: request.resume?.studies,
+    });
+    this.engine.events.on((event) => {
+      if (event.type === 'study.opened') this.journals.push(event.journal);
+      else if (event.type === 'trial.output') this.logs.append(trialLogPath(request.journalDir, event.study, event.tid), event.text);
+      else if (event.type === 'trial.finished') this.logs.close(trialLogPath(request.journalDir, event.study, event.tid));
+    });
+  }
+
+  get driverLog(): string {
+    return driverLogPath(this.request.journalDir, this.runId);
+  }
+
+  /** Runs the script to its end; never rejects for the script's own failures. */
+  async run(): Promise<RunOutcome> {
+    try {
+      return await this.execute();
+    } catch (error) {
+      if (error instanceof RunnerError) return { code: 2, error, journals: this.journals };
+      throw error;
+    } finally {
+      await this.engine.close();
+      this.logs.closeAll();
+    }
+  }
+
+  /** Ends the script itself (its process group), after Stop or Cancel did not suffice. */
+  async killScript(graceMs = 2000): Promise<void> {
+    if (this.driver) await killProcessGroup(this.driver, graceMs);
+  }
+
+  private async execute(): Promise<RunOutcome> {
+    const request = this.request;
+    requireHyperopt(await probeInterpreter(request.python, this.env));
+    const port = await this.engine.listen();
+    // Workers warm up while the script imports its own modules.
+    const executorsReady = this.engine.startExecutors();
+    const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
+      cwd: request.cwd,
+      env: {
+        ...this.env,
+        PYTHONUNBUFFERED: '1',
+        HYPEROPT_RUNNER_ENDPOINT: `127.0.0.1:${port}`,
+        HYPEROPT_RUNNER_TOKEN: this.token,
+        HYPEROPT_RUNNER_RUN: this.runId,
+      },
+      stdio: [request.stdin ?? 'ignore', 'pipe', 'pipe'],
+      // Its own process group: an interrupt reaches the runner only, which decides what it means.
+      detached: process.platform !== 'win32',
+      windowsHide: true,
+    });
+    this.driver = child;
+    for (const stream of ['stdout', 'stderr'] as const) {
+      child[stream]!.setEncoding('utf8');
+      child[stream]!.on('data', (text: string) => {
+        this.output.emit({ stream, text });
+        this.logs.append(this.driverLog, text);
+      });
+    }
+    const exited = new Promise<number>((resolve) => {
+      child.on('error', () => resolve(127));
+      child.on('close', (code, signal) => resolve(exitCodeOf(code, signal)));
+    });
+    const startFailure = executorsReady.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const first = await Promise.race([exited.then(() => undefined), startFailure]);
+    if (first !== undefined) {
+      await killProcessGroup(child, 500);
+      throw first;
+    }
+    const code = await exited;
+    const fatal = this.engine.fatal;
+    if (fatal) return { code: code === 0 ? 2 : code, error: fatal, journals: this.journals };
+    if (this.journals.length === 0 && code === 0) {
+      return { code: 3, error: new RunnerError('no_fmin_call', { script: request.script }), journals: this.journals };
+    }
+    return { code, journals: this.journals };
+  }
+}
