@@ -1,5 +1,6 @@
 /** hyperopt-runner: run Hyperopt scripts with trials in parallel, from a terminal. */
 import { messageOf, RunnerError } from '../../core/src/errors';
+import { hostsCommand } from './hostsCommand';
 import { parseRunOptions } from './options';
 import { runScript } from './runCommand';
 import { resumeCommand, studiesCommand } from './studiesCommand';
@@ -10,6 +11,10 @@ const USAGE = `usage:
                       [--quiet] [-- SCRIPT ARGS...]
   hyperopt-runner resume STUDY-ID|JOURNAL [--python PATH] [--executor ...] [--journal-dir DIR]
   hyperopt-runner studies [--journal-dir DIR] [--json]
+  hyperopt-runner hosts check [HOST...] [--hosts-file FILE] [--accept-new-host-keys] [--python PATH] [--json]
+
+SSH hosts: --executor ssh:HOST[,HOST...] with --hosts-file FILE (per-host python, slots, env) and
+--accept-new-host-keys (record keys of hosts not yet in known_hosts); see docs/ssh.md.
 
 Ctrl+C once stops a study (running trials finish), twice cancels it (running trials are killed),
 a third time ends the script.`;
@@ -24,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
       return resumeCommand(rest, process.env, cwd);
     case 'studies':
       return studiesCommand(rest, process.env, cwd);
+    case 'hosts':
+      return hostsCommand(rest, process.env, cwd);
     case undefined:
     case '-h':
     case '--help':
@@ -31,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     default:
-      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume or studies' });
+      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume, studies or hosts' });
   }
 }
 
