@@ -1,8 +1,9 @@
 /** Command-line parsing for the CLI; every invalid value becomes a RunnerError with a one-line message. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseExecutorSpec, type ExecutorSpec } from '../../core/src/executorSpec';
 import { RunnerError } from '../../core/src/errors';
+import { withSshSettings } from '../../executors/src/ssh';
 
 export interface CommonOptions {
   python: string;
@@ -112,13 +113,21 @@ export const RUN_FLAGS: readonly Flag[] = [
   { name: 'python', takesValue: true },
   { name: 'journal-dir', takesValue: true },
   { name: 'quiet', takesValue: false },
+  { name: 'hosts-file', takesValue: true },
+  { name: 'accept-new-host-keys', takesValue: false },
 ];
 
 export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): RunOptions {
   const { values, positionals, rest } = parseFlags(argv, RUN_FLAGS);
   const [script, ...extra] = positionals;
   if (!script) throw new RunnerError('invalid_option', { option: 'run', value: '', reason: 'name the script to run: hyperopt-runner run SCRIPT.py' });
-  const executors = (values.get('executor') ?? ['local']).map(parseExecutorSpec);
+  const scriptPath = checkScript(script, cwd);
+  const hostsFile = values.get('hosts-file')?.[0];
+  const executors = withSshSettings((values.get('executor') ?? ['local']).map(parseExecutorSpec), {
+    hostsFile: hostsFile ? resolve(cwd, hostsFile) : undefined,
+    acceptNewHostKeys: values.has('accept-new-host-keys'),
+    codeDir: dirname(scriptPath),
+  });
   const parallelismText = values.get('parallelism')?.[0];
   let parallelism: number | null = null;
   if (parallelismText !== undefined) {
@@ -129,7 +138,7 @@ export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv,
   }
   const summary = values.get('summary-json')?.[0];
   return {
-    script: checkScript(script, cwd),
+    script: scriptPath,
     scriptArgs: [...extra, ...rest],
     executors,
     timeout: seconds('--timeout', values.get('timeout')?.[0]),
