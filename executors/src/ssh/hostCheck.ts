@@ -98,13 +98,12 @@ export async function checkHost(name: string, options: CheckOptions): Promise<Ho
     ]
       .filter((l) => l)
       .join('\n');
-    const [probe, rtt] = await Promise.all([
-      connection.exec(viaSh(script), { timeoutMs: 60_000 }),
-      roundTrip(connection).catch((error: unknown) => {
-        errors.push(`${name}: SFTP is not available (${messageOf(error)}); the runtime cannot be uploaded`);
-        return undefined;
-      }),
-    ]);
+    const probe = await connection.exec(viaSh(script), { timeoutMs: 60_000 });
+    // Measured on a quiet connection, after the probe.
+    const rtt = await roundTrip(connection).catch((error: unknown) => {
+      errors.push(`${name}: SFTP is not available (${messageOf(error)}); the runtime cannot be uploaded`);
+      return undefined;
+    });
     const lines = probe.stdout.trim().split('\n');
     for (const line of lines) if (line.startsWith('hr-error: ')) errors.push(`${name}: ${line.slice('hr-error: '.length)}`);
     let info: { executable: string; version: string; packages: Record<string, string | null> } | undefined;

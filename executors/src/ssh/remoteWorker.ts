@@ -42,7 +42,12 @@ export const WORKER_BOOTSTRAP = [
   'runpy.run_module("hyperopt_runner.worker", run_name="__main__", alter_sys=True)',
 ].join('\n');
 
-/** A script for /bin/sh, run as one exec, that ends a process group: TERM, then KILL after the grace. */
+/**
+ * A script for /bin/sh, run as one exec, that ends process groups as the local executor does:
+ * TERM to each group, a wait (up to the grace) for the group leaders to exit, then KILL to
+ * each group so no descendant survives. (Waiting on the leader rather than the whole group:
+ * orphans that died but were not yet reaped still count as members.)
+ */
 export function killGroupScript(pgids: readonly number[], graceMs: number): string {
   const groups = pgids.filter((g) => Number.isInteger(g) && g > 1);
   if (groups.length === 0) return 'exit 0';
@@ -51,9 +56,9 @@ export function killGroupScript(pgids: readonly number[], graceMs: number): stri
   return [
     `for g in ${list}; do kill -s TERM -- -$g 2>/dev/null; done`,
     'n=0',
-    `while :; do alive=; for g in ${list}; do kill -s 0 -- -$g 2>/dev/null && alive=1; done`,
-    '  [ -z "$alive" ] && exit 0',
-    `  [ $n -ge ${ticks} ] && break`,
+    `while [ $n -lt ${ticks} ]; do`,
+    `  alive=; for g in ${list}; do kill -s 0 $g 2>/dev/null && alive=1; done`,
+    '  [ -z "$alive" ] && break',
     '  sleep 0.1; n=$((n+1))',
     'done',
     `for g in ${list}; do kill -s KILL -- -$g 2>/dev/null; done`,
