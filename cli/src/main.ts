@@ -3,6 +3,7 @@ import { messageOf, RunnerError } from '../../core/src/errors';
 import { hostsCommand } from './hostsCommand';
 import { parseRunOptions } from './options';
 import { runScript } from './runCommand';
+import { serveCommand } from './serveCommand';
 import { resumeCommand, studiesCommand } from './studiesCommand';
 
 const USAGE = `usage:
@@ -11,6 +12,7 @@ const USAGE = `usage:
                       [--quiet] [-- SCRIPT ARGS...]
   hyperopt-runner resume STUDY-ID|JOURNAL [--python PATH] [--executor ...] [--journal-dir DIR]
   hyperopt-runner studies [--journal-dir DIR] [--json]
+  hyperopt-runner serve [--workspace DIR] [--idle-timeout S]   (the editor's background service)
   hyperopt-runner hosts check [HOST...] [--hosts-file FILE] [--accept-new-host-keys] [--python PATH] [--json]
 
 SSH hosts: --executor ssh:HOST[,HOST...] with --hosts-file FILE (per-host python, slots, env) and
@@ -31,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
       return studiesCommand(rest, process.env, cwd);
     case 'hosts':
       return hostsCommand(rest, process.env, cwd);
+    case 'serve':
+      return serveCommand(rest, cwd);
     case undefined:
     case '-h':
     case '--help':
@@ -38,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     default:
-      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume, studies or hosts' });
+      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume, studies, hosts or serve' });
   }
 }
 

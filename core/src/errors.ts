@@ -25,7 +25,9 @@ export type ErrorCode =
   | 'ssh_connect_failed'
   | 'ssh_remote_python'
   | 'ssh_remote_failed'
-  | 'ssh_no_host';
+  | 'ssh_no_host'
+  | 'service_start_failed'
+  | 'service_unreachable';
 
 type Details = Record<string, string | number | undefined>;
 
@@ -63,6 +65,9 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
     `${d.host}: ${d.what} (interpreter: ${d.python}); install 'hyperopt>=0.2.7' and cloudpickle for it, or set "python" for this host in the hosts file`,
   ssh_remote_failed: (d) => `${d.host}: ${d.what}: ${d.reason}`,
   ssh_no_host: (d) => `no SSH host could start: ${d.errors}`,
+  service_start_failed: (d) =>
+    `the background service did not start within ${d.seconds} s${d.why ? ` (${d.why})` : ''}; see ${d.log}`,
+  service_unreachable: (d) => `cannot reach the background service on port ${d.port}: ${d.reason}`,
 };
 
 export class RunnerError extends Error {
