@@ -5,13 +5,17 @@ import { parseRunOptions } from './options';
 import { runScript } from './runCommand';
 import { serveCommand } from './serveCommand';
 import { resumeCommand, studiesCommand } from './studiesCommand';
+import { runsCommand } from './runsCommand';
+import { syncCommand } from './syncCommand';
 
 const USAGE = `usage:
   hyperopt-runner run SCRIPT.py [--executor local:N]... [--timeout S] [--trial-timeout S]
                       [--parallelism N] [--summary-json FILE] [--python PATH] [--journal-dir DIR]
-                      [--quiet] [-- SCRIPT ARGS...]
+                      [--tracking-uri URI | --no-tracking] [--quiet] [-- SCRIPT ARGS...]
   hyperopt-runner resume STUDY-ID|JOURNAL [--python PATH] [--executor ...] [--journal-dir DIR]
   hyperopt-runner studies [--journal-dir DIR] [--json]
+  hyperopt-runner runs [--experiment NAME] [--study ID] [--json] [--tracking-uri URI]
+  hyperopt-runner sync [STUDY-ID...] [--journal-dir DIR] [--tracking-uri URI]
   hyperopt-runner serve [--workspace DIR] [--idle-timeout S]   (the editor's background service)
   hyperopt-runner hosts check [HOST...] [--hosts-file FILE] [--accept-new-host-keys] [--python PATH] [--json]
 
@@ -31,6 +35,10 @@ async function main(argv: string[]): Promise<number> {
       return resumeCommand(rest, process.env, cwd);
     case 'studies':
       return studiesCommand(rest, process.env, cwd);
+    case 'runs':
+      return runsCommand(rest, process.env, cwd);
+    case 'sync':
+      return syncCommand(rest, process.env, cwd);
     case 'hosts':
       return hostsCommand(rest, process.env, cwd);
     case 'serve':

@@ -19,6 +19,8 @@ export interface RunOptions extends CommonOptions {
   parallelism: number | null;
   summaryJson: string | null;
   quiet: boolean;
+  trackingUri: string | null;
+  noTracking: boolean;
 }
 
 interface Flag {
@@ -113,6 +115,8 @@ export const RUN_FLAGS: readonly Flag[] = [
   { name: 'python', takesValue: true },
   { name: 'journal-dir', takesValue: true },
   { name: 'quiet', takesValue: false },
+  { name: 'tracking-uri', takesValue: true },
+  { name: 'no-tracking', takesValue: false },
   { name: 'hosts-file', takesValue: true },
   { name: 'accept-new-host-keys', takesValue: false },
 ];
@@ -148,5 +152,7 @@ export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv,
     python: resolvePython(values.get('python')?.[0], env, cwd),
     journalDir: values.get('journal-dir')?.[0] ? resolve(cwd, values.get('journal-dir')![0]!) : defaultJournalDir(cwd, env),
     quiet: values.has('quiet'),
+    trackingUri: values.get('tracking-uri')?.[0] ?? null,
+    noTracking: values.has('no-tracking'),
   };
 }

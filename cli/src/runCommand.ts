@@ -5,10 +5,13 @@ import { lossToNumber } from '../../core/src/protocol/common';
 import { RunSession, type RunRequest } from '../../core/src/session/runSession';
 import { createExecutor } from '../../executors/src/create';
 import { ProgressView } from './progress';
+import { TrackingSession } from '../../core/src/mlflow/tracking';
 
 export interface ScriptRun extends RunRequest {
   summaryJson: string | null;
   quiet: boolean;
+  trackingUri: string | null;
+  noTracking: boolean;
 }
 
 export interface StudySummary {
@@ -48,8 +51,17 @@ export function summarizeStudy(record: StudyRecord): StudySummary {
 
 /** Runs a script to the end; resolves with the exit code the CLI should return. */
 export async function runScript(run: ScriptRun): Promise<number> {
-  const session = new RunSession({ ...run, stdin: 'inherit' }, createExecutor);
   const view = new ProgressView(process.stderr, process.stderr.isTTY === true && !run.quiet);
+  const notice = (text: string): void => view.line(`hyperopt-runner: ${text}`);
+  const tracking = await TrackingSession.start({
+    python: run.python,
+    workspace: run.cwd,
+    cliUri: run.trackingUri ?? undefined,
+    env: process.env,
+    disabled: run.noTracking,
+    notice,
+  });
+  const session = new RunSession({ ...run, env: { ...run.env, ...tracking.processEnv }, stdin: 'inherit', startAfter: tracking.ready }, createExecutor);
   session.engine.events.on((event) => view.onEvent(event));
   session.output.on(({ stream, text }) => view.write(text, stream === 'stdout' ? process.stdout : process.stderr));
 
@@ -82,6 +94,9 @@ export async function runScript(run: ScriptRun): Promise<number> {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onTerminate);
     process.off('SIGHUP', onTerminate);
+    const written = await tracking.syncJournals(session.journals, notice);
+    if (written > 0) notice(`MLflow: wrote ${written} trial run(s) that could not be logged during the study`);
+    await tracking.stop();
     view.dispose();
     if (run.summaryJson) {
       const summaries = session.journals.map((path) => summarizeStudy(readJournal(path)));

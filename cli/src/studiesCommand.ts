@@ -53,6 +53,8 @@ export async function resumeCommand(argv: string[], env: NodeJS.ProcessEnv, cwd:
     { name: 'executor', takesValue: true, repeat: true },
     { name: 'summary-json', takesValue: true },
     { name: 'quiet', takesValue: false },
+    { name: 'tracking-uri', takesValue: true },
+    { name: 'no-tracking', takesValue: false },
   ]);
   const ref = positionals[0];
   if (!ref) throw new RunnerError('invalid_option', { option: 'resume', value: '', reason: 'name a study id or a journal file' });
@@ -82,6 +84,8 @@ export async function resumeCommand(argv: string[], env: NodeJS.ProcessEnv, cwd:
     parallelism: null,
     summaryJson: summary ? resolve(cwd, summary) : null,
     quiet: values.has('quiet'),
+    trackingUri: values.get('tracking-uri')?.[0] ?? null,
+    noTracking: values.has('no-tracking'),
     resume: { runId: info.runId, studies },
   });
 }

@@ -3,7 +3,7 @@
  * It assumes neither local processes nor SSH, so cluster engines can implement it too.
  */
 import type { TrialError } from './protocol/common';
-import type { WorkerHello, WorkerResult } from './protocol/worker';
+import type { TrialTracking, WorkerHello, WorkerResult } from './protocol/worker';
 
 export interface TrialJob {
   readonly study: string;
@@ -14,6 +14,8 @@ export interface TrialJob {
   readonly domain: string;
   /** Environment for this trial only. */
   readonly env?: Readonly<Record<string, string>>;
+  /** The trial's MLflow child run to open in the worker, when the study is tracked. */
+  readonly tracking?: TrialTracking;
   /** Output the objective printed while this trial ran. */
   readonly onOutput?: (text: string) => void;
 }

@@ -164,6 +164,7 @@ export class StudyViewModel {
         this.settings = { ...event.settings };
         return true;
       case 'study.closed':
+      case 'study.tracking':
         return event.study === this.id;
       case 'trial.queued':
         if (event.study !== this.id) return false;

@@ -12,7 +12,9 @@ import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
 import { JOURNAL_VERSION } from '../journal/records';
 import { lossToNumber, type TrialError } from '../protocol/common';
 import type { DriverToCoordinator, EndReason, ExhaustReason, FinishedTrial, NewTrial, Open } from '../protocol/driver';
-import type { DriverConnection} from './driverChannel';
+import type { DriverConnection } from './driverChannel';
+import { FMIN_UUID_TAG, HOST_TAG, SLOT_TAG, TRIAL_TID_TAG } from '../mlflow/tags';
+import type { TrialTracking } from '../protocol/worker';
 import { DriverServer } from './driverChannel';
 import type { EngineEvent, StudySettings } from './events';
 
@@ -84,6 +86,9 @@ class Study {
   sinceImprovement = 0;
   deadlineTimer: NodeJS.Timeout | undefined;
   lastLoadError: TrialError | undefined;
+  /** The study's parent MLflow run, once the driver has reported it. */
+  tracking: { uri: string; experimentId: string; parentRunId: string } | undefined;
+  trackingWarned = false;
 
   constructor(
     readonly info: StudyInfo,
@@ -284,6 +289,18 @@ export class Engine {
         this.emit({ type: 'study.closed', study: study.id });
         return;
       }
+      case 'tracking': {
+        const study = this.studyOf(driver, message.study);
+        if (!study) return;
+        if (message.experimentId && message.parentRunId) {
+          study.tracking = { uri: message.uri, experimentId: message.experimentId, parentRunId: message.parentRunId };
+          this.write(study, { k: 'tracking', uri: message.uri, experimentId: message.experimentId, parentRunId: message.parentRunId, at: Date.now() });
+          this.emit({ type: 'study.tracking', study: study.id, ...study.tracking });
+        } else {
+          this.warnTracking(study, message.error ?? 'the study is not tracked');
+        }
+        return;
+      }
       case 'fatal':
         this.emit({ type: 'notice', text: message.message });
         this.fatal = { code: message.code, message: message.message };
@@ -460,6 +477,7 @@ export class Engine {
           tid,
           spec: queued.trial.spec,
           domain: study.domain,
+          ...(study.tracking ? { tracking: this.trialTracking(study, queued.trial, slot) } : {}),
           onOutput: (text) => this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text }),
         },
         run.abort.signal,
@@ -476,10 +494,12 @@ export class Engine {
     this.releaseSlot(run.slot);
     if (outcome.kind === 'result') {
       const r = outcome.result;
+      const mlflowRunId = r.tracking?.runId ?? undefined;
+      if (r.tracking?.error) this.warnTracking(study, `trial ${run.tid}: ${r.tracking.error}`);
       if (r.outcome === 'ok') {
-        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt });
+        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId });
       } else {
-        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt });
+        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId });
       }
     } else if (outcome.kind === 'aborted') {
       const reason = run.abortReason ?? { state: 'cancel' as const, error: { type: 'Cancelled', message: 'cancelled' } };
@@ -550,13 +570,13 @@ export class Engine {
     study: Study,
     tid: number,
     state: 'done' | 'error' | 'cancel',
-    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number },
+    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number; mlflowRunId?: string },
   ): void {
     const endedAt = detail.endedAt ?? Date.now();
     const loss = state === 'done' && detail.summary?.status === 'ok' ? lossToNumber(detail.summary.loss) : undefined;
     study.finished.set(tid, { state, loss });
     // Journal first: once this line is written the result survives any later crash.
-    this.write(study, { k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt });
+    this.write(study, { k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt, mlflowRunId: detail.mlflowRunId });
     study.driver.send({
       type: 'finished',
       study: study.id,
@@ -573,6 +593,26 @@ export class Engine {
       const improved = this.trackBest(study, loss);
       study.sinceImprovement = improved ? 0 : study.sinceImprovement + 1;
     }
+  }
+
+  private trialTracking(study: Study, trial: NewTrial, slot: Slot): TrialTracking {
+    const tracking = study.tracking!;
+    const params = Object.fromEntries(Object.entries(trial.params).map(([k, v]) => [k, String(v)]));
+    return {
+      uri: tracking.uri,
+      experimentId: tracking.experimentId,
+      parentRunId: tracking.parentRunId,
+      runName: `trial ${trial.tid}`,
+      params,
+      tags: { [FMIN_UUID_TAG]: study.id, [TRIAL_TID_TAG]: String(trial.tid), [SLOT_TAG]: slot.id, [HOST_TAG]: slot.host },
+    };
+  }
+
+  /** One warning per study: MLflow trouble never stops a study, and must not flood the terminal. */
+  private warnTracking(study: Study, text: string): void {
+    if (study.trackingWarned) return;
+    study.trackingWarned = true;
+    this.emit({ type: 'notice', text: `MLflow: ${text} (the study goes on; missing runs are written from the journal later)` });
   }
 
   private trackBest(study: Study, loss: number | undefined): boolean {

@@ -21,6 +21,7 @@ export type EngineEvent =
   | { type: 'study.state'; study: string; state: StudyState; reason?: string; message?: string }
   | { type: 'study.settings'; study: string; settings: StudySettings }
   | { type: 'study.closed'; study: string }
+  | { type: 'study.tracking'; study: string; uri: string; experimentId: string; parentRunId: string }
   | { type: 'trial.queued'; study: string; tid: number; params: Record<string, ParamValue> }
   | { type: 'trial.started'; study: string; tid: number; slot: string; at: number; attempt: number }
   | { type: 'trial.requeued'; study: string; tid: number; slot: string; reason: string }

@@ -37,6 +37,8 @@ export interface JournalTrial {
   startedAt?: number;
   endedAt?: number;
   attempts: number;
+  /** The trial's MLflow child run, once written (by its worker or by a sync). */
+  mlflowRunId?: string;
 }
 
 export interface StudyRecord {
@@ -49,6 +51,8 @@ export interface StudyRecord {
   endedAt?: number;
   trials: Map<number, JournalTrial>;
   runIds: string[];
+  /** The study's parent MLflow run, when the study is tracked. */
+  tracking?: { uri: string; experimentId: string; parentRunId: string };
 }
 
 export function journalPath(dir: string, studyId: string): string {
@@ -68,7 +72,8 @@ export function readJournal(path: string): StudyRecord {
     throw new RunnerError('journal_corrupt', { path, reason: (error as Error).message });
   }
   const lines = text.split('\n');
-  const complete = text.endsWith('\n') ? lines.slice(0, -1) : lines.slice(0, -1);
+  // The last element is empty after a final newline, or a record cut short by a crash.
+  const complete = lines.slice(0, -1);
   let record: StudyRecord | undefined;
   for (const [index, line] of complete.entries()) {
     if (line.length === 0) continue;
@@ -117,8 +122,17 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       t.slot = r.slot ?? t.slot;
       t.startedAt = r.startedAt ?? t.startedAt;
       t.endedAt = r.endedAt;
+      t.mlflowRunId = r.mlflowRunId;
       return;
     }
+    case 'synced': {
+      const t = study.trials.get(r.tid);
+      if (t) t.mlflowRunId = r.mlflowRunId;
+      return;
+    }
+    case 'tracking':
+      study.tracking = { uri: r.uri, experimentId: r.experimentId, parentRunId: r.parentRunId };
+      return;
     case 'state':
       study.state = r.state;
       if (r.state === 'ended') {

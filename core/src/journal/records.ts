@@ -46,7 +46,11 @@ export const JournalRecord = z.discriminatedUnion('k', [
     slot: z.string().optional(),
     startedAt: z.number().optional(),
     endedAt: z.number().optional(),
+    /** The trial's MLflow child run; absent when it could not be written (sync writes it later). */
+    mlflowRunId: z.string().optional(),
   }),
+  z.object({ k: z.literal('tracking'), uri: z.string(), experimentId: z.string(), parentRunId: z.string(), at: z.number() }),
+  z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('requeue'), tid: z.number().int(), slot: z.string(), reason: z.string(), at: z.number() }),
   z.object({
     k: z.literal('state'),

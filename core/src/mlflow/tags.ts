@@ -13,6 +13,11 @@ export const FMIN_UUID_TAG = 'fmin_uuid';
 export const STUDY_ID_TAG = 'hyperopt_runner.study_id';
 /** The trial's hyperopt `tid`, on each child run. */
 export const TRIAL_TID_TAG = 'hyperopt_runner.tid';
+/** The slot and host that ran a trial, on each child run. */
+export const SLOT_TAG = 'hyperopt_runner.slot';
+export const HOST_TAG = 'hyperopt_runner.host';
+/** A failed trial's traceback (truncated; the full text is the run's traceback.txt artifact). */
+export const TRACEBACK_TAG = 'hyperopt_runner.traceback';
 /** The trial's result status as the objective reported it (`ok`, `fail`). */
 export const TRIAL_STATUS_TAG = 'trial_status';
 /** The metric holding a trial's loss. */

@@ -134,9 +134,20 @@ export const Close = z.object({
   error: z.string().optional(),
 });
 
+/** The study's parent MLflow run, sent after `opened` when tracking is on (or why it is off). */
+export const Tracking = z.object({
+  type: z.literal('tracking'),
+  study: z.string(),
+  uri: z.string(),
+  experimentId: z.string().optional(),
+  parentRunId: z.string().optional(),
+  error: z.string().optional(),
+});
+export type Tracking = z.infer<typeof Tracking>;
+
 export const DriverFatal = z.object({ type: z.literal('fatal'), code: z.string(), message: z.string() });
 
-export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal]);
+export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal, Tracking]);
 export type DriverToCoordinator = z.infer<typeof DriverToCoordinator>;
 export const CoordinatorToDriver = z.discriminatedUnion('type', [Welcome, Opened, OpenFailed, Suggest, Started, Finished, Ended]);
 export type CoordinatorToDriver = z.infer<typeof CoordinatorToDriver>;

@@ -6,6 +6,16 @@
 import { z } from 'zod';
 import { Blob, ResultSummary, TrialError, Versions } from './common';
 
+export const TrialTracking = z.object({
+  uri: z.string(),
+  experimentId: z.string(),
+  parentRunId: z.string(),
+  runName: z.string(),
+  params: z.record(z.string(), z.string()),
+  tags: z.record(z.string(), z.string()),
+});
+export type TrialTracking = z.infer<typeof TrialTracking>;
+
 export const WorkerHello = z.object({
   type: z.literal('hello'),
   protocol: z.number().int(),
@@ -37,8 +47,10 @@ export const WorkerEvaluate = z.object({
   study: z.string(),
   tid: z.number().int(),
   spec: Blob,
-  /** Extra environment for this trial only (for example MLFLOW_RUN_ID). */
+  /** Extra environment for this trial only (for example CUDA_VISIBLE_DEVICES). */
   env: z.record(z.string(), z.string()).optional(),
+  /** When the study is tracked: the worker opens this trial's child run and makes it active. */
+  tracking: TrialTracking.optional(),
 });
 
 export const WorkerResult = z.object({
@@ -52,6 +64,8 @@ export const WorkerResult = z.object({
   error: TrialError.optional(),
   startedAt: z.number(),
   endedAt: z.number(),
+  /** The trial's child run, or why it could not be written (the coordinator writes it later). */
+  tracking: z.object({ runId: z.string().nullable(), error: z.string().optional() }).optional(),
 });
 
 export const WorkerShutdown = z.object({ type: z.literal('shutdown') });

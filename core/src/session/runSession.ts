@@ -35,6 +35,8 @@ export interface RunRequest {
   env?: NodeJS.ProcessEnv;
   /** stdin of the script: the terminal for the CLI, nothing for the background service. */
   stdin?: 'inherit' | 'ignore';
+  /** The script starts once this resolves (the tracking server answers); workers warm up meanwhile. */
+  startAfter?: Promise<void>;
 }
 
 export type ExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string }) => Executor;
@@ -121,8 +123,17 @@ export class RunSession {
     const request = this.request;
     requireHyperopt(await probeInterpreter(request.python, this.env));
     const port = await this.engine.listen();
-    // Workers warm up while the script imports its own modules.
+    // Workers warm up while the tracking server starts and the script imports its own modules.
     const executorsReady = this.engine.startExecutors();
+    const startFailure = executorsReady.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    if (request.startAfter) {
+      const failedOnly = executorsReady.then(() => new Promise<never>(() => undefined), (error: unknown) => error);
+      const early = await Promise.race([request.startAfter.then(() => undefined), failedOnly]);
+      if (early !== undefined) throw early;
+    }
     const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
       cwd: request.cwd,
       env: {
@@ -149,10 +160,6 @@ export class RunSession {
       child.on('error', () => resolve(127));
       child.on('close', (code, signal) => resolve(exitCodeOf(code, signal)));
     });
-    const startFailure = executorsReady.then(
-      () => undefined,
-      (error: unknown) => error,
-    );
     const first = await Promise.race([exited.then(() => undefined), startFailure]);
     if (first !== undefined) {
       await killProcessGroup(child, 500);

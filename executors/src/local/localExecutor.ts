@@ -82,7 +82,7 @@ class LocalSlot implements Slot {
         const loadError = await worker.load(job.study, job.domain);
         if (loadError) return { kind: 'load_failed', error: loadError };
       }
-      const result = await worker.evaluate(job.study, job.tid, job.spec, job.env, job.onOutput);
+      const result = await worker.evaluate(job);
       return { kind: 'result', result };
     } catch (error) {
       if (signal.aborted) {

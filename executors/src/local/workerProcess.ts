@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { InfrastructureError } from '../../../core/src/errors';
 import type { TrialError } from '../../../core/src/protocol/common';
+import type { TrialJob } from '../../../core/src/executor';
 import { decodeMessage, encodeMessage, LineSplitter } from '../../../core/src/protocol/ndjson';
 import {
   TRIAL_MARK_RE,
@@ -125,17 +126,12 @@ export class WorkerProcess {
     });
   }
 
-  evaluate(
-    study: string,
-    tid: number,
-    spec: string,
-    env: Readonly<Record<string, string>> | undefined,
-    onOutput: ((text: string) => void) | undefined,
-  ): Promise<WorkerResult> {
-    this.onOutput = onOutput;
+  evaluate(job: TrialJob): Promise<WorkerResult> {
+    this.onOutput = job.onOutput;
+    const { study, tid, spec, env, tracking } = job;
     return new Promise<WorkerResult>((resolve, reject) => {
       this.await({ kind: 'result', tid, resolve, reject });
-      this.send(env ? { type: 'evaluate', study, tid, spec, env: { ...env } } : { type: 'evaluate', study, tid, spec });
+      this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking } : {}) });
     });
   }
 

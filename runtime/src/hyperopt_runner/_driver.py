@@ -20,6 +20,7 @@ import threading
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from . import _protocol as P
+from . import _tracking
 from ._connection import Connection, Lost, get_connection
 from ._errors import CoordinatorLost, StudyOpenFailed
 
@@ -176,6 +177,7 @@ class StudyLoop:
         self.early_stop_args: Any = []
         self.trials_save_file = trials_save_file
         self.exhausted: Optional[str] = None
+        self.end_reason: Optional[str] = None
         self.algo_stopped = False
         self.n_queued = 0
         self.n_to_queue = 0
@@ -415,6 +417,7 @@ class StudyLoop:
                 self.exhausted = "early_stop_fn"
 
     def on_ended(self, message: dict) -> None:
+        self.end_reason = message["reason"]
         base = self.base
         text = message.get("message") or CANCELLED_REASONS.get(message["reason"], message["reason"])
         changed = False
@@ -547,11 +550,31 @@ def run_study(
         connection, inbox, study, store, domain, algo, rstate, max_evals, max_queue_len,
         description, early_stop_fn, trials_save_file,
     )
+    parent = None
+    if _tracking.tracking_requested():
+        parent, tracking = _tracking.open_parent(study, call_site, {
+            "max_evals": max_evals,
+            "parallelism": parallelism,
+            "actual_parallelism": reply["parallelism"],
+            "timeout": timeout,
+            "algo": algo_name(algo),
+            "max_queue_len": max_queue_len,
+        })
+        connection.send(tracking)
+    failed = False
     try:
         try:
             loop.prepare(reply.get("resume"))
             loop.run()
-            result = _result_of_study(store, space, return_argmin)
+            try:
+                result = _result_of_study(store, space, return_argmin)
+            except BaseException:
+                failed = True
+                raise
+            finally:
+                problem = _tracking.close_parent(parent, store, loop.end_reason, failed)
+                if problem:
+                    logging.getLogger("hyperopt_runner").warning(problem)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt) and hasattr(store, "_fmin_cancelled"):
                 store._fmin_cancelled = True

@@ -282,6 +282,14 @@ _DRIVER_TO_COORDINATOR: Dict[str, Validator] = {
         "error": _Optional(_string),
     }),
     "fatal": _object({"type": _literal("fatal"), "code": _string, "message": _string}),
+    "tracking": _object({
+        "type": _literal("tracking"),
+        "study": _string,
+        "uri": _string,
+        "experimentId": _Optional(_string),
+        "parentRunId": _Optional(_string),
+        "error": _Optional(_string),
+    }),
 }
 
 _COORDINATOR_TO_DRIVER: Dict[str, Validator] = {
@@ -340,6 +348,7 @@ _WORKER_TO_COORDINATOR: Dict[str, Validator] = {
         "error": _Optional(_trial_error),
         "startedAt": _number,
         "endedAt": _number,
+        "tracking": _Optional(_object({"runId": _nullable(_string), "error": _Optional(_string)})),
     }),
 }
 
@@ -351,6 +360,14 @@ _COORDINATOR_TO_WORKER: Dict[str, Validator] = {
         "tid": _integer,
         "spec": _blob,
         "env": _Optional(_record(_string)),
+        "tracking": _Optional(_object({
+            "uri": _string,
+            "experimentId": _string,
+            "parentRunId": _string,
+            "runName": _string,
+            "params": _record(_string),
+            "tags": _record(_string),
+        })),
     }),
     "shutdown": _object({"type": _literal("shutdown")}),
 }

@@ -272,9 +272,15 @@ class Worker:
             if self.eof:
                 _kill_everything()
             self.in_trial = True
+        trial_run = None
         try:
             _flush_all()
             os.write(2, P.trial_begin_marker(tid).encode())
+            if message.get("tracking"):
+                from ._tracking import TrialRun
+
+                trial_run = TrialRun(message["tracking"], tid)
+                trial_run.begin()
             try:
                 domain = self.domains.get(study)
                 if domain is None:
@@ -291,6 +297,8 @@ class Worker:
                 reply["outcome"] = "error"
                 reply["error"] = describe_exception(exc)
             finally:
+                if trial_run is not None:
+                    reply["tracking"] = trial_run.end(reply)
                 _flush_all()
                 os.write(2, P.trial_end_marker(tid).encode())
         finally:
@@ -329,6 +337,9 @@ def _preload() -> None:
     try:
         import cloudpickle  # noqa: F401
         import hyperopt  # noqa: F401
+
+        if os.environ.get("HYPEROPT_RUNNER_TRACKING") == "1":
+            import mlflow  # noqa: F401
     except Exception:
         # The load that needs them reports the error with its traceback.
         pass

@@ -66,10 +66,13 @@ class Runner:
         self.env.pop("MLFLOW_TRACKING_URI", None)
 
     def command(self, script: Path | str, *args: str, executor: str = "local:4", extra: tuple[str, ...] = ()) -> list[str]:
+        # Tracking has its own tests (test_mlflow.py); elsewhere it would only add a server start.
+        tracking = () if any(e.startswith("--tracking-uri") or e == "--track" for e in extra) else ("--no-tracking",)
+        extra = tuple(e for e in extra if e != "--track")
         return [
             "node", str(CLI), "run", str(script), "--executor", executor,
             "--journal-dir", str(self.journal_dir), "--summary-json", str(self.tmp_path / "summary.json"),
-            *extra, *(("--", *args) if args else ()),
+            *tracking, *extra, *(("--", *args) if args else ()),
         ]
 
     def run(self, script: Path | str, *args: str, executor: str = "local:4", extra: tuple[str, ...] = (), timeout: float = 180, cwd: Path | None = None) -> Result:

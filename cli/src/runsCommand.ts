@@ -1,0 +1,72 @@
+/** `hyperopt-runner runs`: experiments > studies > trials from the tracking server, as text or JSON. */
+import { RunnerError } from '../../core/src/errors';
+import { TrackingSession } from '../../core/src/mlflow/tracking';
+import { RunsModel, type RunsNode, type StudyNode, type TrialNode } from '../../core/src/mlflow/runsModel';
+import { parseFlags, resolvePython } from './options';
+import { formatDuration, formatLoss } from './progress';
+
+async function allChildren(model: RunsModel, node?: RunsNode): Promise<RunsNode[]> {
+  const nodes = [...(await model.getChildren(node))];
+  while (model.hasMore(node)) nodes.push(...(await model.loadMore(node)));
+  return nodes;
+}
+
+function trialLine(t: TrialNode): string {
+  const parts = [`  ${t.isBest ? '*' : ' '} ${t.label}`, t.status, `loss ${formatLoss(t.loss)}`];
+  if (t.durationMs !== undefined) parts.push(formatDuration(t.durationMs));
+  return parts.join('  ');
+}
+
+export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
+  const { values } = parseFlags(argv, [
+    { name: 'experiment', takesValue: true },
+    { name: 'study', takesValue: true },
+    { name: 'json', takesValue: false },
+    { name: 'tracking-uri', takesValue: true },
+    { name: 'python', takesValue: true },
+  ]);
+  const notice = (text: string): void => void process.stderr.write(`hyperopt-runner: ${text}\n`);
+  const tracking = await TrackingSession.start({
+    python: resolvePython(values.get('python')?.[0], env, cwd),
+    workspace: cwd,
+    cliUri: values.get('tracking-uri')?.[0],
+    env,
+    notice,
+  });
+  try {
+    await tracking.ready;
+    const client = tracking.client();
+    if (!client) throw new RunnerError('invalid_option', { option: '--tracking-uri', value: '', reason: 'no tracking server could be reached' });
+    const model = new RunsModel(client, { pageSize: 200 });
+    const experimentName = values.get('experiment')?.[0];
+    const studyId = values.get('study')?.[0];
+    const tree: Array<{ experiment: RunsNode; studies: Array<{ study: StudyNode; trials: TrialNode[] }> }> = [];
+    for (const experiment of await allChildren(model)) {
+      if (experimentName && experiment.label !== experimentName) continue;
+      const studies: Array<{ study: StudyNode; trials: TrialNode[] }> = [];
+      for (const node of await allChildren(model, experiment)) {
+        if (node.kind !== 'study') continue;
+        if (studyId && node.studyId !== studyId && node.runId !== studyId) continue;
+        const trials = (await allChildren(model, node)).filter((t): t is TrialNode => t.kind === 'trial');
+        studies.push({ study: model.getNode(node.id) as StudyNode, trials });
+      }
+      if (studies.length > 0 || !studyId) tree.push({ experiment, studies });
+    }
+    if (values.has('json')) {
+      process.stdout.write(JSON.stringify(tree, null, 2) + '\n');
+      return 0;
+    }
+    if (tree.length === 0) process.stdout.write('no runs found\n');
+    for (const { experiment, studies } of tree) {
+      process.stdout.write(`${experiment.label}\n`);
+      for (const { study, trials } of studies) {
+        process.stdout.write(` ${study.label}  ${study.status}  ${trials.length} trials  best ${formatLoss(study.bestLoss)}${study.studyId ? `  (study ${study.studyId})` : ''}\n`);
+        for (const trial of trials) process.stdout.write(trialLine(trial) + '\n');
+      }
+    }
+    return 0;
+  } finally {
+    await tracking.stop();
+  }
+}
+

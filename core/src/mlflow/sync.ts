@@ -1,0 +1,95 @@
+/**
+ * Writes to MLflow what a study's workers could not (the server was down or not yet up): the
+ * journal holds every finished trial's params, loss and status, so nothing is lost.
+ */
+import { JournalWriter, type StudyRecord } from '../journal/journal';
+import { lossToNumber } from '../protocol/common';
+import type { MlflowClient } from './client';
+import {
+  FMIN_UUID_TAG, LOSS_METRIC, RUN_SOURCE_HYPEROPT, RUN_SOURCE_TAG, SLOT_TAG, STUDY_ID_TAG, TRACEBACK_TAG, TRIAL_STATUS_TAG, TRIAL_TID_TAG,
+} from './tags';
+
+export interface SyncResult {
+  study: string;
+  written: number;
+  parentCreated: boolean;
+}
+
+/** Creates the missing child runs (and the parent run when even that is missing). */
+export async function syncStudy(study: StudyRecord, client: MlflowClient, signal?: AbortSignal): Promise<SyncResult> {
+  const journal = new JournalWriter(study.path);
+  let parentCreated = false;
+  try {
+    let tracking = study.tracking;
+    if (!tracking) {
+      const experimentId = '0';
+      const parent = await client.createRun(
+        {
+          experimentId,
+          runName: `${study.info.script.split('/').pop()?.replace(/\.py$/, '')}:${study.info.callSite.line}`,
+          startTime: study.info.createdAt,
+          tags: { [RUN_SOURCE_TAG]: RUN_SOURCE_HYPEROPT, [FMIN_UUID_TAG]: study.info.id, [STUDY_ID_TAG]: study.info.id },
+        },
+        signal,
+      );
+      tracking = { uri: '', experimentId, parentRunId: parent.info.runId };
+      await client.logBatch(parent.info.runId, {
+        params: {
+          max_evals: String(study.info.maxEvals),
+          parallelism: String(study.info.parallelism),
+          timeout: String(study.info.timeout),
+          algo: study.info.algo,
+          max_queue_len: String(study.info.maxQueueLen),
+        },
+      }, signal);
+      if (study.state === 'ended') await client.finishRun(parent.info.runId, study.endReason === 'cancelled' ? 'KILLED' : 'FINISHED', study.endedAt, signal);
+      journal.append({ k: 'tracking', uri: tracking.uri, experimentId, parentRunId: tracking.parentRunId, at: Date.now() });
+      parentCreated = true;
+    }
+    let written = 0;
+    for (const trial of study.trials.values()) {
+      if (trial.mlflowRunId || (trial.state !== 'done' && trial.state !== 'error')) continue;
+      const ok = trial.state === 'done' && trial.summary?.status === 'ok';
+      const run = await client.createRun(
+        {
+          experimentId: tracking.experimentId,
+          parentRunId: tracking.parentRunId,
+          runName: `trial ${trial.tid}`,
+          startTime: trial.startedAt ?? trial.endedAt ?? Date.now(),
+          tags: {
+            [RUN_SOURCE_TAG]: RUN_SOURCE_HYPEROPT,
+            [FMIN_UUID_TAG]: study.info.id,
+            [TRIAL_TID_TAG]: String(trial.tid),
+            [TRIAL_STATUS_TAG]: trial.state === 'error' ? 'error' : (trial.summary?.status ?? 'unknown'),
+            ...(trial.slot ? { [SLOT_TAG]: trial.slot } : {}),
+            ...(trial.error ? { [TRACEBACK_TAG]: (trial.error.traceback ?? `${trial.error.type}: ${trial.error.message}`).slice(-5000) } : {}),
+          },
+        },
+        signal,
+      );
+      const loss = trial.state === 'done' && trial.summary ? lossToNumber(trial.summary.loss) : undefined;
+      await client.logBatch(
+        run.info.runId,
+        {
+          params: Object.fromEntries(Object.entries(trial.params).map(([k, v]) => [k, String(v)])),
+          ...(loss !== undefined ? { metrics: [{ key: LOSS_METRIC, value: loss, timestamp: trial.endedAt }] } : {}),
+        },
+        signal,
+      );
+      await client.finishRun(run.info.runId, ok ? 'FINISHED' : 'FAILED', trial.endedAt ?? Date.now(), signal);
+      journal.append({ k: 'synced', tid: trial.tid, mlflowRunId: run.info.runId, at: Date.now() });
+      trial.mlflowRunId = run.info.runId;
+      written += 1;
+    }
+    return { study: study.info.id, written, parentCreated };
+  } finally {
+    journal.close();
+  }
+}
+
+/** Trials that finished but have no MLflow run yet. */
+export function unsyncedTrials(study: StudyRecord): number {
+  let n = 0;
+  for (const t of study.trials.values()) if (!t.mlflowRunId && (t.state === 'done' || t.state === 'error')) n += 1;
+  return n;
+}
