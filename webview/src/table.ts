@@ -153,7 +153,7 @@ export class TableView implements View {
         this.count,
       ),
       this.filterError,
-      this.table,
+      h('div', { class: 'table-scroll' }, this.table),
       h('div', { class: 'pager' }, this.prev, this.pageText, this.next),
     );
   }
@@ -179,6 +179,8 @@ export class TableView implements View {
     this.columnsFor = store.params;
     this.columns = baseColumns(store.params);
     this.table.columns = this.columns.map((c) => c.width);
+    // Narrow panels scroll the table sideways rather than cut every cell short.
+    this.table.style.minWidth = `${this.columns.reduce((w, c) => w + (c.width === 'auto' ? 95 : parseInt(c.width, 10)), 0)}px`;
     const cells = this.columns.map((c) => {
       const cell = document.createElement('vscode-table-header-cell');
       const sort = h('button', { class: 'sort', type: 'button', 'data-key': c.key }, c.title);
@@ -189,11 +191,13 @@ export class TableView implements View {
     this.header.replaceChildren(...cells);
     this.rowPool = [];
     this.body.replaceChildren();
+    this.fittedCount = -1;
   }
 
   private sortBy(key: string): void {
     const dir: SortDir = this.model.sort.key === key && this.model.sort.dir === 'asc' ? 'desc' : 'asc';
     this.model.sort = { key, dir };
+    this.model.page = 0;
     this.changed();
   }
 
@@ -272,11 +276,26 @@ export class TableView implements View {
       el.classList.toggle('selected', tid === selected);
       for (let c = 0; c < this.columns.length; c++) setText(el.children[c] as Element, (this.columns[c] as Column).text(store, row));
     }
+    this.fitHeight(count);
     const pages = Math.max(1, Math.ceil(this.visible.length / PAGE_SIZE));
     setText(this.pageText, count === 0 ? 'No trials match.' : `Rows ${start + 1}–${start + count} of ${this.visible.length} · page ${this.model.page + 1} of ${pages}`);
     this.prev.disabled = this.model.page === 0;
     this.next.disabled = this.model.page >= pages - 1;
   }
+
+  /** vscode-table scrolls inside a fixed height: make it exactly as tall as the page of rows. */
+  private fitHeight(count: number): void {
+    if (count === this.fittedCount) return;
+    const first = this.rowPool[0];
+    const rowHeight = first && count > 0 ? first.getBoundingClientRect().height : 0;
+    const headerHeight = this.header.getBoundingClientRect().height;
+    if (rowHeight <= 0 || headerHeight <= 0) return;
+    const height = `${Math.ceil(headerHeight + rowHeight * Math.max(count, 1) + 2)}px`;
+    if (this.table.style.height !== height) this.table.style.height = height;
+    this.fittedCount = count;
+  }
+
+  private fittedCount = -1;
 
   private turn(delta: number): void {
     const pages = Math.max(1, Math.ceil(this.visible.length / PAGE_SIZE));

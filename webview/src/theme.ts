@@ -42,7 +42,7 @@ export function readPalette(): Palette {
     foreground,
     muted: v('--vscode-descriptionForeground', light ? '#717171' : '#9d9d9d'),
     background: v('--vscode-editor-background', light ? '#ffffff' : '#1f1f1f'),
-    grid: hc ? v('--vscode-contrastBorder', foreground) : v('--vscode-charts-lines', light ? 'rgba(0,0,0,0.15)' : 'rgba(255,255,255,0.12)'),
+    grid: hc ? withAlpha(v('--vscode-contrastBorder', foreground), 0.45) : v('--vscode-charts-lines', light ? 'rgba(0,0,0,0.15)' : 'rgba(255,255,255,0.12)'),
     border: v('--vscode-panel-border', v('--vscode-contrastBorder', light ? '#e5e5e5' : '#2b2b2b')),
     ok: v('--vscode-charts-blue', light ? '#1a85ff' : '#3794ff'),
     failed: v('--vscode-charts-red', light ? '#e51400' : '#f14c4c'),

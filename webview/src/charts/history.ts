@@ -11,6 +11,10 @@ import { Outcome } from '../store';
 import { withAlpha } from '../theme';
 import { UChart, axisOptions, logAxis, numberTicks } from './uplotChart';
 
+/** Where the marks of trials without a loss sit: CSS px below the top of the plot. */
+const FAILED_Y = 7;
+const CANCELLED_Y = 18;
+
 export interface Selector {
   select(tid: number | null): void;
 }
@@ -83,6 +87,7 @@ export class HistoryView implements View {
     }
     this.best = Array.from(bestSoFar(losses), (v) => (Number.isNaN(v) ? null : v));
     this.chart.count('points', points);
+    this.chart.count('scale-y', this.model.logLoss && this.positive() ? 'log' : 'linear');
     this.chart.count('failed', this.failed.length);
     this.chart.count('cancelled', this.cancelled.length);
     setText(this.legend, `● ok ${points}   ✕ failed ${this.failed.length}   ▽ cancelled ${this.cancelled.length}   ─ best so far`);
@@ -116,7 +121,7 @@ export class HistoryView implements View {
     const ratio = u.bbox.height / Math.max(1, u.over.clientHeight);
     const p = this.model.palette;
     const size = 4 * ratio;
-    const top = u.bbox.top + 7 * ratio;
+    const top = u.bbox.top + FAILED_Y * ratio;
     ctx.save();
     ctx.lineWidth = 1.5 * ratio;
     ctx.strokeStyle = p.failed;
@@ -131,7 +136,7 @@ export class HistoryView implements View {
     ctx.stroke();
     ctx.strokeStyle = p.cancelled;
     ctx.beginPath();
-    const y2 = top + 10 * ratio;
+    const y2 = u.bbox.top + CANCELLED_Y * ratio;
     for (const i of this.cancelled) {
       const x = u.valToPos(this.xs[i] as number, 'x', true);
       ctx.moveTo(x - size, y2 - size);
@@ -155,7 +160,7 @@ export class HistoryView implements View {
     const plot = this.chart.plot;
     if (!plot) return;
     const failed = this.model.store.outcome[this.model.store.row(tid) ?? -1] === Outcome.Failed;
-    const px = failed ? 7 : 17;
+    const px = failed ? FAILED_Y : CANCELLED_Y;
     this.chart.mark({ x: tid, y: plot.posToVal(px, 'y') });
   }
 
@@ -173,20 +178,33 @@ export class HistoryView implements View {
     return undefined;
   }
 
+  /** Selects the trial nearest to a click: points by their loss, failed and cancelled by their marks. */
   private pick(at: { x: number; y: number }): void {
     const plot = this.chart.plot;
     if (!plot) return;
-    const onTop = at.y < 24;
-    const i = onTop
-      ? this.chart.nearest(at, this.xs.length, (k) => (this.ys[k] === null && this.isMarked(k) ? (this.xs[k] as number) : Number.NaN), () => plot.posToVal(at.y, 'y'))
-      : this.chart.nearest(at, this.xs.length, (k) => this.xs[k] as number, (k) => this.ys[k] ?? Number.NaN);
-    if (i !== undefined) this.selector.select(this.xs[i] as number);
-  }
-
-  private isMarked(k: number): boolean {
-    const row = this.model.store.row(this.xs[k] as number);
-    const o = row === undefined ? -1 : this.model.store.outcome[row];
-    return o === Outcome.Failed || o === Outcome.Cancelled;
+    const store = this.model.store;
+    let best = -1;
+    let bestD = 12 * 12;
+    for (let k = 0; k < this.xs.length; k++) {
+      const y = this.ys[k];
+      let py: number;
+      if (y !== null && y !== undefined) py = plot.valToPos(y, 'y');
+      else {
+        const row = store.row(this.xs[k] as number);
+        const o = row === undefined ? -1 : store.outcome[row];
+        if (o === Outcome.Failed) py = FAILED_Y;
+        else if (o === Outcome.Cancelled) py = CANCELLED_Y;
+        else continue;
+      }
+      const dx = plot.valToPos(this.xs[k] as number, 'x') - at.x;
+      const dy = py - at.y;
+      const d = dx * dx + dy * dy;
+      if (d <= bestD) {
+        bestD = d;
+        best = k;
+      }
+    }
+    if (best >= 0) this.selector.select(this.xs[best] as number);
   }
 
   private key(event: KeyboardEvent): void {

@@ -65,6 +65,8 @@ class SliceChart {
     }
     this.chart.count('points', this.xs.length);
     this.chart.count('scale', axis.kind === 'categorical' ? 'categorical' : logX ? 'log' : 'linear');
+    this.chart.count('scale-y', logY ? 'log' : 'linear');
+    this.chart.count('categories', axis.kind === 'categorical' ? axis.categories.join(',') : null);
     this.markSelection();
   }
 

@@ -1,0 +1,224 @@
+// The trials panel in headless Chromium, with a fake host (see harness/panel.ts: it stands in for
+// VS Code's webview host, whose real side is tested in the editor suite): the charts draw what
+// the study holds, follow live updates, and share one selection.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { computeImportances } from '../../core/src/analysis/importance';
+import type { InitMessage, TrialRow } from '../../core/src/protocol/webview';
+import { Harness, type Panel } from './harness/panel';
+import { TrialSource, expected, makeStudy } from './fixtures/study';
+
+let harness: Harness;
+before(async () => {
+  harness = await Harness.start();
+});
+after(async () => {
+  await harness?.close();
+});
+
+async function attr(panel: Panel, selector: string, name: string): Promise<string | null> {
+  return panel.page.locator(selector).first().getAttribute(name);
+}
+
+async function waitAttr(panel: Panel, selector: string, name: string, value: string | number): Promise<void> {
+  await panel.page.waitForSelector(`${selector}[${name}="${value}"]`, { timeout: 10_000 });
+}
+
+function importancesFor(init: InitMessage): unknown {
+  const r = computeImportances({
+    space: init.study.space,
+    trials: init.trials.filter((t) => t.state === 'done' && typeof t.loss === 'number').map((t) => ({ params: t.params, loss: t.loss as number })),
+  });
+  return { type: 'importances', method: r.method, trials: r.trials, items: r.items, note: r.note };
+}
+
+describe('charts', () => {
+  const init = makeStudy();
+  const want = expected(init);
+  let panel: Panel;
+  before(async () => {
+    panel = await harness.open({ init });
+  });
+  after(async () => {
+    await panel?.close();
+  });
+
+  test('the fixture has what the tests need', () => {
+    assert.equal(init.trials.length, 200);
+    assert.ok(want.failed >= 10 && want.cancelled >= 8 && want.running === 3 && want.queued === 2, JSON.stringify(want));
+  });
+
+  test('loss per trial: one point per trial with a loss, failed and cancelled marked apart', async () => {
+    assert.equal(await attr(panel, '[data-chart="history"]', 'data-points'), String(want.ok));
+    assert.equal(await attr(panel, '[data-chart="history"]', 'data-failed'), String(want.failed));
+    assert.equal(await attr(panel, '[data-chart="history"]', 'data-cancelled'), String(want.cancelled));
+    assert.equal(await panel.page.locator('[data-chart="history"] canvas').count(), 1);
+  });
+
+  test('one chart per hyperparameter, with a log axis for the loguniform and categories for the choice', async () => {
+    const slices = panel.page.locator('[data-chart="slice"]');
+    assert.equal(await slices.count(), 4);
+    const seen: Record<string, [string | null, string | null]> = {};
+    for (const el of await slices.all()) seen[(await el.getAttribute('data-param')) ?? ''] = [await el.getAttribute('data-points'), await el.getAttribute('data-scale')];
+    assert.deepEqual(seen, {
+      x: [String(want.ok), 'linear'],
+      lr: [String(want.ok), 'log'],
+      optimizer: [String(want.ok), 'categorical'],
+      layers: [String(want.ok), 'linear'],
+    });
+    assert.equal(await attr(panel, '[data-param="optimizer"]', 'data-categories'), 'adam,sgd,rmsprop');
+  });
+
+  test('parallel coordinates: one line per trial with a loss across the four parameters and the loss', async () => {
+    assert.equal(await attr(panel, '[data-chart="parcoords"]', 'data-lines'), String(want.ok));
+    assert.equal(await attr(panel, '[data-chart="parcoords"]', 'data-axes'), '5');
+  });
+
+  test('timeline: a bar per started trial, a lane per slot', async () => {
+    assert.equal(await attr(panel, '[data-chart="timeline"]', 'data-bars'), String(want.started));
+    assert.equal(await attr(panel, '[data-chart="timeline"]', 'data-lanes'), String(want.lanes));
+  });
+
+  test('importances: a bar per parameter, most important first', async () => {
+    const message = importancesFor(init) as { items: Array<{ param: string }> };
+    await panel.host.send(message);
+    await waitAttr(panel, '[data-chart="importances"]', 'data-bars', 4);
+    const order = await panel.page.locator('[data-chart="importances"] li').evaluateAll((els) => els.map((e) => e.getAttribute('data-param')));
+    assert.deepEqual(order, message.items.map((i) => i.param));
+  });
+
+  test('the header shows state, counts, best loss with its parameters, elapsed and time left', async () => {
+    const text = (id: string): Promise<string> => panel.page.locator(`[data-testid="${id}"]`).innerText();
+    assert.equal(await text('state'), 'Running');
+    assert.match(await text('counts'), new RegExp(`^200 of 250 · ${want.ok} ok · ${want.failed} failed · ${want.cancelled} cancelled · 3 running · 2 queued$`));
+    const best = init.status.best;
+    assert.ok(best);
+    assert.match(await text('best'), new RegExp(`\\(trial ${best.tid}\\)`));
+    assert.match(await text('argmin'), /^argmin: x=[\d.]+, lr=[\de.-]+, optimizer=(adam|sgd|rmsprop), layers=\d$/);
+    assert.match(await text('elapsed'), /\d/);
+    assert.match(await text('time-left'), /min/);
+  });
+
+  test('a trials batch updates every chart at once', async () => {
+    const source = new TrialSource(99, init.status.startedAt);
+    source.tid = 200;
+    const fresh: TrialRow[] = [];
+    while (fresh.length < 10) {
+      const t = source.next();
+      if (t.state === 'done') fresh.push(t);
+    }
+    // One of the running trials finishes too.
+    const running = init.trials.find((t) => t.state === 'running');
+    assert.ok(running);
+    const finished: TrialRow = { ...running, state: 'done', status: 'ok', loss: 0.5, endedAt: (running.startedAt ?? 0) + 1000 };
+    await panel.host.send({ type: 'trials', trials: [...fresh, finished] });
+    const ok = want.ok + 11;
+    await waitAttr(panel, '[data-chart="history"]', 'data-points', ok);
+    await waitAttr(panel, '[data-chart="parcoords"]', 'data-lines', ok);
+    await waitAttr(panel, '[data-chart="timeline"]', 'data-bars', want.started + 10);
+    for (const el of await panel.page.locator('[data-chart="slice"]').all()) assert.equal(await el.getAttribute('data-points'), String(ok));
+    await waitAttr(panel, 'body', 'data-trials', 210);
+  });
+});
+
+describe('selection', () => {
+  const init = makeStudy({ seed: 3 });
+  let panel: Panel;
+  before(async () => {
+    panel = await harness.open({ init });
+  });
+  after(async () => {
+    await panel?.close();
+  });
+
+  const charts = ['[data-chart="history"]', '[data-chart="parcoords"]', '[data-chart="timeline"]'];
+
+  async function highlighted(tid: number | null): Promise<void> {
+    const value = tid === null ? null : String(tid);
+    for (const c of charts) await panel.page.waitForFunction(([sel, v]) => document.querySelector(sel as string)?.getAttribute('data-selected-tid') === v, [c, value]);
+    for (const el of await panel.page.locator('[data-chart="slice"]').all()) assert.equal(await el.getAttribute('data-selected-tid'), value);
+  }
+
+  test('clicking a table row selects the trial in every chart and tells the host', async () => {
+    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 5)?.tid as number;
+    const before = panel.host.messages('selectTrial').length;
+    await panel.page.click(`vscode-table-row[data-tid="${tid}"]`);
+    const sent = await panel.host.next('selectTrial', before);
+    assert.deepEqual(sent, { type: 'selectTrial', tid });
+    await highlighted(tid);
+    assert.equal(await panel.page.locator(`vscode-table-row[data-tid="${tid}"]`).getAttribute('aria-selected'), 'true');
+    assert.match(await panel.page.locator('[data-testid="selection-summary"]').innerText(), new RegExp(`^Trial ${tid} · ok · loss`));
+    assert.equal(await panel.page.locator('[data-chart="history"] .select-marker').isVisible(), true);
+  });
+
+  test('"Open logs" and "Open MLflow run" ask the host for the selected trial', async () => {
+    const tid = Number(await panel.page.locator('.selection').getAttribute('data-tid'));
+    await panel.page.click('#open-logs');
+    assert.deepEqual(await panel.host.next('openLogs', 0), { type: 'openLogs', tid });
+    await panel.page.click('#open-run');
+    assert.deepEqual(await panel.host.next('openRun', 0), { type: 'openRun', tid });
+  });
+
+  test('a failed trial is selectable too: its mark is ringed, and its error shown', async () => {
+    const failed = init.trials.find((t) => t.state === 'error') as TrialRow;
+    await panel.host.send({ type: 'select', tid: failed.tid });
+    await panel.page.waitForFunction((t) => document.querySelector('.selection')?.getAttribute('data-tid') === String(t), failed.tid);
+    assert.match(await panel.page.locator('.selection').innerText(), /ValueError: diverged/);
+    assert.equal(await panel.page.locator('[data-chart="history"]').getAttribute('data-selected-tid'), String(failed.tid));
+    // No loss: not in the slices or the parallel coordinates, but on the timeline.
+    await panel.page.waitForFunction((t) => document.querySelector('[data-chart="timeline"]')?.getAttribute('data-selected-tid') === String(t), failed.tid);
+    assert.equal(await panel.page.locator('[data-chart="parcoords"]').getAttribute('data-selected-tid'), null);
+  });
+
+  test('a selection from the host is shown without being echoed back', async () => {
+    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 50)?.tid as number;
+    const sent = panel.host.messages('selectTrial').length;
+    await panel.host.send({ type: 'select', tid });
+    await highlighted(tid);
+    assert.equal(panel.host.messages('selectTrial').length, sent);
+  });
+
+  test('clicking a point in the loss chart selects its trial', async () => {
+    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 100)?.tid as number;
+    await panel.host.send({ type: 'select', tid });
+    await highlighted(tid);
+    const chart = panel.page.locator('[data-chart="history"]');
+    const marker = await chart.locator('.select-marker').boundingBox();
+    const box = await chart.boundingBox();
+    assert.ok(marker && box);
+    // Clearing hides the selection bar, which moves the page: click relative to the chart.
+    await panel.page.click('#clear-selection');
+    await highlighted(null);
+    const before = panel.host.messages('selectTrial').length;
+    await chart.click({ position: { x: marker.x + marker.width / 2 - box.x, y: marker.y + marker.height / 2 - box.y } });
+    assert.deepEqual(await panel.host.next('selectTrial', before), { type: 'selectTrial', tid });
+    await highlighted(tid);
+  });
+
+  test('the loss chart is keyboard reachable: arrows move the selection, Escape clears it', async () => {
+    await panel.host.send({ type: 'select', tid: 10 });
+    await highlighted(10);
+    await panel.page.focus('[data-chart="history"]');
+    await panel.page.keyboard.press('ArrowRight');
+    await highlighted(11);
+    await panel.page.keyboard.press('ArrowLeft');
+    await panel.page.keyboard.press('ArrowLeft');
+    await highlighted(9);
+    await panel.page.keyboard.press('Escape');
+    await highlighted(null);
+    assert.equal(await panel.page.locator('.selection').isHidden(), true);
+  });
+
+  test('the log-scale switch puts the loss on a log axis', async () => {
+    await panel.page.click('#log-loss');
+    await waitAttr(panel, '[data-chart="history"]', 'data-scale-y', 'log');
+    for (const el of await panel.page.locator('[data-chart="slice"]').all()) assert.equal(await el.getAttribute('data-scale-y'), 'log');
+    await panel.page.click('#log-loss');
+    await waitAttr(panel, '[data-chart="history"]', 'data-scale-y', 'linear');
+  });
+
+  test('nothing went wrong in the page', () => {
+    assert.deepEqual(panel.pageErrors, []);
+    assert.deepEqual(panel.host.invalid, []);
+  });
+});

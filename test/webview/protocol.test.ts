@@ -1,0 +1,114 @@
+// The host <-> webview protocol and the panel HTML, in Node: what the extension host accepts and
+// rejects, and the page it serves.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  HostToWebview,
+  WEBVIEW_PROTOCOL_VERSION,
+  type WebviewToHost,
+  parseHostToWebview,
+  parseWebviewToHost,
+} from '../../core/src/protocol/webview';
+import { contentSecurityPolicy, createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
+import { makeStudy } from './fixtures/study';
+
+const VALID: WebviewToHost[] = [
+  { type: 'ready', protocol: WEBVIEW_PROTOCOL_VERSION },
+  { type: 'control', id: 'a-1', request: { action: 'stop' } },
+  { type: 'control', id: 'a-2', request: { action: 'cancel' } },
+  { type: 'control', id: 'a-3', request: { action: 'setTimeout', seconds: 2700 } },
+  { type: 'control', id: 'a-4', request: { action: 'setTimeout', seconds: null } },
+  { type: 'control', id: 'a-5', request: { action: 'extendTimeout', seconds: 600 } },
+  { type: 'control', id: 'a-6', request: { action: 'setParallelism', n: 3 } },
+  { type: 'control', id: 'a-7', request: { action: 'setPolicy', lossThreshold: 0.05, noProgressTrials: 20 } },
+  { type: 'control', id: 'a-8', request: { action: 'setPolicy', lossThreshold: null, noProgressTrials: null } },
+  { type: 'selectTrial', tid: 12 },
+  { type: 'selectTrial', tid: null },
+  { type: 'openLogs', tid: 3 },
+  { type: 'openRun', tid: 3 },
+  { type: 'rejected', error: 'invalid "trials" message', messageType: 'trials' },
+];
+
+test('the host accepts every message the webview sends, unchanged', () => {
+  for (const message of VALID) {
+    const parsed = parseWebviewToHost(JSON.parse(JSON.stringify(message)));
+    assert.ok(parsed.ok, JSON.stringify(message));
+    assert.deepEqual(parsed.message, message);
+  }
+});
+
+test('the host rejects unknown and invalid messages with a short reason', () => {
+  const invalid: Array<[unknown, RegExp]> = [
+    [null, /not an object/],
+    ['ready', /not an object/],
+    [[{ type: 'ready' }], /not an object/],
+    [{ protocol: 1 }, /no message type/],
+    [{ type: 'shutdown' }, /invalid "shutdown" message/],
+    [{ type: 'ready' }, /protocol/],
+    [{ type: 'control', request: { action: 'stop' } }, /id/],
+    [{ type: 'control', id: '', request: { action: 'stop' } }, /id/],
+    [{ type: 'control', id: 'x', request: { action: 'reboot' } }, /request/],
+    [{ type: 'control', id: 'x', request: { action: 'setParallelism', n: 0 } }, /request\.n/],
+    [{ type: 'control', id: 'x', request: { action: 'setParallelism', n: 2.5 } }, /request\.n/],
+    [{ type: 'control', id: 'x', request: { action: 'setTimeout', seconds: -5 } }, /request\.seconds/],
+    [{ type: 'control', id: 'x', request: { action: 'setTimeout' } }, /request\.seconds/],
+    [{ type: 'control', id: 'x', request: { action: 'extendTimeout', seconds: null } }, /request\.seconds/],
+    [{ type: 'control', id: 'x', request: { action: 'setPolicy', lossThreshold: 'low', noProgressTrials: null } }, /lossThreshold/],
+    [{ type: 'openLogs', tid: -1 }, /tid/],
+    [{ type: 'openRun', tid: '3' }, /tid/],
+    [{ type: 'selectTrial', tid: 1.5 }, /tid/],
+  ];
+  for (const [raw, reason] of invalid) {
+    const parsed = parseWebviewToHost(raw);
+    assert.equal(parsed.ok, false, JSON.stringify(raw));
+    if (!parsed.ok) {
+      assert.match(parsed.error, reason, JSON.stringify(raw));
+      assert.ok(parsed.error.length <= 1_100);
+    }
+  }
+  // A huge bogus message does not end up in the log line.
+  const big = parseWebviewToHost({ type: 'openLogs', tid: 'x'.repeat(100_000) });
+  assert.equal(big.ok, false);
+  if (!big.ok) assert.ok(big.error.length < 500);
+});
+
+test('the webview accepts the host messages and rejects malformed ones', () => {
+  const init = makeStudy();
+  assert.ok(parseHostToWebview(JSON.parse(JSON.stringify(init))).ok);
+  assert.ok(parseHostToWebview({ type: 'trials', trials: init.trials.slice(0, 3) }).ok);
+  assert.ok(parseHostToWebview({ type: 'state', status: init.status }).ok);
+  assert.ok(parseHostToWebview({ type: 'importances', method: 'ped-anova', trials: 3, items: [{ param: 'x', importance: 1, score: 2 }] }).ok);
+  assert.ok(parseHostToWebview({ type: 'select', tid: null }).ok);
+  assert.ok(parseHostToWebview({ type: 'reply', id: 'a-1', ok: false, error: 'The study has ended.' }).ok);
+  assert.equal(parseHostToWebview({ type: 'trials', trials: [{ tid: 1, state: 'exploded', params: {} }] }).ok, false);
+  assert.equal(parseHostToWebview({ type: 'state', status: { ...init.status, counts: { total: -1 } } }).ok, false);
+  assert.equal(parseHostToWebview({ type: 'importances', method: 'magic', trials: 1, items: [] }).ok, false);
+  assert.equal(parseHostToWebview({ type: 'init', protocol: 1 }).ok, false);
+  // Every message type the union knows is covered above.
+  assert.deepEqual(
+    HostToWebview.options.map((o) => o.shape.type.value).sort(),
+    ['importances', 'init', 'reply', 'select', 'state', 'trials'],
+  );
+});
+
+test('the panel HTML has a strict CSP with a fresh nonce and only the extension’s own files', () => {
+  const nonce = createNonce();
+  assert.notEqual(nonce, createNonce());
+  const cspSource = 'https://file+.vscode-resource.vscode-cdn.net';
+  const html = renderWebviewHtml({ scriptUri: `${cspSource}/ext/dist/webview.js`, styleUri: `${cspSource}/ext/dist/webview.css`, cspSource, nonce });
+  const csp = `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${cspSource} 'nonce-${nonce}'; img-src ${cspSource} data:; font-src ${cspSource}`;
+  assert.equal(contentSecurityPolicy(cspSource, nonce), csp);
+  assert.ok(html.includes(`<meta http-equiv="Content-Security-Policy" content="${csp.replace(/'/g, "'")}">`));
+  assert.match(html, new RegExp(`<script nonce="${nonce.replace(/[+/=]/g, '\\$&')}" src="${cspSource.replace(/[.+]/g, '\\$&')}/ext/dist/webview\\.js"></script>`));
+  assert.equal((html.match(/<script/g) ?? []).length, 1, 'one script, the bundle');
+  assert.doesNotMatch(html, /unsafe-inline|unsafe-eval|\*/);
+  assert.doesNotMatch(html, /style="/, 'no inline style attributes');
+});
+
+test('the HTML builder escapes what it is given and refuses a weak nonce or a bad CSP source', () => {
+  const html = renderWebviewHtml({ scriptUri: 'x" onload="alert(1)', styleUri: 's.css', cspSource: 'https://a.b', nonce: createNonce(), title: '<b>study</b>' });
+  assert.ok(html.includes('x&quot; onload=&quot;alert(1)'));
+  assert.ok(html.includes('&lt;b&gt;study&lt;/b&gt;'));
+  assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: 'https://a.b', nonce: 'abc' }), /nonce/);
+  assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: "https://a.b; script-src 'unsafe-inline'", nonce: createNonce() }), /CSP source/);
+});
