@@ -117,6 +117,8 @@ export const StudySnapshot = z.object({
   settings: StudySettingsSchema,
   /** When this run of the study opened (a resumed study restarts its clock). */
   openedAt: z.number(),
+  /** The study's MLflow parent run, once the driver created it. */
+  tracking: z.object({ uri: z.string(), experimentId: z.string(), parentRunId: z.string() }).optional(),
   trials: z.array(TrialSnapshot),
 });
 export type StudySnapshot = z.infer<typeof StudySnapshot>;

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import type { z } from 'zod';
 import { RunnerError } from '../errors';
 import { Emitter } from '../events';
 import {
@@ -20,8 +21,9 @@ import {
 import { decodeMessage, encodeMessage, LineSplitter } from '../protocol/ndjson';
 import { pidAlive, readServiceFile, serviceLogPath, stateDir } from './serviceFile';
 
-/** A request as the caller writes it: the client adds the id. */
-export type ControlRequestInput = ClientToService extends infer M ? (M extends { id: string } ? Omit<M, 'id'> : never) : never;
+/** A request as the caller writes it (defaults may be left out): the client adds the id. */
+type RequestInput = z.input<typeof ClientToService>;
+export type ControlRequestInput = RequestInput extends infer M ? (M extends { id: string } ? Omit<M, 'id'> : never) : never;
 
 export class ControlRequestError extends Error {
   constructor(

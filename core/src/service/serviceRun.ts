@@ -5,7 +5,10 @@ import type { EngineEvent } from '../coordinator/events';
 import { messageOf, RunnerError } from '../errors';
 import { Emitter } from '../events';
 import { parseExecutorSpec, type ExecutorSpec } from '../executorSpec';
+import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
+import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
+import { syncStudy, unsyncedTrials } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
 import { newRunId, RunSession, type ExecutorFactory } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
@@ -75,13 +78,16 @@ export class ServiceRun {
 
   /** Resolves the tracking server, then runs the script to its end. Never rejects. */
   async start(): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...this.spec.env };
+    // As the CLI does (mlflow/tracking.ts): the driver and workers log when told a URI; MLflow's
+    // "View run at" lines would be noise in every trial's output.
+    const env: NodeJS.ProcessEnv = { ...this.spec.env, HYPEROPT_RUNNER_TRACKING: '0', MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: 'true' };
     try {
       if (this.spec.trackingUri !== null) {
         const info = await this.tracking.resolve(this.spec.trackingUri, this.spec.python, this.starting.signal);
         if (info.uri) {
           this.trackingUri = info.uri;
           env.MLFLOW_TRACKING_URI = info.uri;
+          env.HYPEROPT_RUNNER_TRACKING = '1';
         } else if (info.warning) {
           this.emitEvent({ type: 'notice', text: `${info.warning}; the study runs without tracking` });
         }
@@ -117,9 +123,26 @@ export class ServiceRun {
     session.output.on(({ stream, text }) => this.messages.emit({ type: 'output', stream, text }));
     try {
       const outcome = await session.run();
+      await this.syncJournals(session.journals, env);
       this.finish(outcome.code, outcome.error ? { code: outcome.error.code, message: outcome.error.message } : undefined);
     } catch (error) {
       this.finish(2, { code: 'internal', message: messageOf(error) });
+    }
+  }
+
+  /** Writes to MLflow the trial runs the workers could not log (the server was down). */
+  private async syncJournals(journals: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+    if (!this.trackingUri) return;
+    const client = new MlflowClient({ trackingUri: this.trackingUri, auth: mlflowAuthFromEnv(env), maxRetries: 1 });
+    for (const path of journals) {
+      try {
+        const study = readJournal(path);
+        if (unsyncedTrials(study) === 0 && study.tracking) continue;
+        const { written } = await syncStudy(study, client);
+        if (written > 0) this.emitEvent({ type: 'notice', text: `MLflow: wrote ${written} trial run(s) that could not be logged during the study` });
+      } catch (error) {
+        this.emitEvent({ type: 'notice', text: `MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later` });
+      }
     }
   }
 

@@ -61,6 +61,11 @@ export class StudyTracks {
         trials.set(event.tid, trial);
         return;
       }
+      case 'study.tracking': {
+        const study = this.studies.get(event.study);
+        if (study) study.tracking = { uri: event.uri, experimentId: event.experimentId, parentRunId: event.parentRunId };
+        return;
+      }
       case 'study.closed':
       case 'trial.output':
       case 'notice':
