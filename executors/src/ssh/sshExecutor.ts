@@ -135,7 +135,10 @@ class SshSlot implements Slot {
       hello = await worker.ready();
     } catch (error) {
       await worker.exited;
-      if (!connection.alive) throw new InfrastructureError(`${this.session.target.name}: the connection was lost`, this.id);
+      if (!connection.alive) {
+        this.session.connectionLost(connection, 'the connection was lost');
+        throw new InfrastructureError(`${this.session.target.name}: the connection was lost`, this.id);
+      }
       const failure = this.session.startFailure(worker, error);
       if (failure instanceof RunnerError && failure.code === 'ssh_remote_python') throw failure;
       this.startFailures += 1;
@@ -186,6 +189,9 @@ class SshSlot implements Slot {
       if (worker.connection.alive) {
         await worker.kill(0);
         this.replace(worker);
+      } else {
+        // Settle the host's state before the engine sees the failure, so it does not pick this slot again.
+        this.session.connectionLost(worker.connection, 'the connection was lost');
       }
       throw error instanceof InfrastructureError ? error : new InfrastructureError(messageOf(error), this.id);
     } finally {
@@ -283,7 +289,7 @@ class HostSession {
     this.connection = connection;
     this.connections += 1;
     this.connectMs = connection.connectMs;
-    void connection.closed.then((reason) => this.onConnectionLost(connection, reason));
+    void connection.closed.then((reason) => this.connectionLost(connection, reason));
     try {
       const preparing = performance.now();
       await Promise.all([this.prepare(connection), this.openForwards(connection)]);
@@ -465,10 +471,12 @@ class HostSession {
     this.failures = 0;
   }
 
-  private onConnectionLost(connection: SshConnection, reason: string): void {
+  /** The connection ended (its close event, or a slot that noticed first); once per connection. */
+  connectionLost(connection: SshConnection, reason: string): void {
     if (this.connection !== connection) return;
     this.connection = undefined;
-    if (this.closing || this.state === 'retired' || this.state === 'failed') return;
+    // During an attempt, the attempt itself fails and counts it.
+    if (this.closing || this.state === 'retired' || this.state === 'failed' || this.state === 'connecting') return;
     const wasReady = this.state === 'ready';
     this.state = 'down';
     this.failures += 1;
