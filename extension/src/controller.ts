@@ -1,0 +1,320 @@
+/**
+ * Wires the parts of the extension: settings, the background service connection, the study
+ * store, the scan index, the CodeLens, the Runs tree, the status bar, progress notifications and
+ * the trials panel. The commands (commands.ts) act through it.
+ */
+import { dirname, join } from 'node:path';
+import * as vscode from 'vscode';
+import { readJournal } from '../../core/src/journal/journal';
+import { trialLogPath } from '../../core/src/journal/trialLogs';
+import { buildVersion } from '../../core/src/service/serviceFile';
+import { FminCodeLensProvider } from './codeLens';
+import { COMMANDS } from './commandIds';
+import { commands } from './host/commands';
+import { window } from './host/window';
+import { workspace } from './host/workspace';
+import { ensureHyperopt, selectInterpreter } from './interpreter';
+import { errorText, reportError, reportWarning, traceInfo } from './log';
+import { choiceLabel } from './model/executorChoices';
+import { ServiceConnection } from './model/serviceConnection';
+import { readSettings, SECTION, type ReadResult } from './model/settings';
+import { statusText } from './model/statusText';
+import { countsOf, type LocalStudy, StudyStore } from './model/studyStore';
+import { studyLabel, type TreeNode } from './model/treeNodes';
+import { TrialsPanels } from './panel';
+import { RunsTreeProvider } from './runsTree';
+import { ScanIndex } from './scanIndex';
+
+const LAST_CHOICE = 'hyperoptRunner.lastExecutors';
+const MLFLOW_TOKEN = 'hyperoptRunner.mlflowToken';
+
+export class Controller implements vscode.Disposable {
+  readonly store = new StudyStore();
+  readonly connection: ServiceConnection;
+  readonly index: ScanIndex;
+  readonly lenses: FminCodeLensProvider;
+  readonly tree: RunsTreeProvider;
+  readonly treeView: vscode.TreeView<TreeNode>;
+  readonly panels: TrialsPanels;
+  private readonly statusItem: vscode.StatusBarItem;
+  private readonly progressShown = new Set<string>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private settingsCache: ReadResult | undefined;
+  private lensTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly context: vscode.ExtensionContext,
+    readonly folder: string,
+  ) {
+    const cli = join(context.extensionPath, 'dist', 'cli.js');
+    this.connection = new ServiceConnection(this.store, {
+      workspace: folder,
+      node: process.execPath,
+      cli,
+      version: buildVersion(cli),
+      client: `vscode ${vscode.version}`,
+      idleTimeoutSeconds: this.settings().settings.serviceIdleTimeout,
+      log: traceInfo,
+    });
+    this.index = new ScanIndex(context.workspaceState);
+    this.lenses = new FminCodeLensProvider(this.index, this.store, () => this.lastChoiceLabel());
+    this.tree = new RunsTreeProvider(
+      this.store,
+      () => this.settings().settings.journalDirectory,
+      { resolve: () => this.trackingForViews() },
+      () => this.settings().settings.runsPageSize,
+    );
+    this.treeView = window.createTreeView('hyperoptRunner.runs', { treeDataProvider: this.tree, showCollapseAll: true });
+    this.panels = new TrialsPanels({ extensionUri: context.extensionUri, store: this.store, connection: this.connection });
+    this.statusItem = window.createStatusBarItem('hyperoptRunner.status', vscode.StatusBarAlignment.Left, 50);
+    this.statusItem.name = 'Hyperopt study';
+    this.disposables.push(
+      this.index,
+      this.lenses,
+      this.tree,
+      this.treeView,
+      this.panels,
+      this.statusItem,
+      vscode.languages.registerCodeLensProvider({ language: 'python', scheme: 'file' }, this.lenses),
+      window.registerWebviewPanelSerializer('hyperoptRunner.trials', this.panels),
+      workspace.onDidChangeConfiguration((e) => {
+        if (!e.affectsConfiguration(SECTION)) return;
+        this.settingsCache = undefined;
+        const { problems } = this.settings();
+        for (const p of problems) void reportError(p.message, 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', p.key));
+        if (e.affectsConfiguration(`${SECTION}.trackingUri`) || e.affectsConfiguration(`${SECTION}.tracking`)) this.tree.resetTracking();
+        if (e.affectsConfiguration(`${SECTION}.journalDirectory`)) this.tree.refresh();
+      }),
+    );
+    const offIndex = this.index.changed.on(() => this.lenses.refresh());
+    this.disposables.push({ dispose: offIndex });
+    const offStore = this.store.changes.on((change) => this.onStoreChange(change.runs === true));
+    this.disposables.push({ dispose: offStore });
+    const offNotices = this.connection.notices.on((n) => {
+      if (n.level === 'error') void reportError(n.text);
+      else traceInfo(`service: ${n.text}`);
+    });
+    const offRunNotices = this.connection.runNotices.on(({ run, text }) => traceInfo(`run ${run}: ${text}`));
+    const offEvents = this.connection.events.on(({ event }) => this.tree.applyLiveEvent(event));
+    this.disposables.push({ dispose: offNotices }, { dispose: offRunNotices }, { dispose: offEvents });
+    this.disposables.push({ dispose: () => this.connection.dispose() });
+  }
+
+  /** What activation does beyond construction, without delaying it. */
+  start(): void {
+    // Re-attach to the studies a service runs for this workspace (after a window reload).
+    if (this.connection.serviceRecorded()) {
+      this.connection.ensure().catch((error: unknown) => traceInfo(`no background service to re-attach to: ${errorText(error)}`));
+    }
+    setTimeout(() => {
+      this.tree.loadJournals();
+      void this.index.scanWorkspace();
+    }, 0);
+    const { problems } = this.settings();
+    for (const p of problems) void reportError(p.message, 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', p.key));
+  }
+
+  settings(): ReadResult {
+    this.settingsCache ??= readSettings((key) => workspace.getConfiguration(SECTION, vscode.Uri.file(this.folder)).get(key), this.folder);
+    return this.settingsCache;
+  }
+
+  // ---- running ----------------------------------------------------------------------------------
+
+  lastChoice(): string[] | undefined {
+    const value = this.context.workspaceState.get<unknown>(LAST_CHOICE);
+    return Array.isArray(value) && value.every((v) => typeof v === 'string') && value.length > 0 ? (value as string[]) : undefined;
+  }
+
+  private lastChoiceLabel(): string | undefined {
+    const last = this.lastChoice();
+    try {
+      return last ? choiceLabel(last) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async rememberChoice(executors: string[]): Promise<void> {
+    await this.context.workspaceState.update(LAST_CHOICE, executors);
+    this.lenses.refresh();
+  }
+
+  /** Runs a script on the given executors; resolves with the run id once the service accepted it. */
+  async run(script: vscode.Uri, executors: string[]): Promise<string | undefined> {
+    const { settings, problems } = this.settings();
+    if (problems.length > 0) {
+      const choice = await reportError(`${problems[0]!.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, 'Open Settings');
+      if (choice) void commands.executeCommand('workbench.action.openSettings', problems[0]!.key);
+      return undefined;
+    }
+    const document = workspace.textDocuments.find((d) => d.uri.toString() === script.toString());
+    if (document?.isDirty) await document.save();
+    let python: string;
+    try {
+      python = (await selectInterpreter(script, this.folder, settings.python)).path;
+    } catch (error) {
+      void reportError(errorText(error), 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', `${SECTION}.python`));
+      return undefined;
+    }
+    if (!(await ensureHyperopt(python))) return undefined;
+    const token = await this.context.secrets.get(MLFLOW_TOKEN);
+    try {
+      const reply = await this.connection.request({
+        type: 'run',
+        spec: {
+          script: script.fsPath,
+          args: [],
+          cwd: this.folder,
+          python,
+          executors,
+          timeout: settings.studyTimeout,
+          trialTimeout: settings.trialTimeout,
+          parallelism: settings.parallelism,
+          journalDir: settings.journalDirectory,
+          trackingUri: settings.trackingUri,
+          ...(settings.sshHostsFile || settings.acceptNewHostKeys ? { ssh: { ...(settings.sshHostsFile ? { hostsFile: settings.sshHostsFile } : {}), acceptNewHostKeys: settings.acceptNewHostKeys } } : {}),
+          ...(token ? { env: { MLFLOW_TRACKING_TOKEN: token } } : {}),
+        },
+      });
+      const run = reply.run!;
+      traceInfo(`run ${run}: ${script.fsPath} on ${executors.join(' + ')} with ${python}`);
+      this.showProgress(run);
+      return run;
+    } catch (error) {
+      void reportError(`Could not run ${script.fsPath}: ${errorText(error)}`);
+      return undefined;
+    }
+  }
+
+  /** A cancellable notification while a run goes; Cancel cancels its studies through the service. */
+  showProgress(runId: string): void {
+    if (this.progressShown.has(runId)) return;
+    const run = this.store.run(runId);
+    if (run && run.state === 'ended') return;
+    this.progressShown.add(runId);
+    const title = `Hyperopt: ${run ? run.script.split(/[\\/]/).pop() : 'tuning script'}`;
+    void window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+      // The edge between the editor's CancellationToken and the engine: one cancel request.
+      const abort = new AbortController();
+      const onCancel = token.onCancellationRequested(() => abort.abort());
+      abort.signal.addEventListener('abort', () => {
+        this.connection.request({ type: 'cancel', run: runId }).catch((error: unknown) => void reportError(`Cancel failed: ${errorText(error)}`));
+      }, { once: true });
+      let lastDone = 0;
+      return new Promise<void>((resolve) => {
+        const update = (): void => {
+          const current = this.store.run(runId);
+          if (!current || current.state === 'ended') {
+            off();
+            onCancel.dispose();
+            this.progressShown.delete(runId);
+            this.reportRunEnd(runId);
+            resolve();
+            return;
+          }
+          const study = current.studies.map((id) => this.store.study(id)).filter((s): s is LocalStudy => s !== undefined).at(-1);
+          if (!study) {
+            progress.report({ message: 'starting...' });
+            return;
+          }
+          const counts = countsOf(study);
+          const total = study.info.maxEvals ?? 0;
+          const increment = total > 0 && counts.finished > lastDone ? ((counts.finished - lastDone) / total) * 100 : undefined;
+          lastDone = counts.finished;
+          progress.report({ message: `${studyLabel(study)}: ${counts.finished}/${total || '?'} trials${study.state !== 'running' ? ` (${study.state})` : ''}`, increment });
+        };
+        const off = this.store.changes.on(update);
+        update();
+      });
+    });
+  }
+
+  private reportRunEnd(runId: string): void {
+    const run = this.store.run(runId);
+    if (!run) return;
+    this.tree.loadJournals();
+    if (run.error && run.error.code === 'hyperopt_missing') {
+      void ensureHyperopt(run.studies.length > 0 ? (this.store.study(run.studies[0]!)?.info.python ?? '') : '');
+    } else if (run.error && run.error.code !== 'cancelled') {
+      void reportError(`${run.script.split(/[\\/]/).pop()}: ${run.error.message}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
+    } else if (run.code !== undefined && run.code !== 0) {
+      void reportWarning(`${run.script.split(/[\\/]/).pop()} exited with code ${run.code}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
+    }
+  }
+
+  private onStoreChange(runs: boolean): void {
+    const active = this.store.activeStudies();
+    void commands.setContext('hyperoptRunner.studyRunning', active.length > 0);
+    const status = statusText(active);
+    if (status) {
+      this.statusItem.text = status.text;
+      this.statusItem.tooltip = status.tooltip;
+      this.statusItem.command = { command: COMMANDS.revealStudy, title: 'Show study', arguments: [status.studyId] };
+      this.statusItem.show();
+    } else {
+      this.statusItem.hide();
+    }
+    if (runs) for (const run of this.store.activeRuns()) this.showProgress(run.run);
+    // CodeLens titles change with the counts: at most twice a second.
+    if (!this.lensTimer) {
+      this.lensTimer = setTimeout(() => {
+        this.lensTimer = undefined;
+        this.lenses.refresh();
+      }, 500);
+    }
+  }
+
+  // ---- views ------------------------------------------------------------------------------------
+
+  /** The tracking server the Runs view reads: the configured one, or the service's embedded one. */
+  private async trackingForViews(): Promise<{ uri?: string; warning?: string; auth?: { kind: 'bearer'; token: string } }> {
+    const { settings } = this.settings();
+    if (settings.trackingUri === null) return {};
+    const token = await this.context.secrets.get(MLFLOW_TOKEN);
+    const auth = token ? { kind: 'bearer' as const, token } : undefined;
+    if (/^https?:\/\//i.test(settings.trackingUri)) return { uri: settings.trackingUri.replace(/\/+$/, ''), auth };
+    let python: string;
+    try {
+      python = (await selectInterpreter(vscode.Uri.file(this.folder), this.folder, settings.python)).path;
+    } catch (error) {
+      return { warning: errorText(error) };
+    }
+    const reply = await this.connection.request({ type: 'tracking', trackingUri: settings.trackingUri, python }, 180_000);
+    return { uri: reply.tracking?.uri ?? undefined, warning: reply.tracking?.warning, auth };
+  }
+
+  async openFile(path: string, line?: number): Promise<void> {
+    try {
+      const editor = await window.showTextDocument(vscode.Uri.file(path), { preview: true });
+      if (line !== undefined) {
+        const position = new vscode.Position(Math.max(0, line - 1), 0);
+        editor.selection = new vscode.Selection(position, position);
+        editor.revealRange(new vscode.Range(position, position), vscode.TextEditorRevealType.InCenter);
+      }
+    } catch (error) {
+      void reportError(`Cannot open ${path}: ${errorText(error)}`);
+    }
+  }
+
+  trialLog(study: LocalStudy, tid: number): string {
+    return trialLogPath(dirname(study.journal), study.id, tid);
+  }
+
+  /** A study by id: this window's store first, then its journal in the journal directory. */
+  findStudy(id: string): LocalStudy | undefined {
+    const known = this.store.study(id);
+    if (known) return known;
+    try {
+      this.store.loadJournals([readJournal(join(this.settings().settings.journalDirectory, `${id}.jsonl`))], { prune: false });
+    } catch {
+      return undefined;
+    }
+    return this.store.study(id);
+  }
+
+  dispose(): void {
+    if (this.lensTimer) clearTimeout(this.lensTimer);
+    for (const d of this.disposables) d.dispose();
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The interpreter that runs a tuning script: the one the Python extension has selected (through
+ * its published API), else `hyperoptRunner.python`, else the workspace's `.venv`, else `python3`
+ * (as the CLI chooses). Checks that hyperopt is installed there and offers to install it.
+ */
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import * as vscode from 'vscode';
+import { PythonExtension } from '@vscode/python-extension';
+import { probeInterpreter, requireHyperopt } from '../../core/src/interpreter';
+import { RunnerError } from '../../core/src/errors';
+import { reportError, traceInfo, traceWarn } from './log';
+import { window } from './host/window';
+
+export interface Interpreter {
+  path: string;
+  source: 'python-extension' | 'setting' | 'venv' | 'path';
+}
+
+async function fromPythonExtension(resource: vscode.Uri): Promise<string | undefined> {
+  if (!vscode.extensions.getExtension('ms-python.python')) return undefined;
+  try {
+    const api = await PythonExtension.api();
+    const active = api.environments.getActiveEnvironmentPath(resource);
+    const resolved = await api.environments.resolveEnvironment(active);
+    return resolved?.executable.uri?.fsPath ?? active.path;
+  } catch (error) {
+    traceWarn(`the Python extension did not name an interpreter: ${String(error)}`);
+    return undefined;
+  }
+}
+
+function onPath(command: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, command))) return join(dir, command);
+  }
+  return undefined;
+}
+
+export async function selectInterpreter(resource: vscode.Uri, workspace: string, setting: string | undefined): Promise<Interpreter> {
+  const fromExtension = await fromPythonExtension(resource);
+  if (fromExtension) return { path: fromExtension, source: 'python-extension' };
+  if (setting) {
+    if (!existsSync(setting)) throw new RunnerError('interpreter_not_found', { python: `${setting} (hyperoptRunner.python)` });
+    return { path: setting, source: 'setting' };
+  }
+  const venv = process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
+  if (existsSync(venv)) return { path: venv, source: 'venv' };
+  const python3 = onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
+  if (!python3) throw new RunnerError('interpreter_not_found', { python: 'python3' });
+  return { path: python3, source: 'path' };
+}
+
+const checked = new Set<string>();
+
+/** True when hyperopt and cloudpickle are importable; otherwise offers to install them. */
+export async function ensureHyperopt(python: string): Promise<boolean> {
+  if (checked.has(python)) return true;
+  try {
+    requireHyperopt(await probeInterpreter(python));
+    checked.add(python);
+    return true;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const install = 'Install hyperopt';
+    if (error instanceof RunnerError && error.code === 'hyperopt_missing') {
+      const choice = await reportError(message, install);
+      if (choice === install) {
+        const terminal = window.createTerminal({ name: 'Install hyperopt' });
+        terminal.show();
+        // An argument vector is not available for terminals: quote the path for POSIX shells.
+        terminal.sendText(`${shellQuote(python)} -m pip install hyperopt cloudpickle`);
+        traceInfo(`installing hyperopt into ${python} in a terminal`);
+      }
+    } else {
+      void reportError(message);
+    }
+    return false;
+  }
+}
+
+function shellQuote(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}

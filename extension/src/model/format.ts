@@ -1,0 +1,25 @@
+/** Small text formats shared by the tree, the status bar and the CodeLens. */
+
+export function formatLoss(loss: number | undefined): string {
+  if (loss === undefined) return '';
+  if (Number.isNaN(loss)) return 'NaN';
+  if (!Number.isFinite(loss)) return loss > 0 ? '∞' : '-∞';
+  const abs = Math.abs(loss);
+  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) return loss.toExponential(3);
+  return Number(loss.toPrecision(5)).toString();
+}
+
+export function formatDuration(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms) || ms < 0) return '';
+  const s = ms / 1000;
+  if (s < 10) return `${s.toFixed(1)}s`;
+  if (s < 60) return `${Math.round(s)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  return `${h}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export function basename(path: string): string {
+  return path.split(/[\\/]/).pop() ?? path;
+}

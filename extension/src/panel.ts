@@ -1,0 +1,213 @@
+/**
+ * The trials panel of a study: the webview bundle (dist/webview.js) with its typed protocol
+ * (core/src/protocol/webview.ts). The host side here feeds it from this window's study store and
+ * the service's live events, and turns its control requests into service requests.
+ */
+import * as vscode from 'vscode';
+import { applyControl, type ControlTarget } from '../../core/src/analysis/control';
+import { capabilitiesFor, settingsOf, studyHeader, StudyViewModel } from '../../core/src/analysis/studyView';
+import type { EngineEvent } from '../../core/src/coordinator/events';
+import { numberToLoss } from '../../core/src/protocol/common';
+import { createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
+import { hostOfSlot, parseWebviewToHost, PersistedWebviewState, type HostToWebview } from '../../core/src/protocol/webview';
+import { COMMANDS } from './commandIds';
+import { commands } from './host/commands';
+import { window } from './host/window';
+import { errorText, traceInfo, traceWarn } from './log';
+import type { ServiceConnection } from './model/serviceConnection';
+import type { LocalStudy, StudyStore } from './model/studyStore';
+import { studyLabel } from './model/treeNodes';
+
+export const PANEL_VIEW_TYPE = 'hyperoptRunner.trials';
+
+function viewModelOf(study: LocalStudy): StudyViewModel {
+  const settings = study.settings ? { ...study.settings, parallelism: Math.max(1, study.settings.parallelism) } : settingsOf(study.info);
+  const model = new StudyViewModel(studyHeader(study.info, study.live ? 'live' : 'journal'), settings, study.openedAt);
+  for (const t of study.trials.values()) {
+    model.upsert({
+      tid: t.tid,
+      state: t.state,
+      params: t.params,
+      ...(t.loss !== undefined ? { loss: numberToLoss(t.loss) } : {}),
+      ...(t.resultStatus ? { status: t.resultStatus } : {}),
+      ...(t.slot ? { slot: t.slot, host: hostOfSlot(t.slot) } : {}),
+      ...(t.startedAt !== undefined ? { startedAt: t.startedAt } : {}),
+      ...(t.endedAt !== undefined ? { endedAt: t.endedAt } : {}),
+      ...(t.error ? { error: { type: t.error.type, message: t.error.message.slice(0, 2000) } } : {}),
+    });
+  }
+  model.apply({ type: 'study.state', study: study.id, state: study.state, reason: study.reason, message: study.message });
+  return model;
+}
+
+class TrialsPanel {
+  private model: StudyViewModel;
+  private ready = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    readonly studyId: string,
+    private readonly host: PanelHost,
+  ) {
+    const study = host.store.study(studyId);
+    this.model = study ? viewModelOf(study) : new StudyViewModel({ id: studyId, title: studyId, runId: null, script: null, algo: null, maxEvals: null, executors: [], source: 'journal', space: [], createdAt: Date.now() }, { timeout: null, deadline: null, parallelism: 1, lossThreshold: null, noProgressTrials: null, trialTimeout: null });
+    const dist = vscode.Uri.joinPath(host.extensionUri, 'dist');
+    panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    panel.title = study ? `Trials: ${studyLabel(study)}` : `Trials: ${studyId}`;
+    panel.webview.html = renderWebviewHtml({
+      scriptUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
+      styleUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.css')).toString(),
+      cspSource: panel.webview.cspSource,
+      nonce: createNonce(),
+      title: panel.title,
+    });
+    this.disposables.push(panel.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)));
+    const offEvents = host.connection.events.on(({ event }) => this.onEvent(event));
+    this.disposables.push({ dispose: offEvents });
+  }
+
+  private capabilities() {
+    const study = this.host.store.study(this.studyId);
+    const live = study !== undefined && study.live && study.state !== 'ended';
+    return capabilitiesFor(this.model.status().state, {
+      controllable: live,
+      notControllableReason: 'This study is not running.',
+      logs: true,
+      mlflow: study?.tracking !== undefined,
+      mlflowReason: 'This study has no MLflow run.',
+    });
+  }
+
+  private post(message: HostToWebview): void {
+    void this.panel.webview.postMessage(message);
+  }
+
+  private onEvent(event: EngineEvent): void {
+    if (!this.model.apply(event)) return;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (!this.ready || this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      const updates = this.model.takeUpdates();
+      if (updates) this.post(updates);
+      this.post(this.model.stateMessage(this.capabilities()));
+    }, 200);
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    const parsed = parseWebviewToHost(raw);
+    if (!parsed.ok) {
+      traceWarn(`trials panel: ignored a message: ${parsed.error}`);
+      return;
+    }
+    const message = parsed.message;
+    switch (message.type) {
+      case 'ready':
+        this.ready = true;
+        this.post(this.model.init(this.capabilities()));
+        return;
+      case 'control': {
+        const outcome = await this.control(message.request);
+        this.post({ type: 'reply', id: message.id, ok: outcome.ok, ...(outcome.ok ? {} : { error: outcome.error }) });
+        return;
+      }
+      case 'openLogs':
+        void commands.executeCommand(COMMANDS.showLogs, { studyId: this.studyId, tid: message.tid });
+        return;
+      case 'openRun':
+        void commands.executeCommand(COMMANDS.openInMlflow, { studyId: this.studyId, tid: message.tid });
+        return;
+      case 'selectTrial':
+        return;
+      case 'rejected':
+        traceWarn(`trials panel rejected a message (${message.messageType ?? '?'}): ${message.error}`);
+        return;
+    }
+  }
+
+  /** The panel's request, checked as the engine would, then sent to the service. */
+  private async control(request: Parameters<typeof applyControl>[2]): Promise<{ ok: true } | { ok: false; error: string }> {
+    const study = this.host.store.study(this.studyId);
+    const calls: Array<() => Promise<unknown>> = [];
+    const id = this.studyId;
+    const send = this.host.connection;
+    const target: ControlTarget = {
+      snapshot: () => (study && study.live && study.settings ? { state: study.state, settings: study.settings } : undefined),
+      stop: () => calls.push(() => send.request({ type: 'stop', study: id })),
+      cancel: () => calls.push(() => send.request({ type: 'cancel', study: id })),
+      setTimeout: (_s, seconds) => calls.push(() => send.request({ type: 'setTimeout', study: id, seconds })),
+      setParallelism: (_s, n) => calls.push(() => send.request({ type: 'setParallelism', study: id, n })),
+      setPolicy: (_s, policy) => calls.push(() => send.request({ type: 'setPolicy', study: id, ...policy })),
+    };
+    const outcome = applyControl(target, id, request, study?.openedAt ?? Date.now());
+    if (!outcome.ok) return outcome;
+    try {
+      for (const call of calls) await call();
+      return { ok: true };
+    } catch (error) {
+      return { ok: false, error: errorText(error) };
+    }
+  }
+
+  dispose(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+export interface PanelHost {
+  extensionUri: vscode.Uri;
+  store: StudyStore;
+  connection: ServiceConnection;
+}
+
+/** One panel per study; opening it again reveals it. */
+export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Disposable {
+  private readonly open = new Map<string, TrialsPanel>();
+
+  constructor(private readonly host: PanelHost) {}
+
+  /** Opens (or reveals) the panel of a study. */
+  show(studyId: string): void {
+    const existing = this.open.get(studyId);
+    if (existing) {
+      existing.panel.reveal();
+      return;
+    }
+    const panel = window.createWebviewPanel(PANEL_VIEW_TYPE, 'Trials', vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.host.extensionUri, 'dist')] });
+    this.attach(panel, studyId);
+  }
+
+  isOpen(studyId: string): boolean {
+    return this.open.has(studyId);
+  }
+
+  private attach(panel: vscode.WebviewPanel, studyId: string): void {
+    const view = new TrialsPanel(panel, studyId, this.host);
+    this.open.set(studyId, view);
+    panel.onDidDispose(() => {
+      view.dispose();
+      this.open.delete(studyId);
+    });
+    traceInfo(`opened the trials panel of ${studyId}`);
+  }
+
+  /** After a window reload: the panel's saved state names its study. */
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown): Promise<void> {
+    const parsed = PersistedWebviewState.safeParse(state);
+    if (!parsed.success) {
+      panel.dispose();
+      return;
+    }
+    this.attach(panel, parsed.data.studyId);
+  }
+
+  dispose(): void {
+    for (const view of this.open.values()) view.panel.dispose();
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The "Runs" tree: studies this window knows from the background service and the journals, and
+ * MLflow's experiments > studies > trials from the runs model, merged with live events. Nodes
+ * are plain objects (model/treeNodes.ts); this is the one place they become TreeItems.
+ */
+import * as vscode from 'vscode';
+import { MlflowClient, type MlflowAuth } from '../../core/src/mlflow/client';
+import { RunsModel, type RunsNode } from '../../core/src/mlflow/runsModel';
+import { listStudies } from '../../core/src/journal/journal';
+import type { EngineEvent } from '../../core/src/coordinator/events';
+import { lossToNumber } from '../../core/src/protocol/common';
+import { errorText, traceInfo, traceWarn } from './log';
+import { loadMoreNode, mlflowNode, present, studyNode, trialNode, type TreeNode } from './model/treeNodes';
+import type { StudyStore } from './model/studyStore';
+
+export interface TrackingSource {
+  /** The URI views read runs from, or undefined (with a reason) when there is none. */
+  resolve(): Promise<{ uri?: string; warning?: string; auth?: MlflowAuth }>;
+}
+
+export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
+  private readonly changeEmitter = new vscode.EventEmitter<TreeNode | undefined>();
+  readonly onDidChangeTreeData = this.changeEmitter.event;
+  private model: RunsModel | undefined;
+  private modelUri: string | undefined;
+  private trackingWarning: string | undefined;
+  private trackingPending: Promise<void> | undefined;
+  private readonly nodes = new Map<string, TreeNode>();
+  private readonly trialLimit = new Map<string, number>();
+  private rootLimit: number;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private mlflowError: string | undefined;
+
+  constructor(
+    private readonly store: StudyStore,
+    private readonly journalDir: () => string,
+    private readonly tracking: TrackingSource | undefined,
+    private readonly pageSize: () => number,
+  ) {
+    this.rootLimit = pageSize();
+    store.changes.on(() => this.scheduleRefresh());
+  }
+
+  /** Reads the journal directory again and reloads MLflow. */
+  refresh(): void {
+    this.loadJournals();
+    this.model?.refresh();
+    this.mlflowError = undefined;
+    this.changeEmitter.fire(undefined);
+  }
+
+  loadJournals(): void {
+    const dir = this.journalDir();
+    const { studies, unreadable } = listStudies(dir);
+    if (unreadable.length > 0) traceWarn(`unreadable journals in ${dir}: ${unreadable.join(', ')}`);
+    this.store.loadJournals(studies);
+  }
+
+  /** Live events reach MLflow studies the runs model already shows. */
+  applyLiveEvent(event: EngineEvent): void {
+    if (!this.model || event.type !== 'trial.finished') return;
+    const study = this.store.study(event.study);
+    const known = this.model.findStudy({ studyId: event.study, runId: study?.tracking?.parentRunId });
+    if (!known) return;
+    this.model.applyLiveEvent({
+      studyId: event.study,
+      studyRunId: study?.tracking?.parentRunId,
+      tid: event.tid,
+      state: event.state,
+      resultStatus: event.summary?.status,
+      loss: lossToNumber(event.summary?.loss),
+      startedAt: event.startedAt,
+      endedAt: event.endedAt,
+    });
+  }
+
+  /** Coalesces bursts of live events into one redraw per 250 ms. */
+  private scheduleRefresh(): void {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      this.changeEmitter.fire(undefined);
+    }, 250);
+  }
+
+  getTreeItem(node: TreeNode): vscode.TreeItem {
+    const p = present(node, { study: (id) => this.store.study(id), mlflowUi: this.modelUri !== undefined, now: Date.now() });
+    const collapsible =
+      p.collapsible === 'none' ? vscode.TreeItemCollapsibleState.None : p.collapsible === 'expanded' ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed;
+    const item = new vscode.TreeItem(p.label, collapsible);
+    item.id = node.id;
+    item.description = p.description;
+    item.tooltip = p.tooltip;
+    item.contextValue = p.contextValue;
+    if (p.icon) item.iconPath = new vscode.ThemeIcon(p.icon.id, p.icon.color ? new vscode.ThemeColor(p.icon.color) : undefined);
+    if (p.command) item.command = { command: p.command.command, title: p.command.title, arguments: p.command.args };
+    return item;
+  }
+
+  getParent(node: TreeNode): TreeNode | undefined {
+    if (node.kind === 'trial') return this.nodes.get(`local:${node.studyId}`);
+    if (node.kind === 'mlflow' && node.node.parent) return this.nodes.get(`mlflow:${node.node.parent}`);
+    if (node.kind === 'loadMore') return node.owner;
+    return undefined;
+  }
+
+  async getChildren(node?: TreeNode): Promise<TreeNode[]> {
+    const children = await this.children(node);
+    for (const child of children) this.nodes.set(child.id, child);
+    return children;
+  }
+
+  private async children(node?: TreeNode): Promise<TreeNode[]> {
+    if (!node) return this.rootChildren();
+    if (node.kind === 'study') {
+      const study = this.store.study(node.studyId);
+      if (!study) return [];
+      const trials = [...study.trials.values()].sort((a, b) => a.tid - b.tid);
+      const limit = this.trialLimit.get(node.id) ?? this.pageSize();
+      const shown = trials.slice(0, limit).map((t) => trialNode(study.id, t.tid));
+      return trials.length > limit ? [...shown, loadMoreNode(node)] : shown;
+    }
+    if (node.kind === 'mlflow' && this.model) {
+      try {
+        const kids = (await this.model.getChildren(node.node)).map(mlflowNode);
+        return this.model.hasMore(node.node) ? [...kids, loadMoreNode(node)] : kids;
+      } catch (error) {
+        return [{ kind: 'message', id: `error:${node.id}`, text: `MLflow: ${errorText(error)}`, severity: 'warning' }];
+      }
+    }
+    return [];
+  }
+
+  private async rootChildren(): Promise<TreeNode[]> {
+    await this.ensureModel();
+    const result: TreeNode[] = [];
+    let mlflowRoot: RunsNode[] = [];
+    if (this.model) {
+      try {
+        mlflowRoot = await this.model.getChildren(undefined);
+        this.mlflowError = undefined;
+      } catch (error) {
+        this.mlflowError = errorText(error);
+      }
+    }
+    // Studies MLflow does not list yet (not tracked, or not logged so far) come from this window.
+    const local = this.store
+      .studies()
+      .filter((s) => !this.model?.findStudy({ studyId: s.id, runId: s.tracking?.parentRunId }));
+    result.push(...local.slice(0, this.rootLimit).map((s) => studyNode(s.id)));
+    if (local.length > this.rootLimit) result.push(loadMoreNode(undefined));
+    result.push(...mlflowRoot.filter((n) => n.kind === 'experiment').map(mlflowNode));
+    if (this.model?.hasMore(undefined) && mlflowRoot.length > 0) result.push({ kind: 'loadMore', id: 'more:mlflow-root', owner: undefined });
+    const warning = this.mlflowError ? `MLflow: ${this.mlflowError}` : this.trackingWarning;
+    if (warning && result.length > 0) result.push({ kind: 'message', id: 'tracking-warning', text: warning, severity: 'warning' });
+    return result;
+  }
+
+  /** Connects the runs model to the tracking server once one is known. */
+  private ensureModel(): Promise<void> {
+    if (this.model || !this.tracking) return Promise.resolve();
+    this.trackingPending ??= (async () => {
+      try {
+        const { uri, warning, auth } = await this.tracking!.resolve();
+        this.trackingWarning = warning;
+        if (!uri) return;
+        this.modelUri = uri;
+        this.model = new RunsModel(new MlflowClient({ trackingUri: uri, auth, maxRetries: 1 }), { pageSize: this.pageSize() });
+        this.model.onDidChange(() => this.scheduleRefresh());
+        traceInfo(`Runs view reads MLflow at ${uri}`);
+      } catch (error) {
+        this.trackingWarning = `MLflow: ${errorText(error)}`;
+      } finally {
+        this.trackingPending = undefined;
+      }
+    })();
+    // The tree shows what it has now and redraws when MLflow answers.
+    void this.trackingPending.then(() => this.changeEmitter.fire(undefined));
+    return Promise.resolve();
+  }
+
+  /** Forget the tracking server (settings changed). */
+  resetTracking(): void {
+    this.model = undefined;
+    this.modelUri = undefined;
+    this.trackingWarning = undefined;
+    this.changeEmitter.fire(undefined);
+  }
+
+  get mlflowUri(): string | undefined {
+    return this.modelUri;
+  }
+
+  async loadMore(ownerId: string | undefined): Promise<void> {
+    if (ownerId === undefined) {
+      this.rootLimit += this.pageSize();
+      if (this.model?.hasMore(undefined)) await this.model.loadMore(undefined).catch(() => undefined);
+    } else if (ownerId.startsWith('local:')) {
+      this.trialLimit.set(ownerId, (this.trialLimit.get(ownerId) ?? this.pageSize()) + this.pageSize());
+    } else {
+      const owner = this.nodes.get(ownerId);
+      if (owner?.kind === 'mlflow' && this.model) await this.model.loadMore(owner.node).catch((e: unknown) => traceWarn(`loading more failed: ${errorText(e)}`));
+    }
+    this.changeEmitter.fire(undefined);
+  }
+
+  node(id: string): TreeNode | undefined {
+    return this.nodes.get(id);
+  }
+
+  studyNodeFor(studyId: string): TreeNode {
+    return this.nodes.get(`local:${studyId}`) ?? studyNode(studyId);
+  }
+
+  dispose(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.changeEmitter.dispose();
+  }
+}
