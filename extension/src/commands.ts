@@ -123,11 +123,11 @@ const HANDLERS: Record<CommandId, Handler> = {
   [COMMANDS.runOnLastExecutor]: (c, arg) => runWith(c, arg, 'last'),
   [COMMANDS.stopStudy]: async (c, arg) => {
     const study = await pickRunning(c, arg, 'stop');
-    if (study) await c.connection.request({ type: 'stop', study: study.id }).catch((e: unknown) => reportError(`Stop failed: ${errorText(e)}`));
+    if (study) await c.connection.request({ type: 'stop', study: study.id }).catch((e: unknown) => void reportError(`Stop failed: ${errorText(e)}`));
   },
   [COMMANDS.cancelStudy]: async (c, arg) => {
     const study = await pickRunning(c, arg, 'cancel');
-    if (study) await c.connection.request({ type: 'cancel', study: study.id }).catch((e: unknown) => reportError(`Cancel failed: ${errorText(e)}`));
+    if (study) await c.connection.request({ type: 'cancel', study: study.id }).catch((e: unknown) => void reportError(`Cancel failed: ${errorText(e)}`));
   },
   [COMMANDS.setStudyTimeout]: async (c, arg, value) => {
     const study = await pickRunning(c, arg, 'time out');
@@ -143,7 +143,7 @@ const HANDLERS: Record<CommandId, Handler> = {
           });
     if (text === undefined) return;
     const seconds = text.trim().toLowerCase() === 'none' ? null : (parseDuration(text) ?? null);
-    await c.connection.request({ type: 'setTimeout', study: study.id, seconds }).catch((e: unknown) => reportError(`Setting the timeout failed: ${errorText(e)}`));
+    await c.connection.request({ type: 'setTimeout', study: study.id, seconds }).catch((e: unknown) => void reportError(`Setting the timeout failed: ${errorText(e)}`));
   },
   [COMMANDS.openCharts]: (c, arg) => {
     const id = studyIdOf(c, arg) ?? c.store.activeStudies()[0]?.id ?? c.store.studies()[0]?.id;

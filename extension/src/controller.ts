@@ -144,8 +144,10 @@ export class Controller implements vscode.Disposable {
   async run(script: vscode.Uri, executors: string[]): Promise<string | undefined> {
     const { settings, problems } = this.settings();
     if (problems.length > 0) {
-      const choice = await reportError(`${problems[0]!.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, 'Open Settings');
-      if (choice) void commands.executeCommand('workbench.action.openSettings', problems[0]!.key);
+      // Not awaited: the notification stays until the user closes it.
+      void reportError(`${problems[0]!.message}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, 'Open Settings').then((choice) =>
+        choice ? commands.executeCommand('workbench.action.openSettings', problems[0]!.key) : undefined,
+      );
       return undefined;
     }
     const document = workspace.textDocuments.find((d) => d.uri.toString() === script.toString());

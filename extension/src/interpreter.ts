@@ -64,14 +64,15 @@ export async function ensureHyperopt(python: string): Promise<boolean> {
     const message = error instanceof Error ? error.message : String(error);
     const install = 'Install hyperopt';
     if (error instanceof RunnerError && error.code === 'hyperopt_missing') {
-      const choice = await reportError(message, install);
-      if (choice === install) {
+      // Not awaited: the run is refused now; the offer stays until the user answers it.
+      void reportError(message, install).then((choice) => {
+        if (choice !== install) return;
         const terminal = window.createTerminal({ name: 'Install hyperopt' });
         terminal.show();
-        // An argument vector is not available for terminals: quote the path for POSIX shells.
+        // Terminals take text, not an argument vector: the interpreter path is quoted for POSIX shells.
         terminal.sendText(`${shellQuote(python)} -m pip install hyperopt cloudpickle`);
         traceInfo(`installing hyperopt into ${python} in a terminal`);
-      }
+      });
     } else {
       void reportError(message);
     }
