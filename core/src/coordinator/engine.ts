@@ -495,11 +495,13 @@ export class Engine {
     if (outcome.kind === 'result') {
       const r = outcome.result;
       const mlflowRunId = r.tracking?.runId ?? undefined;
+      // A run the worker opened but could not complete is finished later from the journal.
+      const mlflowIncomplete = r.tracking?.error !== undefined && mlflowRunId !== undefined ? true : undefined;
       if (r.tracking?.error) this.warnTracking(study, `trial ${run.tid}: ${r.tracking.error}`);
       if (r.outcome === 'ok') {
-        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId });
+        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
       } else {
-        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId });
+        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
       }
     } else if (outcome.kind === 'aborted') {
       const reason = run.abortReason ?? { state: 'cancel' as const, error: { type: 'Cancelled', message: 'cancelled' } };
@@ -570,13 +572,13 @@ export class Engine {
     study: Study,
     tid: number,
     state: 'done' | 'error' | 'cancel',
-    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number; mlflowRunId?: string },
+    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number; mlflowRunId?: string; mlflowIncomplete?: boolean },
   ): void {
     const endedAt = detail.endedAt ?? Date.now();
     const loss = state === 'done' && detail.summary?.status === 'ok' ? lossToNumber(detail.summary.loss) : undefined;
     study.finished.set(tid, { state, loss });
     // Journal first: once this line is written the result survives any later crash.
-    this.write(study, { k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt, mlflowRunId: detail.mlflowRunId });
+    this.write(study, { k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt, mlflowRunId: detail.mlflowRunId, mlflowIncomplete: detail.mlflowIncomplete });
     study.driver.send({
       type: 'finished',
       study: study.id,

@@ -39,6 +39,7 @@ export interface JournalTrial {
   attempts: number;
   /** The trial's MLflow child run, once written (by its worker or by a sync). */
   mlflowRunId?: string;
+  mlflowIncomplete?: boolean;
 }
 
 export interface StudyRecord {
@@ -123,11 +124,15 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       t.startedAt = r.startedAt ?? t.startedAt;
       t.endedAt = r.endedAt;
       t.mlflowRunId = r.mlflowRunId;
+      t.mlflowIncomplete = r.mlflowIncomplete;
       return;
     }
     case 'synced': {
       const t = study.trials.get(r.tid);
-      if (t) t.mlflowRunId = r.mlflowRunId;
+      if (t) {
+        t.mlflowRunId = r.mlflowRunId;
+        t.mlflowIncomplete = undefined;
+      }
       return;
     }
     case 'tracking':

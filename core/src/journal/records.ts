@@ -48,6 +48,8 @@ export const JournalRecord = z.discriminatedUnion('k', [
     endedAt: z.number().optional(),
     /** The trial's MLflow child run; absent when it could not be written (sync writes it later). */
     mlflowRunId: z.string().optional(),
+    /** The child run exists but its worker could not finish writing it. */
+    mlflowIncomplete: z.boolean().optional(),
   }),
   z.object({ k: z.literal('tracking'), uri: z.string(), experimentId: z.string(), parentRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),

@@ -353,14 +353,15 @@ export class MlflowClient {
       experiment_id: options.experimentId,
       run_name: options.runName,
       user_id: options.userId,
-      start_time: options.startTime ?? Date.now(),
+      // int64 on the wire: a fraction makes the server drop the whole request's fields silently.
+      start_time: Math.round(options.startTime ?? Date.now()),
       tags: toKeyValues(tags),
     };
     return this.api('POST', '/runs/create', { body }, (json) => parseRun(field(json, 'run')), signal);
   }
 
   async updateRun(runId: string, update: UpdateRunOptions, signal?: AbortSignal): Promise<RunInfo> {
-    const body = { run_id: runId, status: update.status, end_time: update.endTime, run_name: update.runName };
+    const body = { run_id: runId, status: update.status, end_time: update.endTime === undefined ? undefined : Math.round(update.endTime), run_name: update.runName };
     return this.api('POST', '/runs/update', { body }, (json) => parseRunInfo(field(json, 'run_info')), signal);
   }
 
@@ -375,7 +376,7 @@ export class MlflowClient {
     const metrics = (batch.metrics ?? []).map((m) => ({
       key: m.key,
       value: m.value,
-      timestamp: m.timestamp ?? now,
+      timestamp: Math.round(m.timestamp ?? now),
       step: m.step ?? 0,
     }));
     const params = toKeyValues(batch.params ?? {});

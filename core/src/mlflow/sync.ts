@@ -48,9 +48,9 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
     }
     let written = 0;
     for (const trial of study.trials.values()) {
-      if (trial.mlflowRunId || (trial.state !== 'done' && trial.state !== 'error')) continue;
+      if ((trial.mlflowRunId && !trial.mlflowIncomplete) || (trial.state !== 'done' && trial.state !== 'error')) continue;
       const ok = trial.state === 'done' && trial.summary?.status === 'ok';
-      const run = await client.createRun(
+      const runId = trial.mlflowRunId ?? (await client.createRun(
         {
           experimentId: tracking.experimentId,
           parentRunId: tracking.parentRunId,
@@ -66,19 +66,23 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
           },
         },
         signal,
-      );
+      )).info.runId;
       const loss = trial.state === 'done' && trial.summary ? lossToNumber(trial.summary.loss) : undefined;
       await client.logBatch(
-        run.info.runId,
+        runId,
         {
           params: Object.fromEntries(Object.entries(trial.params).map(([k, v]) => [k, String(v)])),
           ...(loss !== undefined ? { metrics: [{ key: LOSS_METRIC, value: loss, timestamp: trial.endedAt }] } : {}),
         },
         signal,
       );
-      await client.finishRun(run.info.runId, ok ? 'FINISHED' : 'FAILED', trial.endedAt ?? Date.now(), signal);
-      journal.append({ k: 'synced', tid: trial.tid, mlflowRunId: run.info.runId, at: Date.now() });
-      trial.mlflowRunId = run.info.runId;
+      if (trial.mlflowRunId) {
+        await client.logBatch(runId, { tags: { [TRIAL_STATUS_TAG]: trial.state === 'error' ? 'error' : (trial.summary?.status ?? 'unknown') } }, signal);
+      }
+      await client.finishRun(runId, ok ? 'FINISHED' : 'FAILED', trial.endedAt ?? Date.now(), signal);
+      journal.append({ k: 'synced', tid: trial.tid, mlflowRunId: runId, at: Date.now() });
+      trial.mlflowRunId = runId;
+      trial.mlflowIncomplete = undefined;
       written += 1;
     }
     return { study: study.info.id, written, parentCreated };
@@ -90,6 +94,6 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
 /** Trials that finished but have no MLflow run yet. */
 export function unsyncedTrials(study: StudyRecord): number {
   let n = 0;
-  for (const t of study.trials.values()) if (!t.mlflowRunId && (t.state === 'done' || t.state === 'error')) n += 1;
+  for (const t of study.trials.values()) if ((!t.mlflowRunId || t.mlflowIncomplete) && (t.state === 'done' || t.state === 'error')) n += 1;
   return n;
 }

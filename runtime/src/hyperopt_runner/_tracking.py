@@ -40,6 +40,24 @@ def mlflow_missing_message() -> Optional[str]:
     return None
 
 
+class _FailFast:
+    """The runner's own calls give up at once when the server is down: the trial must go on,
+    and the journal keeps what was not logged. The objective's own calls keep MLflow's retries."""
+
+    SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+    def __enter__(self) -> None:
+        self.saved = {k: os.environ.get(k) for k in self.SETTINGS}
+        os.environ.update(self.SETTINGS)
+
+    def __exit__(self, *exc: Any) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -181,6 +199,10 @@ class TrialRun:
         self._client: Any = None
 
     def begin(self) -> None:
+        with _FailFast():
+            self._begin()
+
+    def _begin(self) -> None:
         t = self.tracking
         try:
             import mlflow
@@ -204,6 +226,10 @@ class TrialRun:
 
     def end(self, reply: Dict[str, Any]) -> Dict[str, Any]:
         """Logs the outcome; returns the ``tracking`` part of the result message."""
+        with _FailFast():
+            return self._end(reply)
+
+    def _end(self, reply: Dict[str, Any]) -> Dict[str, Any]:
         if self.run_id is None:
             self._restore_env()
             return {"runId": None, "error": self.error or "the trial's run was not created"}
@@ -239,6 +265,7 @@ class TrialRun:
                 mlflow.end_run()
             except Exception:  # noqa: BLE001
                 pass
+            # The run exists but may be incomplete: the coordinator completes it from the journal.
             return {"runId": self.run_id, "error": _short(exc)}
         finally:
             self._restore_env()

@@ -1,0 +1,184 @@
+"""MLflow tracking through the real CLI against a real `mlflow server`."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import HERE, PYTHON, ROOT, tagged_pids, wait_for
+
+SCRIPTS = HERE / "scripts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, store: Path, port: int):
+        self.store, self.port = store, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.proc = None
+
+    def start(self) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self.proc = subprocess.Popen(
+            [str(PYTHON), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.store}",
+             "--artifacts-destination", str(self.store.parent / "artifacts"),
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        wait_for(self.healthy, timeout=120, what="mlflow server")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                return r.read().strip() == b"OK"
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def api(self, path: str, body: dict) -> dict:
+        req = urllib.request.Request(f"{self.uri}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def runs(self, filter_string: str = "") -> list[dict]:
+        runs, token = [], None
+        while True:
+            body = {"experiment_ids": ["0"], "filter": filter_string, "max_results": 1000}
+            if token:
+                body["page_token"] = token
+            page = self.api("runs/search", body)
+            runs += page.get("runs", [])
+            token = page.get("next_page_token")
+            if not token:
+                return runs
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    s = Server(store, free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+def tags(run: dict) -> dict:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def params(run: dict) -> dict:
+    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
+
+
+def metrics(run: dict) -> dict:
+    return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+
+def children(server: Server, parent_id: str) -> list[dict]:
+    return server.runs(f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def test_a_study_is_a_parent_run_with_a_child_per_trial(runner, server):
+    result = runner.run(SCRIPTS / "tracked.py", executor="local:2", extra=("--tracking-uri", server.uri))
+    assert result.returncode == 0, result.stderr
+    study = result.summary[0]["study"]
+    parents = server.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent["info"]["status"] == "FINISHED"
+    assert tags(parent)["runSource"] == "hyperoptAutoTracking" and tags(parent)["fmin_uuid"] == study
+    assert {"max_evals", "parallelism", "actual_parallelism", "timeout", "algo", "max_queue_len"} <= set(params(parent))
+    assert params(parent)["max_evals"] == "20" and params(parent)["actual_parallelism"] == "2"
+    m = metrics(parent)
+    assert m["total_trials_count"] == 20 and m["successful_trials_count"] + m["failed_trials_count"] == 20
+    kids = children(server, parent["info"]["run_id"])
+    assert len(kids) == 20
+    failed = [k for k in kids if k["info"]["status"] == "FAILED"]
+    finished = [k for k in kids if k["info"]["status"] == "FINISHED"]
+    assert len(failed) == m["failed_trials_count"] > 0 and len(finished) == m["successful_trials_count"]
+    for kid in finished:
+        assert "loss" in metrics(kid) and "custom" in metrics(kid)
+        assert params(kid)["kind"] in ("small", "large")  # choices as values, not indices
+        assert tags(kid)["trial_status"] == "ok" and tags(kid)["hyperopt_runner.slot"].startswith("local/")
+    for kid in failed:
+        assert "ValueError" in tags(kid)["hyperopt_runner.traceback"]
+    assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(20))
+
+
+def test_the_scripts_active_run_is_the_parent(runner, server):
+    result = runner.run(SCRIPTS / "tracked.py", "--outer", executor="local:2", extra=("--tracking-uri", server.uri))
+    assert result.returncode == 0, result.stderr
+    outer = next(l.split()[1] for l in result.stdout.splitlines() if l.startswith("OUTER"))
+    kids = children(server, outer)
+    assert len(kids) == 20
+    assert all("custom" in metrics(k) for k in kids if k["info"]["status"] == "FINISHED")
+    run = server.api("runs/get", {"run_id": outer})["run"] if False else None  # noqa: F841
+    assert params(server.runs(f"attributes.run_id = '{outer}'")[0])["max_evals"] == "20"
+
+
+def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_path):
+    s = Server(tmp_path / "mlflow.db", free_port())
+    s.start()
+    try:
+        proc = runner.start(SCRIPTS / "slow_tracked.py", executor="local:2", extra=("--tracking-uri", s.uri))
+
+        def done() -> int:
+            journals = list(runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else []
+            return sum(p.read_text().count('"state":"done"') for p in journals)
+
+        wait_for(lambda: done() >= 4, timeout=120, what="four finished trials")
+        s.stop()
+        wait_for(lambda: done() >= 10, timeout=120, what="trials finishing while the server is down")
+        s.start()
+        result = runner.finish(proc, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "FMIN_RETURNED" in result.stdout
+        study = result.summary[0]["study"]
+        parent = s.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")[0]
+        kids = children(s, parent["info"]["run_id"])
+        assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(24)), result.stderr[-3000:]
+        assert all("loss" in metrics(k) for k in kids)
+        assert result.stderr.count("MLflow:") <= 3, result.stderr  # one warning, not one per trial
+    finally:
+        s.stop()
+
+
+def test_embedded_default_server_serves_the_runs_and_stops_with_the_cli(runner, tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "study.py").write_text((SCRIPTS / "slow_tracked.py").read_text().replace("24", "6"))
+    env = dict(runner.env)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2",
+         "--summary-json", str(tmp_path / "s.json")],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "tracking server ready at http://127.0.0.1:" in proc.stderr
+    assert (workspace / ".hyperopt-runner" / "mlflow.db").exists()
+    assert not [p for p, cmd in tagged_pids(runner.tag) if "mlflow" in cmd], "no mlflow process after the CLI exits"
+    # The runs are in the workspace's store: read them back through the CLI's REST client.
+    listing = subprocess.run(
+        ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "runs", "--json"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert listing.returncode == 0, listing.stderr
+    tree = json.loads(listing.stdout)
+    studies = [s for e in tree for s in e["studies"]]
+    assert len(studies) == 1 and len(studies[0]["trials"]) == 6
+    assert not [p for p, cmd in tagged_pids(runner.tag) if "mlflow" in cmd]
