@@ -140,8 +140,8 @@ class _DoneView:
         self.view.refresh()
 
     def add(self, doc: dict) -> None:
+        # Refreshed only when early_stop_fn reads it: a refresh is O(trials) per call.
         self.docs.append(doc)
-        self.view.refresh()
 
 
 class StudyLoop:
@@ -407,6 +407,7 @@ class StudyLoop:
     def _early_stop(self) -> None:
         if self.early_stop_fn is None or self.exhausted == "early_stop_fn":
             return
+        self.done_view.view.refresh()
         stop, args = self.early_stop_fn(self.done_view.view, *self.early_stop_args)
         self.early_stop_args = args
         if stop:
