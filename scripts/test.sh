@@ -58,6 +58,13 @@ static_checks() {
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
 tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
+# Chromium (webview tests) and code-server (editor suites) come from the same setup step.
+if ls test/webview/*.test.ts >/dev/null 2>&1 || [ -f test/vscode/run-suites.ts ]; then
+  bash scripts/setup-vscode.sh || { echo "setup-vscode failed"; failed=$((failed + 1)); status=1; }
+fi
+if ls test/webview/*.test.ts >/dev/null 2>&1; then
+  tier webview node --import tsx --test --test-concurrency=1 test/webview/*.test.ts; count_node webview
+fi
 if [ -f test/vscode/run-suites.ts ]; then
   tier vscode node --import tsx test/vscode/run-suites.ts; count_plain vscode
 fi
