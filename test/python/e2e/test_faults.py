@@ -1,4 +1,5 @@
 """Faults: a worker killed mid-trial, the driver killed mid-study."""
+import json
 import os
 import signal
 from pathlib import Path
@@ -36,9 +37,15 @@ def test_resume_after_the_driver_is_killed_runs_no_finished_trial_twice(runner, 
     finished_before = [l for l in journal.read_text().splitlines() if '"state":"done"' in l]
     evaluated_before = log.read_text().splitlines()
 
+    listing = runner.cli("studies", "--journal-dir", str(runner.journal_dir), "--json")
+    assert listing.returncode == 0, listing.stderr
+    listed = json.loads(listing.stdout)
+    assert [s["study"] for s in listed] == [journal.stem] and listed[0]["state"] == "interrupted"
+    text = runner.cli("studies", "--journal-dir", str(runner.journal_dir))
+    assert journal.stem in text.stdout and "interrupted" in text.stdout
+
     resumed = runner.cli("resume", journal.stem, "--journal-dir", str(runner.journal_dir), "--summary-json", str(tmp_path / "resumed.json"))
     assert resumed.returncode == 0, resumed.stderr
-    import json
     summary = json.loads((tmp_path / "resumed.json").read_text())
     assert summary[0]["study"] == journal.stem
     assert summary[0]["state"] == "max_evals"
