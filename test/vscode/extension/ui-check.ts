@@ -88,6 +88,18 @@ async function main(): Promise<void> {
         console.log(`  status bar before the reload: ${before.trim()}; after: ${after.trim()}`);
         await showRunsView(page);
         await until('the study to complete', async () => (await rowTexts(page)).some((t) => t.includes('slow_study.py:12') && t.includes('40/40') && t.includes('max_evals')), 90_000);
+        // The CodeLens over the call offers to run it again.
+        await page.locator('.monaco-editor .codelens-decoration a', { hasText: 'Run with executor...' }).first().waitFor({ timeout: 15_000 });
+      },
+    ],
+    [
+      'Open Charts from the tree opens a trials panel for the study',
+      async () => {
+        await page.locator(ROWS, { hasText: 'slow_study.py:12' }).first().click({ button: 'right' });
+        await page.locator('.context-view .action-label', { hasText: 'Open Charts' }).first().click();
+        await page.locator('.tab', { hasText: 'Trials: slow_study.py:12' }).first().waitFor({ timeout: 30_000 });
+        // What the panel draws is checked by the webview's own tests; here: it opens for the study.
+        await session.workbench.screenshot('vscode-extension-trials-panel');
       },
     ],
   ];
