@@ -156,7 +156,7 @@ test('cancel ends the study at once and leaves no process behind', async () => {
   // Two trials finish first: with none finished, fmin would raise AllTrialsFailed as hyperopt does.
   const finished = (await waitFor(client, (m) => m.type === 'event' && m.event.type === 'trial.finished' && m.event.tid >= 1)) as Extract<PushMessage, { type: 'event' }>;
   assert.ok(processesOfWorkspace().length >= 2, 'the script and its workers run');
-  const study = 'study' in finished.event ? finished.event.study : '';
+  const study = finished.event.type === 'trial.finished' ? finished.event.study : '';
   await client.request({ type: 'cancel', study });
   const ended = (await waitFor(client, (m) => m.type === 'runEnded' && m.run === reply.run, 30_000)) as Extract<PushMessage, { type: 'runEnded' }>;
   assert.equal(ended.code, 0, 'fmin returns what finished and the script exits normally');
