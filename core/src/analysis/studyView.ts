@@ -20,7 +20,7 @@ import {
   type TrialRow,
   type TrialsMessage,
   WEBVIEW_PROTOCOL_VERSION,
-  hostOfSlot,
+  encodeTrials,
 } from '../protocol/webview';
 import type { ImportanceTrial } from './importance';
 
@@ -125,7 +125,7 @@ export class StudyViewModel {
         state: t.state,
         params: t.params,
         ...(t.summary ? { loss: t.summary.loss, status: t.summary.status } : {}),
-        ...(t.slot ? { slot: t.slot, host: hostOfSlot(t.slot) } : {}),
+        ...(t.slot ? { slot: t.slot } : {}),
         ...(t.startedAt !== undefined ? { startedAt: t.startedAt } : {}),
         ...(t.endedAt !== undefined ? { endedAt: t.endedAt } : {}),
         ...(t.attempts > 0 ? { attempt: t.attempts } : {}),
@@ -173,7 +173,7 @@ export class StudyViewModel {
       case 'trial.started': {
         if (event.study !== this.id) return false;
         const row = this.rows.get(event.tid);
-        this.upsert({ tid: event.tid, params: row?.params ?? {}, state: 'running', slot: event.slot, host: hostOfSlot(event.slot), startedAt: event.at, attempt: event.attempt, ...(row?.runId ? { runId: row.runId } : {}) });
+        this.upsert({ tid: event.tid, params: row?.params ?? {}, state: 'running', slot: event.slot, startedAt: event.at, attempt: event.attempt, ...(row?.runId ? { runId: row.runId } : {}) });
         return true;
       }
       case 'trial.requeued': {
@@ -192,7 +192,7 @@ export class StudyViewModel {
           params: row?.params ?? {},
           state: event.state,
           ...(event.summary ? { loss: event.summary.loss, status: event.summary.status } : {}),
-          ...(slot ? { slot, host: hostOfSlot(slot) } : {}),
+          ...(slot ? { slot } : {}),
           ...(startedAt !== undefined ? { startedAt } : {}),
           endedAt: event.endedAt,
           ...(row?.attempt !== undefined ? { attempt: row.attempt } : {}),
@@ -268,7 +268,7 @@ export class StudyViewModel {
       study: this.header,
       status: this.status(now),
       capabilities,
-      trials: [...this.rows.values()].sort((a, b) => a.tid - b.tid),
+      trials: encodeTrials([...this.rows.values()].sort((a, b) => a.tid - b.tid)),
     };
   }
 
@@ -281,7 +281,7 @@ export class StudyViewModel {
       if (row) trials.push(row);
     }
     this.dirty.clear();
-    return { type: 'trials', trials };
+    return { type: 'trials', trials: encodeTrials(trials) };
   }
 
   stateMessage(capabilities?: Capabilities, now: number = Date.now()): StateMessage {
