@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { computeImportances } from '../../core/src/analysis/importance';
 import type { InitMessage, TrialRow } from '../../core/src/protocol/webview';
 import { Harness, type Panel } from './harness/panel';
-import { TrialSource, expected, makeStudy } from './fixtures/study';
+import { TrialSource, expected, makeStudy, rowsOf, trialsMessage } from './fixtures/study';
 
 let harness: Harness;
 before(async () => {
@@ -27,13 +27,14 @@ async function waitAttr(panel: Panel, selector: string, name: string, value: str
 function importancesFor(init: InitMessage): unknown {
   const r = computeImportances({
     space: init.study.space,
-    trials: init.trials.filter((t) => t.state === 'done' && typeof t.loss === 'number').map((t) => ({ params: t.params, loss: t.loss as number })),
+    trials: rowsOf(init).filter((t) => t.state === 'done' && typeof t.loss === 'number').map((t) => ({ params: t.params, loss: t.loss as number })),
   });
   return { type: 'importances', method: r.method, trials: r.trials, items: r.items, note: r.note };
 }
 
 describe('charts', () => {
   const init = makeStudy();
+  const rows = rowsOf(init);
   const want = expected(init);
   let panel: Panel;
   before(async () => {
@@ -44,7 +45,7 @@ describe('charts', () => {
   });
 
   test('the fixture has what the tests need', () => {
-    assert.equal(init.trials.length, 200);
+    assert.equal(rows.length, 200);
     assert.ok(want.failed >= 10 && want.cancelled >= 8 && want.running === 3 && want.queued === 2, JSON.stringify(want));
   });
 
@@ -108,10 +109,10 @@ describe('charts', () => {
       if (t.state === 'done') fresh.push(t);
     }
     // One of the running trials finishes too.
-    const running = init.trials.find((t) => t.state === 'running');
+    const running = rows.find((t) => t.state === 'running');
     assert.ok(running);
     const finished: TrialRow = { ...running, state: 'done', status: 'ok', loss: 0.5, endedAt: (running.startedAt ?? 0) + 1000 };
-    await panel.host.send({ type: 'trials', trials: [...fresh, finished] });
+    await panel.host.send(trialsMessage([...fresh, finished]));
     const ok = want.ok + 11;
     await waitAttr(panel, '[data-chart="history"]', 'data-points', ok);
     await waitAttr(panel, '[data-chart="parcoords"]', 'data-lines', ok);
@@ -123,6 +124,7 @@ describe('charts', () => {
 
 describe('selection', () => {
   const init = makeStudy({ seed: 3 });
+  const rows = rowsOf(init);
   let panel: Panel;
   before(async () => {
     panel = await harness.open({ init });
@@ -140,7 +142,7 @@ describe('selection', () => {
   }
 
   test('clicking a table row selects the trial in every chart and tells the host', async () => {
-    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 5)?.tid as number;
+    const tid = rows.find((t) => t.state === 'done' && t.tid > 5)?.tid as number;
     const before = panel.host.messages('selectTrial').length;
     await panel.page.click(`vscode-table-row[data-tid="${tid}"]`);
     const sent = await panel.host.next('selectTrial', before);
@@ -160,7 +162,7 @@ describe('selection', () => {
   });
 
   test('a failed trial is selectable too: its mark is ringed, and its error shown', async () => {
-    const failed = init.trials.find((t) => t.state === 'error') as TrialRow;
+    const failed = rows.find((t) => t.state === 'error') as TrialRow;
     await panel.host.send({ type: 'select', tid: failed.tid });
     await panel.page.waitForFunction((t) => document.querySelector('.selection')?.getAttribute('data-tid') === String(t), failed.tid);
     assert.match(await panel.page.locator('.selection').innerText(), /ValueError: diverged/);
@@ -171,7 +173,7 @@ describe('selection', () => {
   });
 
   test('a selection from the host is shown without being echoed back', async () => {
-    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 50)?.tid as number;
+    const tid = rows.find((t) => t.state === 'done' && t.tid > 50)?.tid as number;
     const sent = panel.host.messages('selectTrial').length;
     await panel.host.send({ type: 'select', tid });
     await highlighted(tid);
@@ -179,7 +181,7 @@ describe('selection', () => {
   });
 
   test('clicking a point in the loss chart selects its trial', async () => {
-    const tid = init.trials.find((t) => t.state === 'done' && t.tid > 100)?.tid as number;
+    const tid = rows.find((t) => t.state === 'done' && t.tid > 100)?.tid as number;
     await panel.host.send({ type: 'select', tid });
     await highlighted(tid);
     const chart = panel.page.locator('[data-chart="history"]');

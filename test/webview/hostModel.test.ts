@@ -10,7 +10,7 @@ import { JournalWriter, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo, StudyState } from '../../core/src/journal/records';
 import { type ControlTarget, applyControl } from '../../core/src/analysis/control';
 import { StudyViewModel, capabilitiesFor, studyHeader } from '../../core/src/analysis/studyView';
-import { HostToWebview, type ControlRequest } from '../../core/src/protocol/webview';
+import { HostToWebview, type ControlRequest, decodeTrials } from '../../core/src/protocol/webview';
 
 const info: StudyInfo = {
   id: 's1', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
@@ -40,8 +40,9 @@ test('engine events become init, trial upserts and state messages the webview ac
   assert.deepEqual(concerned, [true, true, true, true, false, true, true, false]);
   const init = model.init(capabilitiesFor('running', { controllable: true, logs: true, mlflow: false }), 2_200);
   valid(init);
-  assert.equal(init.trials.length, 2);
-  assert.deepEqual(init.trials[1], { tid: 1, params: { x: 0.1 }, state: 'running', slot: 'gpu1/1', host: 'gpu1', startedAt: 2_100, attempt: 1 });
+  const rows = decodeTrials(init.trials);
+  assert.equal(rows.length, 2);
+  assert.deepEqual(rows[1], { tid: 1, params: { x: 0.1 }, state: 'running', slot: 'gpu1/1', startedAt: 2_100, attempt: 1 });
   assert.equal(model.takeUpdates(), undefined, 'init clears the pending updates');
 
   model.apply({ type: 'trial.finished', study: 's1', tid: 0, state: 'done', summary: { status: 'ok', loss: 0.25 }, slot: 'local/0', startedAt: 2_000, endedAt: 3_000 });
@@ -49,10 +50,11 @@ test('engine events become init, trial upserts and state messages the webview ac
   const update = model.takeUpdates();
   assert.ok(update);
   valid(update);
-  assert.deepEqual(update.trials.map((t) => [t.tid, t.state]), [[0, 'done'], [1, 'error']]);
-  assert.equal(update.trials[0]?.loss, 0.25);
-  assert.ok((update.trials[1]?.error?.message.length ?? 0) <= 2_000, 'long errors are cut');
-  assert.equal(update.trials[1]?.slot, 'gpu1/1', 'the slot is kept from the start');
+  const updated = decodeTrials(update.trials);
+  assert.deepEqual(updated.map((t) => [t.tid, t.state]), [[0, 'done'], [1, 'error']]);
+  assert.equal(updated[0]?.loss, 0.25);
+  assert.ok((updated[1]?.error?.message.length ?? 0) <= 2_000, 'long errors are cut');
+  assert.equal(updated[1]?.slot, 'gpu1/1', 'the slot is kept from the start');
 
   model.apply({ type: 'study.settings', study: 's1', settings: { ...settings, parallelism: 4 } });
   model.apply({ type: 'study.state', study: 's1', state: 'ended', reason: 'max_evals' }, 4_000);
@@ -92,7 +94,7 @@ test('a past study is read back from its journal', () => {
   assert.equal(init.study.title, 'train.py:10 (fmin #1)');
   assert.equal(init.status.state, 'ended');
   assert.equal(init.status.reason, 'max_evals');
-  assert.deepEqual(init.trials[0], { tid: 0, state: 'done', params: { x: 0.2 }, loss: 0.04, status: 'ok', slot: 'local/1', host: 'local', startedAt: 1_200, endedAt: 1_900, attempt: 1 });
+  assert.deepEqual(decodeTrials(init.trials)[0], { tid: 0, state: 'done', params: { x: 0.2 }, loss: 0.04, status: 'ok', slot: 'local/1', startedAt: 1_200, endedAt: 1_900, attempt: 1 });
   assert.equal(init.capabilities.cancel.enabled, false);
   assert.match(init.capabilities.cancel.reason ?? '', /not running in this window/);
 });

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WEBVIEW_PROTOCOL_VERSION } from '../../core/src/protocol/webview';
 import { Harness } from './harness/panel';
-import { expected, makeStudy } from './fixtures/study';
+import { expected, makeStudy, rowsOf, trialsMessage } from './fixtures/study';
 
 let harness: Harness;
 before(async () => {
@@ -24,7 +24,7 @@ describe('handshake and validation', () => {
       assert.deepEqual(panel.host.received.map((m) => m.type), ['ready']);
       // Updates before init have nothing to apply to and are dropped.
       const init = makeStudy();
-      await panel.host.send({ type: 'trials', trials: init.trials.slice(0, 5) });
+      await panel.host.send(trialsMessage(rowsOf(init).slice(0, 5)));
       await panel.page.waitForTimeout(50);
       assert.equal(await panel.page.locator('#app').getAttribute('aria-busy'), 'true');
       await panel.host.send(init);
@@ -41,11 +41,16 @@ describe('handshake and validation', () => {
     const want = expected(init);
     const panel = await harness.open({ init });
     try {
+      const one = (): ReturnType<typeof trialsMessage> => JSON.parse(JSON.stringify(trialsMessage(rowsOf(init).slice(0, 1)))) as ReturnType<typeof trialsMessage>;
+      const negative = one();
+      negative.trials.tid[0] = -1;
+      const wordy = one();
+      wordy.trials.loss[0] = 'a lot' as never;
       const bad: unknown[] = [
         'not an object',
         { type: 'explode' },
-        { type: 'trials', trials: [{ tid: -1, state: 'done', params: {} }] },
-        { type: 'trials', trials: [{ tid: 500, state: 'done', params: {}, loss: 'a lot' }] },
+        negative,
+        wordy,
         { type: 'state', status: { ...init.status, state: 'paused' } },
         { type: 'importances', method: 'ped-anova', trials: 1, items: [{ param: 'x', importance: 7, score: 1 }] },
         { type: 'select', tid: 'first' },
@@ -55,7 +60,8 @@ describe('handshake and validation', () => {
       await panel.page.waitForSelector(`body[data-rejected-messages="${bad.length}"]`);
       const rejected = await panel.host.waitFor(() => (panel.host.messages('rejected').length === bad.length ? panel.host.messages('rejected') : undefined));
       assert.deepEqual(rejected.map((r) => r.messageType), [undefined, 'explode', 'trials', 'trials', 'state', 'importances', 'select', undefined]);
-      assert.match(rejected[2]?.error ?? '', /^invalid "trials" message: trials\.0\.tid/);
+      assert.match(rejected[2]?.error ?? '', /^invalid "trials" message: trials\.tid: expected an array of trial ids/);
+      assert.match(rejected[3]?.error ?? '', /^invalid "trials" message: trials\.loss: expected an array of losses/);
       // Nothing changed.
       assert.equal(await panel.page.locator('[data-chart="history"]').getAttribute('data-points'), String(want.ok));
       assert.equal(await panel.page.locator('[data-testid="state"]').innerText(), 'Running');

@@ -6,11 +6,13 @@ import {
   HostToWebview,
   WEBVIEW_PROTOCOL_VERSION,
   type WebviewToHost,
+  decodeTrials,
+  encodeTrials,
   parseHostToWebview,
   parseWebviewToHost,
 } from '../../core/src/protocol/webview';
 import { contentSecurityPolicy, createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
-import { makeStudy } from './fixtures/study';
+import { makeStudy, rowsOf, trialsMessage } from './fixtures/study';
 
 const VALID: WebviewToHost[] = [
   { type: 'ready', protocol: WEBVIEW_PROTOCOL_VERSION },
@@ -75,12 +77,25 @@ test('the host rejects unknown and invalid messages with a short reason', () => 
 test('the webview accepts the host messages and rejects malformed ones', () => {
   const init = makeStudy();
   assert.ok(parseHostToWebview(JSON.parse(JSON.stringify(init))).ok);
-  assert.ok(parseHostToWebview({ type: 'trials', trials: init.trials.slice(0, 3) }).ok);
+  assert.ok(parseHostToWebview(trialsMessage(rowsOf(init).slice(0, 3))).ok);
   assert.ok(parseHostToWebview({ type: 'state', status: init.status }).ok);
   assert.ok(parseHostToWebview({ type: 'importances', method: 'ped-anova', trials: 3, items: [{ param: 'x', importance: 1, score: 2 }] }).ok);
   assert.ok(parseHostToWebview({ type: 'select', tid: null }).ok);
   assert.ok(parseHostToWebview({ type: 'reply', id: 'a-1', ok: false, error: 'The study has ended.' }).ok);
   assert.equal(parseHostToWebview({ type: 'trials', trials: [{ tid: 1, state: 'exploded', params: {} }] }).ok, false);
+  const bad = (change: (t: ReturnType<typeof trialsMessage>['trials']) => void): boolean => {
+    const message = JSON.parse(JSON.stringify(trialsMessage(rowsOf(init).slice(0, 3)))) as ReturnType<typeof trialsMessage>;
+    change(message.trials);
+    return parseHostToWebview(message).ok;
+  };
+  assert.equal(bad(() => undefined), true);
+  assert.equal(bad((t) => t.state.pop()), false, 'columns of different lengths');
+  assert.equal(bad((t) => (t.state[1] = 'exploded' as never)), false);
+  assert.equal(bad((t) => (t.tid[0] = -1)), false);
+  assert.equal(bad((t) => (t.loss[0] = 'lots' as never)), false);
+  assert.equal(bad((t) => (t.startedAt[0] = Number.NaN)), false, 'NaN does not survive JSON, but a structured clone would carry it');
+  assert.equal(bad((t) => ((t.params.x as unknown[])[2] = { nested: true })), false);
+  assert.equal(bad((t) => t.errors.push({ i: 3, type: 'E', message: 'm' })), false, 'an error for a trial that is not there');
   assert.equal(parseHostToWebview({ type: 'state', status: { ...init.status, counts: { total: -1 } } }).ok, false);
   assert.equal(parseHostToWebview({ type: 'importances', method: 'magic', trials: 1, items: [] }).ok, false);
   assert.equal(parseHostToWebview({ type: 'init', protocol: 1 }).ok, false);
@@ -89,6 +104,16 @@ test('the webview accepts the host messages and rejects malformed ones', () => {
     HostToWebview.options.map((o) => o.shape.type.value).sort(),
     ['importances', 'init', 'reply', 'select', 'state', 'trials'],
   );
+});
+
+test('trials survive the column encoding unchanged', () => {
+  const rows = rowsOf(makeStudy());
+  rows[3] = { ...(rows[3] as (typeof rows)[number]), runId: 'run-3' };
+  const back = decodeTrials(encodeTrials(rows));
+  assert.deepEqual(back, rows);
+  const parsed = parseHostToWebview(JSON.parse(JSON.stringify({ type: 'trials', trials: encodeTrials(rows) })));
+  assert.ok(parsed.ok);
+  assert.deepEqual(parsed.ok && parsed.message.type === 'trials' ? decodeTrials(parsed.message.trials) : undefined, rows);
 });
 
 test('the panel HTML has a strict CSP with a fresh nonce and only the extension’s own files', () => {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { trialOutcome } from '../../core/src/protocol/webview';
 import { Harness, type Panel } from './harness/panel';
-import { expected, makeStudy } from './fixtures/study';
+import { expected, makeStudy, rowsOf } from './fixtures/study';
 
 let harness: Harness;
 before(async () => {
@@ -16,6 +16,7 @@ after(async () => {
 
 describe('trials table', () => {
   const init = makeStudy({ seed: 11 });
+  const rows = rowsOf(init);
   const want = expected(init);
   let panel: Panel;
   before(async () => {
@@ -44,7 +45,7 @@ describe('trials table', () => {
     assert.deepEqual(await tids(), Array.from({ length: 20 }, (_, i) => i));
     const headers = await panel.page.locator('#trials vscode-table-header-cell').allInnerTexts();
     assert.deepEqual(headers.map((h) => h.replace(/[▲▼]/g, '').trim()), ['Trial', 'Status', 'Loss', 'x', 'lr', 'optimizer', 'layers', 'Duration', 'Host / slot']);
-    const first = init.trials[0];
+    const first = rows[0];
     assert.ok(first);
     const cells = await panel.page.locator('#trials vscode-table-row').first().locator('vscode-table-cell').allInnerTexts();
     assert.equal(cells[0], '0');
@@ -56,7 +57,7 @@ describe('trials table', () => {
   test('sorts by loss both ways (trials without a loss last), and says so', async () => {
     await panel.page.click('button.sort[data-key="loss"]');
     await panel.page.waitForSelector('vscode-table-header-cell[aria-sort="ascending"] button[data-key="loss"]');
-    const byLoss = init.trials.filter((t) => typeof t.loss === 'number').sort((a, b) => (a.loss as number) - (b.loss as number) || a.tid - b.tid);
+    const byLoss = rows.filter((t) => typeof t.loss === 'number').sort((a, b) => (a.loss as number) - (b.loss as number) || a.tid - b.tid);
     assert.deepEqual(await tids(), byLoss.slice(0, 20).map((t) => t.tid));
     await panel.page.click('button.sort[data-key="loss"]');
     await panel.page.waitForSelector('vscode-table-header-cell[aria-sort="descending"] button[data-key="loss"]');
@@ -82,18 +83,18 @@ describe('trials table', () => {
   test('filters by text, by comparisons and by status', async () => {
     await panel.page.click('button.sort[data-key="tid"]');
     await setFilter('optimizer=adam');
-    const adam = init.trials.filter((t) => t.params.optimizer === 'adam').length;
+    const adam = rows.filter((t) => t.params.optimizer === 'adam').length;
     await waitRows(adam);
     assert.ok((await column(5)).every((o) => o === 'adam'));
 
     await setFilter('loss<0.1');
-    await waitRows(init.trials.filter((t) => typeof t.loss === 'number' && t.loss < 0.1).length);
+    await waitRows(rows.filter((t) => typeof t.loss === 'number' && t.loss < 0.1).length);
 
     await setFilter('gpu1');
-    await waitRows(init.trials.filter((t) => t.slot?.startsWith('gpu1')).length);
+    await waitRows(rows.filter((t) => t.slot?.startsWith('gpu1')).length);
 
     await setFilter('lr>=0.01 layers<=4');
-    await waitRows(init.trials.filter((t) => (t.params.lr as number) >= 0.01 && (t.params.layers as number) <= 4).length);
+    await waitRows(rows.filter((t) => (t.params.lr as number) >= 0.01 && (t.params.layers as number) <= 4).length);
 
     await setFilter('nonsense<<<');
     assert.match(await panel.page.locator('[data-testid="filter-error"]').innerText(), /Not understood/);

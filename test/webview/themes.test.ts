@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { computeImportances } from '../../core/src/analysis/importance';
 import { Harness, type Panel, applyTheme, artifactPath } from './harness/panel';
 import { THEMES, type ThemeName } from './harness/themes';
-import { makeStudy } from './fixtures/study';
+import { makeStudy, rowsOf } from './fixtures/study';
 
 let harness: Harness;
 before(async () => {
@@ -19,7 +19,7 @@ after(async () => {
 const init = makeStudy();
 const imp = computeImportances({
   space: init.study.space,
-  trials: init.trials.filter((t) => t.state === 'done' && typeof t.loss === 'number').map((t) => ({ params: t.params, loss: t.loss as number })),
+  trials: rowsOf(init).filter((t) => t.state === 'done' && typeof t.loss === 'number').map((t) => ({ params: t.params, loss: t.loss as number })),
 });
 
 /** Layout problems a person would see: sideways scrolling, panels without size, overlapping panels. */

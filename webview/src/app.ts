@@ -111,7 +111,7 @@ export class App {
         init: (m) => this.init(m),
         trials: (m) => {
           if (!this.model.study) return;
-          for (const t of m.trials) this.model.store.upsert(t);
+          this.model.store.upsert(m.trials);
           this.scheduler.invalidate('trials');
         },
         state: (m) => {
@@ -144,7 +144,7 @@ export class App {
     model.clockOffset = m.status.now - Date.now();
     model.capabilities = m.capabilities;
     model.store = new TrialStore(m.study.space);
-    for (const t of m.trials) model.store.upsert(t);
+    model.store.upsert(m.trials);
     if (!sameStudy) {
       model.importances = undefined;
       if (this.restored && this.restored.studyId === m.study.id) model.restore(this.restored);

@@ -67,6 +67,6 @@ export class HeaderView implements View {
     const deadline = status.settings.deadline;
     if (status.state === 'ended') setText(this.left, '–');
     else if (deadline === null) setText(this.left, 'no timeout');
-    else setText(this.left, formatDuration(Math.max(0, deadline - now)));
+    else setText(this.left, deadline - now > 0 ? formatDuration(deadline - now) : 'due now');
   }
 }

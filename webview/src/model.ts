@@ -15,7 +15,7 @@ import { TrialStore } from './store';
 import type { Palette } from './theme';
 
 /** What changed; each view listens to some of these. */
-export type Topic = 'trials' | 'status' | 'capabilities' | 'selection' | 'brush' | 'table' | 'importances' | 'theme' | 'layout' | 'tick' | 'scale';
+export type Topic = 'trials' | 'status' | 'capabilities' | 'selection' | 'brush' | 'table' | 'importances' | 'theme' | 'layout' | 'tick' | 'scale' | 'continue';
 
 export type StatusFilter = PersistedWebviewState['statusFilter'];
 export type SortDir = 'asc' | 'desc';

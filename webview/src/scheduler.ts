@@ -1,20 +1,28 @@
 /**
  * One animation frame applies everything that arrived since the last one, then redraws the views
  * whose topics changed. Views that only follow the live data (new trials, the clock) are spaced
- * out by their own cost, so a study that streams trials never keeps the page from answering:
- * a view that takes 10 ms to draw redraws at most every 40 ms for data alone, while a click
- * (selection, brush, theme, layout) redraws it in the next frame.
+ * out by their own cost, and within a frame they share a time budget, so a study that streams
+ * trials never keeps the page from answering: a view that takes 10 ms to draw redraws at most
+ * every 40 ms for data alone, while a click (selection, brush, theme, layout) redraws it in the
+ * next frame. A view may also spread a long drawing over several frames: it returns true to be
+ * called again (with the topic 'continue').
  */
 import type { Topic } from './model';
+
+export interface RenderContext {
+  /** Draw everything now, in this frame (the first paint of a study). */
+  force: boolean;
+}
 
 export interface View {
   readonly name: string;
   readonly topics: readonly Topic[];
-  render(changed: ReadonlySet<Topic>): void;
+  /** Returns true when it has more to draw in a later frame. */
+  render(changed: ReadonlySet<Topic>, context: RenderContext): boolean | void;
 }
 
 /** Topics that only the live feed changes: their redraws may wait. */
-const LIVE: ReadonlySet<Topic> = new Set<Topic>(['trials', 'tick', 'importances', 'status']);
+const LIVE: ReadonlySet<Topic> = new Set<Topic>(['trials', 'tick', 'importances', 'status', 'continue']);
 /** Frame time spent on deferrable redraws before the rest waits for the next frame. */
 const FRAME_BUDGET_MS = 10;
 
@@ -81,9 +89,14 @@ export class Scheduler {
     for (const slot of this.slots) {
       if (slot.pending.size === 0) continue;
       const now = performance.now();
-      const urgent = [...slot.pending].some((t) => !LIVE.has(t));
+      let urgent = false;
+      let onlyContinue = true;
+      for (const t of slot.pending) {
+        if (!LIVE.has(t)) urgent = true;
+        if (t !== 'continue') onlyContinue = false;
+      }
       if (!force && !urgent) {
-        const wait = Math.min(1_000, slot.cost * 4);
+        const wait = onlyContinue ? 0 : Math.min(1_000, slot.cost * 4);
         if (now - slot.lastEnd < wait || now - start > FRAME_BUDGET_MS) {
           more = true;
           continue;
@@ -92,14 +105,19 @@ export class Scheduler {
       const changed = slot.pending;
       slot.pending = new Set();
       const t0 = performance.now();
+      let again: boolean | void = false;
       try {
-        slot.view.render(changed);
+        again = slot.view.render(changed, { force });
       } catch (error) {
         console.error(`[trials] the ${slot.view.name} view failed to draw`, error);
       }
       const t1 = performance.now();
-      slot.cost = slot.cost === 0 ? t1 - t0 : 0.7 * slot.cost + 0.3 * (t1 - t0);
+      if (!changed.has('continue')) slot.cost = slot.cost === 0 ? t1 - t0 : 0.7 * slot.cost + 0.3 * (t1 - t0);
       slot.lastEnd = t1;
+      if (again === true) {
+        slot.pending.add('continue');
+        more = true;
+      }
     }
     for (const fn of this.after) fn();
     if (more) this.request();

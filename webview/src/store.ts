@@ -6,7 +6,7 @@
 import type { ParamValue } from '../../core/src/protocol/common';
 import { lossToNumber } from '../../core/src/protocol/common';
 import type { ParamDescriptor } from '../../core/src/protocol/driver';
-import { type TrialOutcome, type TrialRow, hostOfSlot, trialOutcome } from '../../core/src/protocol/webview';
+import { type TrialColumns, type TrialOutcome, type TrialStateView, hostOfSlot, trialOutcome } from '../../core/src/protocol/webview';
 import { type ParamAxis, axisForDescriptor, axisForUndeclared, axisPosition, compareSlots } from '../../core/src/analysis/shape';
 
 export const OUTCOMES: readonly TrialOutcome[] = ['queued', 'running', 'ok', 'failed', 'cancelled'];
@@ -85,41 +85,55 @@ export class TrialStore {
     return this.rowOf.get(tid);
   }
 
-  /** Adds or replaces a trial. */
-  upsert(trial: TrialRow): void {
-    let row = this.rowOf.get(trial.tid);
-    if (row === undefined) {
-      this.reserve(this.size + 1);
-      row = this.size;
-      this.size += 1;
-      this.rowOf.set(trial.tid, row);
-      if (row > 0 && trial.tid < (this.tid[row - 1] as number)) this.sortedByTid = false;
-      this.tid[row] = trial.tid;
-      this.orderVersion = -1;
-    }
-    const outcome = trialOutcome(trial);
-    this.outcome[row] = OUTCOME_CODE[outcome];
-    const loss = outcome === 'ok' ? lossToNumber(trial.loss) : undefined;
-    this.loss[row] = loss ?? Number.NaN;
-    this.startedAt[row] = trial.startedAt ?? Number.NaN;
-    this.endedAt[row] = trial.endedAt ?? Number.NaN;
-    this.slot[row] = trial.slot !== undefined ? this.slotId(trial.slot) : -1;
-    for (const column of this.params) column.values[row] = Number.NaN;
-    for (const [label, value] of Object.entries(trial.params)) {
+  /** Adds or replaces the trials of a message (columns, one index per trial). */
+  upsert(c: TrialColumns): void {
+    const n = c.tid.length;
+    const notes = new Map<number, string>();
+    for (const e of c.errors) notes.set(e.i, `${e.type}: ${e.message}`.slice(0, MAX_NOTE));
+    // Map each incoming parameter column to a store column (adding columns for new labels).
+    const incoming: Array<[ParamColumn, ParamValue[]]> = [];
+    for (const [label, values] of Object.entries(c.params)) {
       let index = this.columnOf.get(label);
       if (index === undefined) {
         if (this.params.length >= MAX_PARAMS) continue;
-        index = this.addColumn(axisForUndeclared(label, value));
+        const sample = values.find((v) => v !== null) ?? null;
+        index = this.addColumn(axisForUndeclared(label, sample));
       }
-      const column = this.params[index] as ParamColumn;
-      column.values[row] = axisPosition(column.axis, value, column.options);
+      incoming.push([this.params[index] as ParamColumn, values]);
     }
-    if (trial.error && (outcome === 'failed' || outcome === 'cancelled')) {
-      this.notes.set(row, `${trial.error.type}: ${trial.error.message}`.slice(0, MAX_NOTE));
-    } else if (outcome === 'failed' && trial.status !== undefined) {
-      this.notes.set(row, `status ${trial.status}`.slice(0, MAX_NOTE));
-    } else {
-      this.notes.delete(row);
+    const fresh = new Set(incoming.map(([column]) => column));
+    const absent = this.params.filter((column) => !fresh.has(column));
+    this.reserve(this.size + n);
+    for (let i = 0; i < n; i++) {
+      const tid = c.tid[i] as number;
+      let row = this.rowOf.get(tid);
+      if (row === undefined) {
+        row = this.size;
+        this.size += 1;
+        this.rowOf.set(tid, row);
+        if (row > 0 && tid < (this.tid[row - 1] as number)) this.sortedByTid = false;
+        this.tid[row] = tid;
+        this.orderVersion = -1;
+      }
+      const state = c.state[i] as TrialStateView;
+      const status = c.status[i] ?? undefined;
+      const outcome = trialOutcome({ state, status });
+      this.outcome[row] = OUTCOME_CODE[outcome];
+      const loss = outcome === 'ok' ? lossToNumber(c.loss[i] ?? null) : undefined;
+      this.loss[row] = loss ?? Number.NaN;
+      this.startedAt[row] = c.startedAt[i] ?? Number.NaN;
+      this.endedAt[row] = c.endedAt[i] ?? Number.NaN;
+      const slot = c.slot[i];
+      this.slot[row] = slot !== null && slot !== undefined ? this.slotId(slot) : -1;
+      for (const [column, values] of incoming) {
+        const v = values[i];
+        column.values[row] = v === null || v === undefined ? Number.NaN : axisPosition(column.axis, v, column.options);
+      }
+      for (const column of absent) column.values[row] = Number.NaN;
+      const note = notes.get(i);
+      if (note !== undefined && (outcome === 'failed' || outcome === 'cancelled')) this.notes.set(row, note);
+      else if (outcome === 'failed' && status !== undefined) this.notes.set(row, `status ${status}`.slice(0, MAX_NOTE));
+      else this.notes.delete(row);
     }
     this.version += 1;
   }

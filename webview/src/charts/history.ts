@@ -8,8 +8,7 @@ import { h, setText } from '../dom';
 import type { Model, Topic } from '../model';
 import type { View } from '../scheduler';
 import { Outcome } from '../store';
-import { withAlpha } from '../theme';
-import { UChart, axisOptions, logAxis, numberTicks } from './uplotChart';
+import { UChart, axisOptions, drawDots, logAxis, numberTicks } from './uplotChart';
 
 /** Where the marks of trials without a loss sit: CSS px below the top of the plot. */
 const FAILED_Y = 7;
@@ -108,10 +107,18 @@ export class HistoryView implements View {
       axes: [axisOptions(p, { label: 'trial' }), axisOptions(p, { label: this.logY ? 'loss (log)' : 'loss', ...(this.logY ? logAxis() : { values: numberTicks }), size: 60 })],
       series: [
         {},
-        { label: 'loss', stroke: p.ok, fill: withAlpha(p.ok, 0.6), paths: () => null, points: { show: true, size: 5, width: 1, stroke: p.ok, fill: withAlpha(p.ok, 0.6) } },
+        // The dots are stamped in the draw hook (drawDots): uPlot's own points are arcs, slow by the thousand.
+        { label: 'loss', stroke: p.ok, paths: () => null, points: { show: false } },
         { label: 'best so far', stroke: p.best, width: 2, paths: uPlot.paths.stepped?.({ align: 1 }), points: { show: false }, spanGaps: true },
       ],
-      hooks: { draw: [(u: uPlot) => this.drawMarks(u)] },
+      hooks: {
+        draw: [
+          (u: uPlot) => {
+            drawDots(u, this.xs, this.ys, p.ok, 0.6, 5);
+            this.drawMarks(u);
+          },
+        ],
+      },
     };
   }
 

@@ -8,7 +8,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import { formatNumber } from '../../../core/src/analysis/shape';
 import { fitCanvas, h, pixelRatio, setAttr, setText } from '../dom';
 import { LOSS_KEY, type Model, type Topic } from '../model';
-import type { View } from '../scheduler';
+import type { RenderContext, View } from '../scheduler';
 import { Outcome } from '../store';
 import { withAlpha } from '../theme';
 import type { Selector } from './history';
@@ -16,6 +16,46 @@ import type { Selector } from './history';
 const HEIGHT = 300;
 const PAD = { top: 40, bottom: 24, left: 44, right: 44 };
 const AXIS_HIT = 14;
+/** Above this many lines the chart is drawn as a density image (see drawDensity). */
+const DENSITY_ABOVE = 1_500;
+
+/** A high percentile of the non-zero counts (from a sample of them: an estimate is enough). */
+function percentileOfCovered(counts: Float32Array, q: number): number {
+  const sample: number[] = [];
+  const step = Math.max(1, Math.floor(counts.length / 20_000));
+  for (let k = 0; k < counts.length; k += step) {
+    const c = counts[k] as number;
+    if (c > 0) sample.push(c);
+  }
+  if (sample.length === 0) return 0;
+  sample.sort((a, b) => a - b);
+  return sample[Math.min(sample.length - 1, Math.floor(q * sample.length))] as number;
+}
+
+/** The red, green and blue of a CSS colour, as the canvas resolves it. */
+function rgbOf(colour: string): [number, number, number] {
+  const probe = document.createElement('canvas').getContext('2d');
+  if (!probe) return [128, 128, 128];
+  probe.fillStyle = colour;
+  const resolved = probe.fillStyle;
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(resolved);
+  if (hex) return [parseInt(hex[1] as string, 16), parseInt(hex[2] as string, 16), parseInt(hex[3] as string, 16)];
+  const parts = (resolved.match(/[\d.]+/g) ?? []).map(Number);
+  return [parts[0] ?? 128, parts[1] ?? 128, parts[2] ?? 128];
+}
+
+/** A drawing of the lines in progress (density mode accumulates over several frames). */
+interface Job {
+  groups: Uint8Array;
+  inside: number;
+  next: number;
+  ratio: number;
+  density: boolean;
+  counts: Float32Array[];
+}
+
+/** Time a drawing in progress may take per frame while trials stream in. */
+const SLICE_MS = 6;
 
 interface Axis {
   key: string;
@@ -47,6 +87,9 @@ export class ParcoordsView implements View {
   private ys = new Float32Array(0);
   private width = 0;
   private drag: { axis: number; y0: number; y1: number } | null = null;
+  private job: Job | null = null;
+  /** Trials arrived while a drawing was in progress: draw again when it is done. */
+  private stale = false;
 
   constructor(
     private readonly model: Model,
@@ -77,15 +120,26 @@ export class ParcoordsView implements View {
     }).observe(this.box);
   }
 
-  render(changed: ReadonlySet<Topic>): void {
+  render(changed: ReadonlySet<Topic>, context: RenderContext): boolean {
     const width = Math.max(200, this.box.clientWidth || 600);
-    const full = changed.has('trials') || changed.has('brush') || changed.has('theme') || changed.has('scale') || changed.has('layout') || width !== this.width || this.axes.length === 0;
+    const now = changed.has('brush') || changed.has('theme') || changed.has('scale') || changed.has('layout') || width !== this.width || this.axes.length === 0;
     this.width = width;
-    if (full) {
-      this.layout();
-      this.drawBase();
+    if (now || context.force) {
+      // Drawn in full, in this frame.
+      this.job = this.start();
+      this.advance(Infinity);
+    } else if (changed.has('trials')) {
+      // New trials: redrawn over the next frames (the drawing in progress finishes first).
+      if (this.job) this.stale = true;
+      else this.job = this.start();
+    }
+    if (this.job) this.advance(SLICE_MS);
+    if (!this.job && this.stale) {
+      this.stale = false;
+      this.job = this.start();
     }
     this.drawOverlay();
+    return this.job !== null;
   }
 
   private axisX(i: number): number {
@@ -138,7 +192,6 @@ export class ParcoordsView implements View {
       const axis = axes[a] as Axis;
       for (let r = 0; r < rows.length; r++) this.ys[r * n + a] = this.toY(axis, axis.values[rows[r] as number] as number);
     }
-    setAttr(this.box, 'data-lines', rows.length);
     setAttr(this.box, 'data-axes', n);
   }
 
@@ -166,8 +219,57 @@ export class ParcoordsView implements View {
     return axis.kind === 'log' ? Math.pow(10, t) : t;
   }
 
-  private drawBase(): void {
+  /** Lays the trials out on the axes and prepares a drawing of them. */
+  private start(): Job {
+    this.layout();
+    const rows = this.rows;
+    const mask = this.model.brushMask();
+    const store = this.model.store;
+    // The best tenth of the trials (by loss) get their own colour.
+    const losses = Float64Array.from(rows, (r) => store.loss[r] as number).sort();
+    const cut = losses.length > 0 ? (losses[Math.max(0, Math.ceil(losses.length * 0.1) - 1)] as number) : -Infinity;
+    // 0: outside the brushes, 1: inside, 2: inside and among the best tenth.
+    const groups = new Uint8Array(rows.length);
+    let inside = 0;
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r] as number;
+      if (mask[row] !== 1) continue;
+      inside += 1;
+      groups[r] = (store.loss[row] as number) <= cut ? 2 : 1;
+    }
     const ratio = pixelRatio();
+    const density = rows.length > DENSITY_ABOVE;
+    const size = density ? Math.round(this.width * ratio) * Math.round(HEIGHT * ratio) : 0;
+    return {
+      groups,
+      inside,
+      next: 0,
+      ratio,
+      density,
+      counts: density ? [new Float32Array(size), new Float32Array(size), new Float32Array(size)] : [],
+    };
+  }
+
+  /** Draws more of the job, for about `budgetMs`; at the end, puts the picture on the canvas. */
+  private advance(budgetMs: number): void {
+    const job = this.job;
+    if (!job) return;
+    const t0 = performance.now();
+    if (job.density) {
+      while (job.next < this.rows.length) {
+        const end = Math.min(this.rows.length, job.next + 500);
+        this.accumulate(job, job.next, end);
+        job.next = end;
+        if (performance.now() - t0 > budgetMs) return;
+      }
+    }
+    this.finish(job);
+    this.job = null;
+  }
+
+  private finish(job: Job): void {
+    const rows = this.rows;
+    const ratio = job.ratio;
     fitCanvas(this.base, this.width, HEIGHT);
     fitCanvas(this.overlay, this.width, HEIGHT);
     const ctx = this.base.getContext('2d');
@@ -175,47 +277,120 @@ export class ParcoordsView implements View {
     const p = this.model.palette;
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, this.width, HEIGHT);
+    const colours: Array<[string, number]> = [
+      [p.muted, 0.12],
+      [p.ok, rows.length > 2000 ? 0.12 : 0.35],
+      [p.best, 0.8],
+    ];
+    if (!job.density) {
+      const paths = [new Path2D(), new Path2D(), new Path2D()];
+      for (let r = 0; r < rows.length; r++) this.trace(paths[job.groups[r] as number] as Path2D, r);
+      ctx.lineWidth = 1;
+      for (let g = 0; g < 3; g++) {
+        const [colour, alpha] = colours[g] as [string, number];
+        ctx.strokeStyle = withAlpha(colour, alpha);
+        ctx.stroke(paths[g] as Path2D);
+      }
+    } else {
+      this.composite(ctx, job, colours);
+    }
+    this.drawAxes(ctx);
+    setAttr(this.box, 'data-lines', rows.length);
+    setAttr(this.box, 'data-in-brush', job.inside);
+    const brushes = this.model.brushes.size;
+    setText(this.info, brushes === 0 ? `${rows.length} trials` : `${job.inside} of ${rows.length} trials inside ${brushes} filter${brushes === 1 ? '' : 's'}`);
+    this.clear.disabled = brushes === 0;
+  }
+
+  /** Adds trial r's polyline to a path (broken where it has no value). */
+  private trace(path: Path2D, r: number): void {
     const n = this.axes.length;
-    const rows = this.rows;
-    const mask = this.model.brushMask();
-    const store = this.model.store;
-    // The best tenth of the trials (by loss) get their own colour.
-    const losses = Float64Array.from(rows, (r) => store.loss[r] as number).sort();
-    const cut = losses.length > 0 ? (losses[Math.max(0, Math.ceil(losses.length * 0.1) - 1)] as number) : -Infinity;
-    const faded = new Path2D();
-    const normal = new Path2D();
-    const best = new Path2D();
-    let inside = 0;
-    for (let r = 0; r < rows.length; r++) {
-      const row = rows[r] as number;
-      const isIn = mask[row] === 1;
-      if (isIn) inside += 1;
-      const path = !isIn ? faded : (store.loss[row] as number) <= cut ? best : normal;
-      let pen = false;
-      for (let a = 0; a < n; a++) {
-        const y = this.ys[r * n + a] as number;
-        if (Number.isNaN(y)) {
-          pen = false;
-          continue;
+    let pen = false;
+    for (let a = 0; a < n; a++) {
+      const y = this.ys[r * n + a] as number;
+      if (Number.isNaN(y)) {
+        pen = false;
+        continue;
+      }
+      const x = this.axisX(a);
+      if (pen) path.lineTo(x, y);
+      else path.moveTo(x, y);
+      pen = true;
+    }
+  }
+
+  /**
+   * Many lines: each group's lines are accumulated into a per-pixel count (a line is a run of
+   * anti-aliased steps along its longer direction), and the counts become opacity. Stroking
+   * thousands of lines as vector paths costs the canvas seconds; this costs tens of milliseconds
+   * (spread over frames while trials stream in), and shows where lines crowd together better
+   * than overdrawn strokes do.
+   */
+  private accumulate(job: Job, from: number, to: number): void {
+    const ratio = job.ratio;
+    const w = Math.round(this.width * ratio);
+    const hgt = Math.round(HEIGHT * ratio);
+    const n = this.axes.length;
+    const xs = Float32Array.from({ length: n }, (_, a) => this.axisX(a) * ratio);
+    // Fixed point (8 fractional bits) keeps the inner loop in integer arithmetic; the ys lie
+    // within the axes, so every step lands inside the canvas.
+    const maxY = (hgt - 2) * 256;
+    for (let r = from; r < to; r++) {
+      const d = job.counts[job.groups[r] as number] as Float32Array;
+      for (let a = 0; a + 1 < n; a++) {
+        const y0 = (this.ys[r * n + a] as number) * ratio;
+        const y1 = (this.ys[r * n + a + 1] as number) * ratio;
+        if (Number.isNaN(y0) || Number.isNaN(y1)) continue;
+        const x0 = xs[a] as number;
+        const dx = (xs[a + 1] as number) - x0;
+        const dy = y1 - y0;
+        const steps = Math.max(1, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy))));
+        let x = Math.round(x0 * 256);
+        let y = Math.round(y0 * 256);
+        const sx = Math.round((dx / steps) * 256);
+        const sy = Math.round((dy / steps) * 256);
+        for (let s = 0; s <= steps; s++) {
+          const yc = y < 0 ? 0 : y > maxY ? maxY : y;
+          const k = (yc >> 8) * w + (x >> 8);
+          const f = (yc & 255) / 256;
+          d[k] = (d[k] as number) + 1 - f;
+          d[k + w] = (d[k + w] as number) + f;
+          x += sx;
+          y += sy;
         }
-        const x = this.axisX(a);
-        if (pen) path.lineTo(x, y);
-        else path.moveTo(x, y);
-        pen = true;
       }
     }
-    ctx.lineWidth = 1;
-    ctx.strokeStyle = withAlpha(p.muted, 0.12);
-    ctx.stroke(faded);
-    ctx.strokeStyle = withAlpha(p.ok, rows.length > 2000 ? 0.12 : 0.35);
-    ctx.stroke(normal);
-    ctx.strokeStyle = withAlpha(p.best, 0.8);
-    ctx.stroke(best);
-    this.drawAxes(ctx);
-    setAttr(this.box, 'data-in-brush', inside);
-    const brushes = this.model.brushes.size;
-    setText(this.info, brushes === 0 ? `${rows.length} trials` : `${inside} of ${rows.length} trials inside ${brushes} filter${brushes === 1 ? '' : 's'}`);
-    this.clear.disabled = brushes === 0;
+  }
+
+  private composite(ctx: CanvasRenderingContext2D, job: Job, colours: Array<[string, number]>): void {
+    const w = Math.round(this.width * job.ratio);
+    const hgt = Math.round(HEIGHT * job.ratio);
+    const image = ctx.createImageData(w, hgt);
+    const px = image.data;
+    for (let g = 0; g < 3; g++) {
+      const [colour, alpha] = colours[g] as [string, number];
+      const [cr, cg, cb] = rgbOf(colour);
+      const d = job.counts[g] as Float32Array;
+      // Opacity grows with the log of the count, up to a reference count (a high percentile of
+      // the covered pixels), so crowded and sparse regions both stay readable.
+      const reference = Math.log1p(percentileOfCovered(d, 0.98));
+      if (!(reference > 0)) continue;
+      const top = g === 0 ? 0.3 : g === 1 ? 0.8 : 0.95;
+      const floor = g === 2 ? 0.2 : alpha * 0.5;
+      for (let k = 0; k < d.length; k++) {
+        const c = d[k] as number;
+        if (c <= 0) continue;
+        const a = Math.min(top, floor + (top - floor) * (Math.log1p(c) / reference)) * Math.min(1, c);
+        const o = k * 4;
+        const under = (px[o + 3] as number) / 255;
+        const out = a + under * (1 - a);
+        px[o] = Math.round((cr * a + (px[o] as number) * under * (1 - a)) / out);
+        px[o + 1] = Math.round((cg * a + (px[o + 1] as number) * under * (1 - a)) / out);
+        px[o + 2] = Math.round((cb * a + (px[o + 2] as number) * under * (1 - a)) / out);
+        px[o + 3] = Math.round(out * 255);
+      }
+    }
+    ctx.putImageData(image, 0, 0);
   }
 
   private drawAxes(ctx: CanvasRenderingContext2D): void {

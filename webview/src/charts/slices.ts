@@ -6,11 +6,12 @@
 import type uPlot from 'uplot';
 import { h } from '../dom';
 import type { Model, Topic } from '../model';
-import type { View } from '../scheduler';
+import type { RenderContext, View } from '../scheduler';
 import { type ParamColumn, Outcome } from '../store';
-import { withAlpha } from '../theme';
 import type { Selector } from './history';
-import { UChart, axisOptions, logAxis, numberTicks } from './uplotChart';
+import { UChart, axisOptions, drawDots, logAxis, numberTicks } from './uplotChart';
+
+const TRIALS: ReadonlySet<Topic> = new Set<Topic>(['trials']);
 
 /** A fixed spread in [-0.3, 0.3] per trial id, so categorical points keep their place. */
 function jitter(tid: number): number {
@@ -74,17 +75,23 @@ class SliceChart {
     const store = this.model.store;
     const values = this.column.values;
     const categorical = this.column.axis.kind === 'categorical';
-    const picked: number[] = [];
+    const rows = new Int32Array(store.size);
+    const keys = new Float64Array(store.size);
+    let n = 0;
     for (let row = 0; row < store.size; row++) {
       if (store.outcome[row] !== Outcome.Ok) continue;
-      if (!Number.isFinite(store.loss[row] as number) || !Number.isFinite(values[row] as number)) continue;
-      picked.push(row);
+      const loss = store.loss[row] as number;
+      const value = values[row] as number;
+      if (!Number.isFinite(loss) || !Number.isFinite(value)) continue;
+      rows[n] = row;
+      keys[row] = value + (categorical ? jitter(store.tid[row] as number) : 0);
+      n += 1;
     }
-    const x = (row: number): number => (values[row] as number) + (categorical ? jitter(store.tid[row] as number) : 0);
-    picked.sort((a, b) => x(a) - x(b));
-    this.rows = Int32Array.from(picked);
-    this.xs = Float64Array.from(picked, x);
-    this.ys = Float64Array.from(picked, (row) => store.loss[row] as number);
+    // uPlot wants x in ascending order.
+    const order = rows.subarray(0, n).sort((a, b) => (keys[a] as number) - (keys[b] as number));
+    this.rows = Int32Array.from(order);
+    this.xs = Float64Array.from(order, (row) => keys[row] as number);
+    this.ys = Float64Array.from(order, (row) => store.loss[row] as number);
   }
 
   private options(): Omit<uPlot.Options, 'width' | 'height'> {
@@ -109,7 +116,8 @@ class SliceChart {
         y: { distr: this.logY ? 3 : 1 },
       },
       axes: [axisOptions(p, xAxis), axisOptions(p, { ...(this.logY ? logAxis() : { values: numberTicks }), size: 56 })],
-      series: [{}, { label: 'loss', stroke: p.ok, paths: () => null, points: { show: true, size: 4, width: 1, stroke: p.ok, fill: withAlpha(p.ok, 0.5) } }],
+      series: [{}, { label: 'loss', stroke: p.ok, paths: () => null, points: { show: false } }],
+      hooks: { draw: [(u: uPlot) => void drawDots(u, this.xs, this.ys, p.ok, 0.5, 4)] },
     };
   }
 
@@ -148,12 +156,13 @@ export class SlicesView implements View {
     );
   }
 
-  render(changed: ReadonlySet<Topic>): void {
+  render(changed: ReadonlySet<Topic>, context: RenderContext): boolean {
     const columns = this.model.store.params;
     // A new study (init) brings new columns: start over.
     if (this.charts.length > columns.length || this.charts.some((c, i) => c.column !== columns[i])) {
       for (const c of this.charts) c.chart.plot?.destroy();
       this.charts.length = 0;
+      this.stale.clear();
       this.grid.replaceChildren();
     }
     for (let i = this.charts.length; i < columns.length; i++) {
@@ -162,6 +171,23 @@ export class SlicesView implements View {
       this.grid.append(chart.element);
     }
     this.grid.dataset.charts = String(this.charts.length);
-    for (const chart of this.charts) chart.render(chart.chart.plot ? changed : new Set<Topic>([...changed, 'trials']));
+    const liveOnly = [...changed].every((t) => t === 'trials' || t === 'continue');
+    if (context.force || !liveOnly) {
+      for (const chart of this.charts) chart.render(chart.chart.plot ? changed : new Set<Topic>([...changed, 'trials']));
+      this.stale.clear();
+      return false;
+    }
+    // New trials alone: one chart after another, a few per frame, so no frame carries them all.
+    if (changed.has('trials')) for (const chart of this.charts) this.stale.add(chart);
+    const t0 = performance.now();
+    for (const chart of this.charts) {
+      if (!this.stale.has(chart)) continue;
+      chart.render(TRIALS);
+      this.stale.delete(chart);
+      if (performance.now() - t0 > 6) break;
+    }
+    return this.stale.size > 0;
   }
+
+  private readonly stale = new Set<SliceChart>();
 }

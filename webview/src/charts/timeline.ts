@@ -100,30 +100,56 @@ export class TimelineView implements View {
       }
     }
 
-    // Bars, grouped by colour.
+    // Bars: pixel-aligned rectangles (the cheapest thing a canvas draws), and a lane's bars that
+    // touch at this scale merged into one, so 10,000 short trials cost a few hundred rectangles.
     const colours = [p.muted, p.running, p.ok, p.failed, p.cancelled];
-    const paths = colours.map(() => new Path2D());
+    const rects: number[][] = colours.map(() => []);
+    const lanes = this.lanes.length;
+    const runColour = new Int32Array(lanes).fill(-1);
+    const runX0 = new Float64Array(lanes);
+    const runX1 = new Float64Array(lanes);
+    const barHeight = Math.max(2, this.laneHeight - 2);
+    const flush = (lane: number): void => {
+      const k = runColour[lane] as number;
+      if (k < 0) return;
+      const x0 = runX0[lane] as number;
+      const x1 = runX1[lane] as number;
+      // A pixel between neighbours when there is room, so back-to-back trials stay apart.
+      (rects[k] as number[]).push(x0, PAD.top + lane * this.laneHeight + 1, x1 - x0 >= 4 ? x1 - x0 - 1 : x1 - x0);
+    };
     let bars = 0;
-    const busy = new Float64Array(this.lanes.length);
+    const busy = new Float64Array(lanes);
+    const laneOfSlot = Int32Array.from(store.slots, (slot) => laneIndex.get(slot) ?? -1);
     for (let row = 0; row < store.size; row++) {
       const s = store.startedAt[row] as number;
       const slot = store.slot[row] as number;
       if (Number.isNaN(s) || slot < 0) continue;
-      const lane = laneIndex.get(store.slots[slot] as string);
-      if (lane === undefined) continue;
-      const outcome = store.outcome[row] as number;
+      const lane = laneOfSlot[slot] as number;
+      if (lane < 0) continue;
+      const k = store.outcome[row] as number;
       const e = store.endedAt[row] as number;
-      const end = Number.isNaN(e) ? (outcome === Outcome.Running ? now : s) : e;
+      const end = Number.isNaN(e) ? (k === Outcome.Running ? now : s) : e;
       busy[lane] = (busy[lane] as number) + (end - s);
-      const x0 = this.x(s);
-      const w = Math.max(1, this.x(end) - x0);
-      const y = PAD.top + lane * this.laneHeight + 1;
-      (paths[outcome] as Path2D).rect(x0, y, w, Math.max(2, this.laneHeight - 2));
       bars += 1;
+      const x0 = Math.round(this.x(s));
+      const x1 = Math.max(x0 + 1, Math.round(this.x(end)));
+      // Merge what overlaps at this scale (or is a pixel wide and touches); wider neighbours stay apart.
+      const touches = x0 < (runX1[lane] as number) || (x1 - x0 <= 1 && x0 <= (runX1[lane] as number));
+      if (runColour[lane] === k && touches && x0 >= (runX0[lane] as number)) {
+        if (x1 > (runX1[lane] as number)) runX1[lane] = x1;
+        continue;
+      }
+      flush(lane);
+      runColour[lane] = k;
+      runX0[lane] = x0;
+      runX1[lane] = x1;
     }
-    for (let k = 0; k < paths.length; k++) {
+    for (let lane = 0; lane < lanes; lane++) flush(lane);
+    for (let k = 0; k < colours.length; k++) {
+      const list = rects[k] as number[];
+      if (list.length === 0) continue;
       ctx.fillStyle = colours[k] as string;
-      ctx.fill(paths[k] as Path2D);
+      for (let i = 0; i < list.length; i += 3) ctx.fillRect(list[i] as number, list[i + 1] as number, list[i + 2] as number, barHeight);
     }
 
     // Time axis.
