@@ -10,6 +10,7 @@
  */
 import type { ClientChannel } from 'ssh2';
 import { InfrastructureError } from '../../../core/src/errors';
+import type { TrialJob } from '../../../core/src/executor';
 import type { TrialError } from '../../../core/src/protocol/common';
 import { decodeMessage, encodeMessage, LineSplitter } from '../../../core/src/protocol/ndjson';
 import {
@@ -204,17 +205,12 @@ export class RemoteWorker {
     });
   }
 
-  evaluate(
-    study: string,
-    tid: number,
-    spec: string,
-    env: Readonly<Record<string, string>> | undefined,
-    onOutput: ((text: string) => void) | undefined,
-  ): Promise<WorkerResult> {
-    this.onOutput = onOutput;
+  evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput'>): Promise<WorkerResult> {
+    this.onOutput = job.onOutput;
+    const { study, tid, spec, env, tracking } = job;
     return new Promise<WorkerResult>((resolve, reject) => {
       this.await({ kind: 'result', tid, resolve, reject });
-      this.send(env ? { type: 'evaluate', study, tid, spec, env: { ...env } } : { type: 'evaluate', study, tid, spec });
+      this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking } : {}) });
     });
   }
 

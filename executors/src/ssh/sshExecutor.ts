@@ -12,7 +12,7 @@ import type { SFTPWrapper } from 'ssh2';
 import { InfrastructureError, messageOf, RunnerError } from '../../../core/src/errors';
 import type { Executor, ExecutorEvents, Slot, SlotOutcome, TrialJob } from '../../../core/src/executor';
 import { probeInterpreter } from '../../../core/src/interpreter';
-import type { WorkerHello } from '../../../core/src/protocol/worker';
+import type { TrialTracking, WorkerHello } from '../../../core/src/protocol/worker';
 import { isPermanentFailure, SshConnection, type ConnectOptions } from './connection';
 import { EMPTY_HOSTS_FILE, type HostsFile, type ReconnectSettings } from './hostsFile';
 import { delay, killGroupScript, RemoteWorker, viaSh, WORKER_BOOTSTRAP } from './remoteWorker';
@@ -177,7 +177,8 @@ class SshSlot implements Slot {
         if (loadError) return { kind: 'load_failed', error: loadError };
       }
       const env = this.session.trialEnv(job.env);
-      const result = await worker.evaluate(job.study, job.tid, job.spec, env, job.onOutput);
+      const tracking = job.tracking ? await this.session.trialTracking(job.tracking) : undefined;
+      const result = await worker.evaluate({ ...job, env, tracking });
       this.session.noteHealthy();
       return { kind: 'result', result };
     } catch (error) {
@@ -350,17 +351,19 @@ class HostSession {
     }
   }
 
+  /** Routes the host's forwarded connections to this machine; opens the configured forwards. */
   private async openForwards(connection: SshConnection): Promise<void> {
-    const specs = this.options.reverseForwards ?? [];
-    if (specs.length === 0) return;
-    const byRemotePort = new Map<number, ReverseForward>();
+    const routes = new Map<number, { localHost: string; localPort: number }>();
+    this.routes = routes;
+    this.forwards = new Map();
+    this.pendingForwards = new Map();
     connection.client.on('tcp connection', (info, accept, reject) => {
-      const spec = byRemotePort.get(info.destPort);
-      if (!spec) {
+      const route = routes.get(info.destPort);
+      if (!route) {
         reject();
         return;
       }
-      const local = netConnect(spec.localPort, spec.localHost);
+      const local = netConnect(route.localPort, route.localHost);
       local.once('error', () => {
         reject();
         local.destroy();
@@ -373,26 +376,82 @@ class HostSession {
         remote.pipe(local).pipe(remote);
       });
     });
-    const forwards = new Map<string, number>();
-    for (const spec of specs) {
-      const port = await new Promise<number>((resolve, reject) => {
-        try {
-          connection.client.forwardIn('127.0.0.1', spec.remotePort ?? 0, (error, bound) => (error ? reject(error) : resolve(bound)));
-        } catch (error) {
-          reject(error as Error);
-        }
-      }).catch((error: Error) => {
+    for (const spec of this.options.reverseForwards ?? []) {
+      await this.forward(connection, spec.localHost, spec.localPort, spec.remotePort ?? 0).catch((error: unknown) => {
         throw new RunnerError('ssh_remote_failed', {
           host: describeTarget(this.target),
           what: `cannot forward port ${spec.remotePort ?? 0} on the host to ${spec.localHost}:${spec.localPort}`,
-          reason: `${error.message} (AllowTcpForwarding must be yes in its sshd_config)`,
+          reason: `${messageOf(error)} (AllowTcpForwarding must be yes in its sshd_config)`,
         });
       });
-      byRemotePort.set(port, spec);
-      forwards.set(`${spec.localHost}:${spec.localPort}`, port);
     }
-    this.forwards = forwards;
   }
+
+  private routes = new Map<number, { localHost: string; localPort: number }>();
+  private pendingForwards = new Map<string, Promise<number>>();
+
+  /** Asks the host to listen on its loopback and send connections to localHost:localPort here. */
+  private forward(connection: SshConnection, localHost: string, localPort: number, remotePort = 0): Promise<number> {
+    const key = `${localHost}:${localPort}`;
+    const known = this.forwards.get(key);
+    if (known !== undefined) return Promise.resolve(known);
+    let pending = this.pendingForwards.get(key);
+    if (!pending) {
+      const routes = this.routes;
+      const forwards = this.forwards;
+      pending = new Promise<number>((resolve, reject) => {
+        try {
+          connection.client.forwardIn('127.0.0.1', remotePort, (error, bound) => (error ? reject(error) : resolve(bound)));
+        } catch (error) {
+          reject(error as Error);
+        }
+      }).then(
+        (port) => {
+          routes.set(port, { localHost, localPort });
+          forwards.set(key, port);
+          return port;
+        },
+        (error: unknown) => {
+          throw error;
+        },
+      );
+      pending.finally(() => this.pendingForwards.delete(key)).catch(() => undefined);
+      this.pendingForwards.set(key, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * The trial's tracking settings as the host must see them: a tracking server on this
+   * machine's loopback is reached through a reverse forward (opened on first use).
+   */
+  async trialTracking(tracking: TrialTracking): Promise<TrialTracking> {
+    let url: URL;
+    try {
+      url = new URL(tracking.uri);
+    } catch {
+      return tracking;
+    }
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) || !/^https?:$/.test(url.protocol)) return tracking;
+    const connection = this.connection;
+    if (!connection) return tracking;
+    const localPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const localHost = url.hostname === '[::1]' ? '::1' : url.hostname === 'localhost' ? '127.0.0.1' : url.hostname;
+    try {
+      const port = await this.forward(connection, localHost, localPort);
+      url.hostname = '127.0.0.1';
+      url.port = String(port);
+      return { ...tracking, uri: url.toString().replace(/\/$/, tracking.uri.endsWith('/') ? '/' : '') };
+    } catch (error) {
+      if (!this.forwardWarned) {
+        this.forwardWarned = true;
+        this.events?.notice(`${this.target.name}: cannot forward the tracking server ${tracking.uri} to the host (${messageOf(error)}); its trials are logged from the journal later`);
+      }
+      return tracking;
+    }
+  }
+
+  private forwardWarned = false;
 
   /** The remote port that reaches localHost:localPort, while connected. */
   forwardedPort(localHost: string, localPort: number): number | undefined {
