@@ -371,6 +371,14 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
     requests += 1;
     response.end('0.125');
   });
+  const paths: string[] = [];
+  const tracker: Server = createServer((request, response) => {
+    paths.push(`${request.method} ${request.url}`);
+    response.statusCode = 503;
+    response.end('{}');
+  });
+  await new Promise<void>((resolve) => tracker.listen(0, '127.0.0.1', resolve));
+  const trackerPort = (tracker.address() as { port: number }).port;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const localPort = (server.address() as { port: number }).port;
   const { ex } = await started(['h2', 'h3'], fx.writeHostsFile({ defaults: { slots: 1 } }), {
@@ -386,9 +394,24 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
       assert.ok(output.join('').includes(`http://127.0.0.1:${ports[i]}/value`), output.join(''));
     }
     assert.equal(requests, 2);
+    // A tracking server on this machine's loopback: the worker's MLflow client reaches it
+    // through a forward opened on first use (here it answers 503: the trial goes on regardless).
+    const tracked = await ex.slots[0]!.run(
+      {
+        study: 'study-quick',
+        tid: 9,
+        ...domain('quick', 0.25),
+        tracking: { uri: `http://localhost:${trackerPort}`, experimentId: '1', parentRunId: 'p', runName: 'trial 9', params: {}, tags: {} },
+      },
+      new AbortController().signal,
+    );
+    assert.equal(tracked.kind === 'result' && tracked.result.summary?.loss, 0);
+    assert.ok(paths.some((p) => p.startsWith('POST /api/2.0/mlflow/runs/create')), paths.join('\n'));
+    assert.ok(tracked.kind === 'result' && tracked.result.tracking?.error, 'the failed tracking call is reported, not fatal');
   } finally {
     await ex.close();
     server.close();
+    tracker.close();
   }
 });
 
