@@ -58,6 +58,9 @@ static_checks() {
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
 tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
+# The SSH executor against several OpenSSH servers on loopback (installed by setup-sshd.sh).
+bash scripts/setup-sshd.sh || { echo "setup-sshd failed"; failed=$((failed + 1)); status=1; }
+tier ssh node --import tsx --test --test-concurrency=1 test/ssh/*.test.ts; count_node ssh
 # Chromium (webview tests) and code-server (editor suites) come from the same setup step.
 if ls test/webview/*.test.ts >/dev/null 2>&1 || [ -f test/vscode/run-suites.ts ]; then
   bash scripts/setup-vscode.sh || { echo "setup-vscode failed"; failed=$((failed + 1)); status=1; }
