@@ -45,7 +45,7 @@ export function compareVersions(remote: Versions, local: Versions | undefined): 
   if (localPython && !same(remote.python, localPython, 2)) {
     findings.push({ name: 'python', remote: remote.python, local: localPython, level: 'error', note: 'a different minor version cannot load code the driver pickled' });
   } else {
-    findings.push({ name: 'python', remote: remote.python, local: localPython, level: older(remote.python, [3, 8]) ? 'error' : 'ok', ...(older(remote.python, [3, 8]) ? { note: 'Python 3.8 or newer is needed' } : {}) });
+    findings.push({ name: 'python', remote: remote.python, local: localPython, level: older(remote.python, [3, 10]) ? 'error' : 'ok', ...(older(remote.python, [3, 10]) ? { note: 'Python 3.10 or newer is needed' } : {}) });
   }
   const mlflowLocal = local ? (local.packages.mlflow ?? local.packages['mlflow-skinny'] ?? null) : null;
   for (const name of ['hyperopt', 'cloudpickle', 'numpy', 'mlflow'] as const) {
