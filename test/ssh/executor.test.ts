@@ -233,6 +233,23 @@ test('a host lost mid-trial: the trial is handed back (InfrastructureError), the
   assert.deepEqual(fixturePids(fx), []);
 });
 
+test('a host that is down at the start: the others start, it is named in a notice, and it joins when it comes up', async () => {
+  fx.killHost('h4');
+  const { ex, events } = await started(['h1', 'h4'], fx.writeHostsFile({ defaults: { slots: 1 }, reconnect: { initialDelayMs: 300, maxDelayMs: 500, maxFailures: 20 } }));
+  try {
+    assert.deepEqual(ex.slots.map((s) => `${s.id}:${s.usable}`), ['h1/0:true', 'h4/0:false']);
+    assert.ok(events.notices.some((n) => /^h4: cannot connect to 127\.0\.0\.5:\d+: connection refused/.test(n)), events.notices.join('\n'));
+    await fx.restartHost('h4');
+    await waitFor(() => ex.slots[1]!.usable, 10_000, 'h4 to join');
+    const outcome = await run(ex.slots[1]!, 'quick', 1, 0.25);
+    assert.equal(outcome.kind === 'result' && outcome.result.summary?.loss, 0);
+  } finally {
+    await ex.close();
+    await fx.restartHost('h4');
+  }
+  assert.deepEqual(fixturePids(fx), []);
+});
+
 test('unknown host keys are refused with the fingerprint and the flag; accepting records them; a changed key is always refused', async () => {
   const knownHosts = join(fx.root, 'known_hosts_partial');
   const h1 = fx.host('h1');

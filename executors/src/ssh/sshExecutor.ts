@@ -18,7 +18,7 @@ import { EMPTY_HOSTS_FILE, type HostsFile, type ReconnectSettings } from './host
 import { delay, killGroupScript, RemoteWorker, viaSh, WORKER_BOOTSTRAP } from './remoteWorker';
 import { shellPath, shellQuote } from './shellQuote';
 import type { SshConfig } from './sshConfig';
-import { describeTarget, resolveHost, sshConfigFor, type HostTarget } from './target';
+import { describeTarget, resolveHost, sshConfigFor, targetAddress, type HostTarget } from './target';
 import { codeBundle, ensureRuntime, runtimeBundle, sftpMkdirs, sftpRealpath, writeBundle, type Bundle, type RuntimeBundle } from './upload';
 import { compareVersions, type Versions } from './versions';
 
@@ -261,22 +261,28 @@ class HostSession {
   /** The first attempt; resolves either way (the state tells). */
   async start(events: ExecutorEvents): Promise<RunnerError | undefined> {
     this.events = events;
+    const attempt = this.connectOnce();
+    this.attempt = attempt;
+    let error: unknown;
     try {
-      await this.connectOnce();
-      return undefined;
-    } catch (error) {
-      const failure = error instanceof RunnerError ? error : new RunnerError('ssh_remote_failed', { host: describeTarget(this.target), what: 'cannot start', reason: messageOf(error) });
-      this.lastError = failure.message;
-      if (this.closing) return failure;
-      if (isPermanentFailure(failure) || failure.code === 'ssh_remote_python' || failure.code === 'ssh_remote_failed') {
-        this.state = 'failed';
-      } else {
-        this.failures += 1;
-        this.state = 'down';
-        this.scheduleReconnect();
-      }
-      return failure;
+      await attempt;
+    } catch (caught) {
+      error = caught ?? new Error('unknown failure');
+    } finally {
+      this.attempt = undefined;
     }
+    if (error === undefined) return undefined;
+    const failure = error instanceof RunnerError ? error : new RunnerError('ssh_remote_failed', { host: describeTarget(this.target), what: 'cannot start', reason: messageOf(error) });
+    this.lastError = failure.message;
+    if (this.closing) return failure;
+    if (isPermanentFailure(failure) || failure.code === 'ssh_remote_python' || failure.code === 'ssh_remote_failed') {
+      this.state = 'failed';
+    } else {
+      this.failures += 1;
+      this.state = 'down';
+      this.scheduleReconnect();
+    }
+    return failure;
   }
 
   /** Connects, prepares the host and warms every slot. */
@@ -295,6 +301,7 @@ class HostSession {
       const preparing = performance.now();
       await Promise.all([this.prepare(connection), this.openForwards(connection)]);
       this.prepareMs = performance.now() - preparing;
+      if (this.closing) throw new RunnerError('ssh_remote_failed', { host: this.target.name, what: 'start', reason: 'closed' });
       const warmed = await Promise.allSettled(this.slots.filter((s) => !s.retired).map((slot) => slot.warm()));
       const failures = warmed.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
       const python = failures.find((e) => e instanceof RunnerError && e.code === 'ssh_remote_python');
@@ -307,8 +314,13 @@ class HostSession {
       this.state = 'ready';
     } catch (error) {
       this.state = 'connecting';
+      const lost = !connection.alive;
       if (this.connection === connection) this.connection = undefined;
       connection.end();
+      // A connection that dropped while the host was being prepared is worth another try.
+      if (lost && !isPermanentFailure(error) && !(error instanceof RunnerError && error.code === 'ssh_remote_python')) {
+        throw new RunnerError('ssh_connect_failed', { host: this.target.name, address: targetAddress(this.target), reason: `the connection was lost while the host was prepared (${messageOf(error)})` });
+      }
       throw error;
     }
   }
@@ -593,7 +605,8 @@ class HostSession {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    await this.attempt?.catch(() => undefined);
+    // An attempt in progress notices `closing` and ends its own connection; wait for it a little.
+    if (this.attempt) await Promise.race([this.attempt.catch(() => undefined), delay(3000)]);
     if (this.state !== 'failed') this.state = 'closed';
     const connection = this.connection;
     const workers = this.slots.map((s) => s.worker).filter((w): w is RemoteWorker => w !== undefined);
