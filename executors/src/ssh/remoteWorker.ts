@@ -328,7 +328,7 @@ export class RemoteWorker {
   private emitOutput(text: string): void {
     if (text.length === 0) return;
     if (this.currentTid !== undefined && this.onOutput) this.onOutput(text);
-    else if (this.hello) this.onStray(text);
+    else if (this.hello && text.trim() !== '') this.onStray(text);
   }
 }
 
