@@ -197,7 +197,8 @@ export async function startSshFixture(count = 4): Promise<SshFixture> {
       '  IdentitiesOnly yes',
       `  UserKnownHostsFile ${knownHosts}`,
       '  GlobalKnownHostsFile /dev/null',
-      '  ConnectTimeout 5',
+      // Generous: a loaded machine can take seconds to decrypt a key in JavaScript.
+      '  ConnectTimeout 20',
       '',
     ].join('\n'),
   );

@@ -2,10 +2,10 @@
  * One authenticated SSH connection to a host (through its ProxyJump hops, if any), with its
  * host key checked against known_hosts before anything else happens.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Client, utils, type AgentAuthMethod, type AuthenticationType, type ClientChannel, type PublicKeyAuthMethod, type SFTPWrapper } from 'ssh2';
+import { Client, utils, type AgentAuthMethod, type AuthenticationType, type ClientChannel, type ParsedKey, type PublicKeyAuthMethod, type SFTPWrapper } from 'ssh2';
 import { RunnerError } from '../../../core/src/errors';
 import { fingerprint, keyTypeOf, preferredHostKeyAlgorithms } from './knownHosts';
 import { describeTarget, targetAddress, type HostTarget } from './target';
@@ -75,6 +75,9 @@ function socketReason(error: NodeJS.ErrnoException & { level?: string }, target:
 
 type Method = AgentAuthMethod | PublicKeyAuthMethod;
 
+/** Private keys already read (and decrypted), by path and modification time. */
+const unlockedKeys = new Map<string, ParsedKey>();
+
 interface Attempt {
   readonly method: Method | false;
 }
@@ -117,16 +120,26 @@ class Authenticator {
   private async keyMethod(path: string): Promise<Method | undefined> {
     const label = shortPath(path);
     let data: Buffer;
+    let stamp: string;
     try {
       data = readFileSync(path);
+      stamp = `${path}\0${statSync(path).mtimeMs}`;
     } catch (error) {
       this.tried.push(`${label} (unreadable: ${(error as NodeJS.ErrnoException).code ?? 'error'})`);
       return undefined;
     }
+    // Decrypting a key costs a key derivation (seconds in JavaScript): once per process.
+    const cached = unlockedKeys.get(stamp);
+    if (cached) {
+      this.tried.push(label);
+      return { type: 'publickey', username: this.target.user, key: cached };
+    }
     let parsed = utils.parseKey(data);
     if (!(parsed instanceof Error)) {
+      const key = Array.isArray(parsed) ? parsed[0]! : parsed;
+      unlockedKeys.set(stamp, key);
       this.tried.push(label);
-      return { type: 'publickey', username: this.target.user, key: data };
+      return { type: 'publickey', username: this.target.user, key };
     }
     if (!/encrypted|passphrase/i.test(parsed.message)) {
       this.tried.push(`${label} (not a usable private key: ${parsed.message})`);
@@ -146,8 +159,10 @@ class Authenticator {
       this.tried.push(`${label} (wrong passphrase)`);
       return undefined;
     }
+    const key = Array.isArray(parsed) ? parsed[0]! : parsed;
+    unlockedKeys.set(stamp, key);
     this.tried.push(label);
-    return { type: 'publickey', username: this.target.user, key: data, passphrase };
+    return { type: 'publickey', username: this.target.user, key };
   }
 
   describeTried(): string {
