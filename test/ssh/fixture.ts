@@ -285,7 +285,12 @@ export async function startSshFixture(count = 4): Promise<SshFixture> {
     },
     async stop() {
       for (const host of hosts) fixture.killHost(host.name);
-      for (const child of children) if (child.pid) kill(child.pid);
+      // Each sshd was started in a process group of its own: end the groups too.
+      for (const child of children) {
+        if (!child.pid) continue;
+        kill(child.pid);
+        kill(-child.pid);
+      }
       rmSync(root, { recursive: true, force: true });
     },
   };
