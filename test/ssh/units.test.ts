@@ -1,9 +1,9 @@
 // The SSH executor's parts that need no server: quoting (checked by real shells), ssh_config and
 // known_hosts reading (checked against OpenSSH's own tools), hosts files, version comparison.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../../core/src/errors';
@@ -17,6 +17,7 @@ import { compareVersions } from '../../executors/src/ssh/versions';
 
 const scratch = mkdtempSync(join(tmpdir(), 'hr-ssh-units-'));
 const canary = join(scratch, 'pwned');
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Values a user, a file or a host could hand us; none may run as shell code. */
 export const HOSTILE = [
