@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
   | 'hyperopt_missing'
+  | 'no_slots_left'
   | 'ssh_hosts_file'
   | 'ssh_config'
   | 'ssh_host_key_unknown'
@@ -48,6 +49,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
   domain_load_failed: (d) =>
     `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
+  no_slots_left: (d) =>
+    `every slot of ${d.executors} was retired, so no trial can run; check the hosts with \`hyperopt-runner hosts check\` or add --executor local`,
   hyperopt_missing: (d) =>
     `${d.what} in ${d.python}; install it with: ${d.python} -m pip install 'hyperopt>=0.2.7' cloudpickle`,
   resume_nothing_to_do: (d) => `study ${d.study} already ended (${d.reason}); nothing to resume`,

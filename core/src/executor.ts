@@ -37,8 +37,10 @@ export interface Slot {
    * (the trial is then re-queued elsewhere). Aborting the signal kills the trial's process group.
    */
   run(job: TrialJob, signal: AbortSignal): Promise<SlotOutcome>;
-  /** False once the slot has been retired (its host keeps failing). */
+  /** False while the slot cannot take a trial (its host is reconnecting) and once it is gone. */
   readonly usable: boolean;
+  /** True once the slot will never be usable again (retired); a study with only such slots fails. */
+  readonly gone: boolean;
 }
 
 export interface ExecutorEvents {

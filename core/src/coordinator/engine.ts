@@ -556,14 +556,13 @@ export class Engine {
 
   /** When no slot can serve a study any more, it fails with the reason instead of hanging. */
   private checkStarved(study: Study): void {
-    if (study.state !== 'running' || study.refusedSlots.size === 0) return;
-    const usable = this.options.executors.flatMap((e) => e.slots).filter((s) => s.usable && !study.refusedSlots.has(s.id));
-    if (usable.length > 0) return;
+    if (study.state !== 'running') return;
+    const candidates = this.options.executors.flatMap((e) => e.slots).filter((s) => !s.gone && !study.refusedSlots.has(s.id));
+    if (candidates.length > 0) return;
     const error = study.lastLoadError;
-    const message = new RunnerError('domain_load_failed', {
-      error: error ? `${error.type}: ${error.message}` : 'no usable slot',
-      python: this.options.run.python,
-    }).message;
+    const message = error
+      ? new RunnerError('domain_load_failed', { error: `${error.type}: ${error.message}`, python: this.options.run.python }).message
+      : new RunnerError('no_slots_left', { executors: this.options.executors.map((e) => e.label).join(', ') }).message;
     this.emit({ type: 'notice', text: message });
     this.cancel(study.id, 'failed', message);
   }

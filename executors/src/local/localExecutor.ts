@@ -24,6 +24,11 @@ class LocalSlot implements Slot {
   private startFailures = 0;
   usable = true;
 
+  /** A local slot that stops being usable was retired for good. */
+  get gone(): boolean {
+    return !this.usable;
+  }
+
   constructor(
     readonly id: string,
     private readonly options: LocalExecutorOptions,

@@ -114,6 +114,11 @@ class SshSlot implements Slot {
     return !this.retired && this.session.state === 'ready';
   }
 
+  /** For good: the slot's worker keeps failing, or its host was retired or failed. */
+  get gone(): boolean {
+    return this.retired || this.session.state === 'retired' || this.session.state === 'failed' || this.session.state === 'closed';
+  }
+
   get hello(): WorkerHello | undefined {
     return this.worker?.hello;
   }

@@ -54,3 +54,22 @@ def test_resume_after_the_driver_is_killed_runs_no_finished_trial_twice(runner, 
     # Points finished before the kill were never evaluated again.
     assert len(evaluations) - len(evaluated_before) <= 24 - len(finished_before)
     assert len(set(evaluations[: len(evaluated_before)]) & set(evaluations[len(evaluated_before):])) == 0
+
+
+def test_a_study_whose_every_slot_is_retired_ends_with_a_reason(runner, tmp_path):
+    import stat
+
+    from conftest import PYTHON
+
+    marker = tmp_path / "poisoned"
+    wrapper = tmp_path / "python"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *hyperopt_runner.worker*) [ -e "{marker}" ] && {{ echo "worker: device lost" >&2; exit 3; }};; esac\n'
+        f'exec "{PYTHON}" "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    result = runner.run(SCRIPTS / "poisoned_workers.py", str(marker), executor="local:1", extra=("--python", str(wrapper)), timeout=120)
+    assert "FMIN_RAISED" in result.stdout, result.stderr
+    assert "every slot of local:1 was retired" in result.stderr
+    assert result.summary[0]["state"] == "failed"
