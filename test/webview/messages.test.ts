@@ -28,7 +28,7 @@ describe('handshake and validation', () => {
       await panel.page.waitForTimeout(50);
       assert.equal(await panel.page.locator('#app').getAttribute('aria-busy'), 'true');
       await panel.host.send(init);
-      await panel.page.waitForSelector('body[data-painted="200"]');
+      await panel.page.waitForSelector('body[data-complete="200"]');
       assert.equal(await panel.page.locator('#app').getAttribute('aria-busy'), 'false');
       assert.equal(await panel.page.title(), 'Trials: train.py:42 (fmin #1)');
     } finally {
@@ -119,7 +119,7 @@ describe('state across reloads', () => {
       const readies = panel.host.messages('ready').length;
       await page.reload();
       await panel.host.next('ready', readies);
-      await page.waitForSelector('body[data-painted="200"]');
+      await page.waitForSelector('body[data-complete="200"]');
       await page.waitForSelector('.selection[data-tid="42"]');
       await page.waitForSelector('vscode-table-header-cell[aria-sort="descending"] button[data-key="loss"]');
       assert.equal(await page.locator('#table-filter').evaluate((el) => (el as HTMLInputElement).value), 'optimizer=sgd');
@@ -142,7 +142,7 @@ describe('state across reloads', () => {
       other.study = { ...other.study, id: 'study-other' };
       panel.host.init = other;
       await panel.page.reload();
-      await panel.page.waitForSelector('body[data-painted="200"]');
+      await panel.page.waitForSelector('body[data-complete="200"]');
       assert.equal(await panel.page.locator('.selection').isHidden(), true);
     } finally {
       await panel.close();

@@ -29,6 +29,8 @@ export class App {
   private restored: PersistedWebviewState | undefined;
   private savedState = '';
   private firstPaint = false;
+  private awaitingComplete = false;
+  private readonly slices: SlicesView;
   private readonly logLoss = document.createElement('vscode-checkbox');
   private readonly problem = h('p', { class: 'problem', role: 'alert', hidden: true });
 
@@ -51,6 +53,7 @@ export class App {
     const history = new HistoryView(this.model, selector);
     const importances = new ImportancesView(this.model);
     const slices = new SlicesView(this.model, selector);
+    this.slices = slices;
     const parcoords = new ParcoordsView(this.model, selector, invalidate);
     const timeline = new TimelineView(this.model, selector, invalidate);
     const table = new TableView(this.model, selector, () => invalidate('table'));
@@ -145,6 +148,7 @@ export class App {
     model.capabilities = m.capabilities;
     model.store = new TrialStore(m.study.space);
     model.store.upsert(m.trials);
+    this.slices.prepare();
     if (!sameStudy) {
       model.importances = undefined;
       if (this.restored && this.restored.studyId === m.study.id) model.restore(this.restored);
@@ -161,6 +165,7 @@ export class App {
     this.scheduler.invalidate('trials', 'status', 'capabilities', 'selection', 'table', 'brush', 'importances', 'scale', 'layout');
     this.scheduler.renderAllNextFrame();
     this.firstPaint = true;
+    document.body.removeAttribute('data-complete');
   }
 
   private afterFrame(): void {
@@ -173,12 +178,22 @@ export class App {
       }
     }
     setAttr(document.body, 'data-trials', this.model.store.size);
+    // Marks for the benchmark and the tests: the first frame of a study draws what is on
+    // screen ('painted' once that frame is on screen), the others follow ('complete').
     if (this.firstPaint && this.model.study) {
       this.firstPaint = false;
+      this.awaitingComplete = true;
       performance.mark('trials:rendered');
       requestAnimationFrame(() => {
         performance.mark('trials:painted');
         setAttr(document.body, 'data-painted', this.model.store.size);
+      });
+    } else if (this.awaitingComplete && this.scheduler.idle) {
+      this.awaitingComplete = false;
+      performance.mark('trials:drawn');
+      requestAnimationFrame(() => {
+        performance.mark('trials:complete');
+        setAttr(document.body, 'data-complete', this.model.store.size);
       });
     }
   }

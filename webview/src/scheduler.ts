@@ -5,18 +5,23 @@
  * trials never keeps the page from answering: a view that takes 10 ms to draw redraws at most
  * every 40 ms for data alone, while a click (selection, brush, theme, layout) redraws it in the
  * next frame. A view may also spread a long drawing over several frames: it returns true to be
- * called again (with the topic 'continue').
+ * called again (with the topic 'continue'). Views out of sight wait: the first frame of a study
+ * draws what is on screen, the rest follows in the next frames, within the budget.
  */
 import type { Topic } from './model';
 
 export interface RenderContext {
   /** Draw everything now, in this frame (the first paint of a study). */
   force: boolean;
+  /** The view is on screen (off screen, a view may spread its drawing over frames). */
+  visible: boolean;
 }
 
 export interface View {
   readonly name: string;
   readonly topics: readonly Topic[];
+  /** The view's box: when it is off screen, the view is drawn after those on screen. */
+  readonly element?: HTMLElement;
   /** Returns true when it has more to draw in a later frame. */
   render(changed: ReadonlySet<Topic>, context: RenderContext): boolean | void;
 }
@@ -79,16 +84,42 @@ export class Scheduler {
     return this.slots.filter((s) => s.pending.size > 0).map((s) => s.view.name);
   }
 
+  get idle(): boolean {
+    return this.slots.every((s) => s.pending.size === 0);
+  }
+
+  /** Which of the views with work to do are on screen (one layout read for all of them). */
+  private onScreen(): Set<Slot> {
+    const shown = new Set<Slot>();
+    const height = window.innerHeight;
+    for (const slot of this.slots) {
+      if (slot.pending.size === 0) continue;
+      const el = slot.view.element;
+      if (!el) {
+        shown.add(slot);
+        continue;
+      }
+      const r = el.getBoundingClientRect();
+      if (r.bottom > 0 && r.top < height && r.width > 0) shown.add(slot);
+    }
+    return shown;
+  }
+
   private frame(): void {
     this.requested = false;
     for (const fn of this.before) fn();
     const start = performance.now();
     const force = this.forceAll;
     this.forceAll = false;
+    const shown = this.onScreen();
     let more = false;
     for (const slot of this.slots) {
       if (slot.pending.size === 0) continue;
       const now = performance.now();
+      if (!shown.has(slot) && (force || now - start > FRAME_BUDGET_MS)) {
+        more = true;
+        continue;
+      }
       let urgent = false;
       let onlyContinue = true;
       for (const t of slot.pending) {
@@ -107,7 +138,7 @@ export class Scheduler {
       const t0 = performance.now();
       let again: boolean | void = false;
       try {
-        again = slot.view.render(changed, { force });
+        again = slot.view.render(changed, { force, visible: shown.has(slot) });
       } catch (error) {
         console.error(`[trials] the ${slot.view.name} view failed to draw`, error);
       }

@@ -288,7 +288,7 @@ export class Harness {
     const theme = options.theme ? THEMES[options.theme] : null;
     await page.addInitScript(fakeApiScript, { theme });
     await page.goto(`${this.served.origin}/`);
-    if (options.init) await page.waitForSelector(`body[data-painted="${options.init.trials.tid.length}"]`, { timeout: 15_000 });
+    if (options.init) await page.waitForSelector(`body[data-complete="${options.init.trials.tid.length}"]`, { timeout: 15_000 });
     return { page, host, pageErrors, console: consoleLines, loaded, close: () => context.close() };
   }
 

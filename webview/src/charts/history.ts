@@ -114,7 +114,7 @@ export class HistoryView implements View {
       hooks: {
         draw: [
           (u: uPlot) => {
-            drawDots(u, this.xs, this.ys, p.ok, 0.6, 5);
+            drawDots(u, this.xs, this.ys, p.ok, 0.6, this.xs.length > 3000 ? 3.5 : 5);
             this.drawMarks(u);
           },
         ],

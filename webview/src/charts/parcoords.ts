@@ -52,6 +52,15 @@ interface Job {
   ratio: number;
   density: boolean;
   counts: Float32Array[];
+  /**
+   * Segments between neighbouring axes, binned by their ends (quarter-pixel rows), per group:
+   * segments that share both ends are drawn once with their count as weight. Axes with few
+   * values (choices, small integers) make most segments share their ends.
+   */
+  bins: Array<Map<number, number>>;
+  /** Bins not yet drawn, as [group, axis, key, weight] in a flat list, and how far drawing got. */
+  queue: number[];
+  drawn: number;
 }
 
 /** Time a drawing in progress may take per frame while trials stream in. */
@@ -124,10 +133,14 @@ export class ParcoordsView implements View {
     const width = Math.max(200, this.box.clientWidth || 600);
     const now = changed.has('brush') || changed.has('theme') || changed.has('scale') || changed.has('layout') || width !== this.width || this.axes.length === 0;
     this.width = width;
-    if (now || context.force) {
+    if (context.force || (now && context.visible)) {
       // Drawn in full, in this frame.
       this.job = this.start();
       this.advance(Infinity);
+    } else if (now) {
+      // Off screen: start over, drawn over the next frames.
+      this.job = this.start();
+      this.stale = false;
     } else if (changed.has('trials')) {
       // New trials: redrawn over the next frames (the drawing in progress finishes first).
       if (this.job) this.stale = true;
@@ -150,11 +163,13 @@ export class ParcoordsView implements View {
 
   private layout(): void {
     const store = this.model.store;
-    const rows: number[] = [];
+    const all = new Int32Array(store.size);
+    let count = 0;
     for (let row = 0; row < store.size; row++) {
-      if (store.outcome[row] === Outcome.Ok && Number.isFinite(store.loss[row] as number)) rows.push(row);
+      if (store.outcome[row] === Outcome.Ok && Number.isFinite(store.loss[row] as number)) all[count++] = row;
     }
-    this.rows = Int32Array.from(rows);
+    const rows = all.subarray(0, count);
+    this.rows = rows;
     const axes: Axis[] = store.params.map((c) => ({
       key: c.axis.label,
       label: c.axis.label,
@@ -187,11 +202,28 @@ export class ParcoordsView implements View {
     }
     this.axes = axes;
     const n = axes.length;
-    this.ys = new Float32Array(rows.length * n);
+    const ys = new Float32Array(rows.length * n);
+    const top = PAD.top;
+    const bottom = HEIGHT - PAD.bottom;
     for (let a = 0; a < n; a++) {
       const axis = axes[a] as Axis;
-      for (let r = 0; r < rows.length; r++) this.ys[r * n + a] = this.toY(axis, axis.values[rows[r] as number] as number);
+      const values = axis.values;
+      // toY, inlined: this loop runs for every trial on every axis.
+      const log = axis.kind === 'log';
+      const lo = log ? Math.log10(axis.lo) : axis.lo;
+      const hi = log ? Math.log10(axis.hi) : axis.hi;
+      const scale = hi === lo ? 0 : (bottom - top) / (hi - lo);
+      const middle = (top + bottom) / 2;
+      for (let r = 0; r < rows.length; r++) {
+        const v = values[rows[r] as number] as number;
+        let y: number;
+        if (!Number.isFinite(v) || (log && !(v > 0))) y = Number.NaN;
+        else if (scale === 0) y = middle;
+        else y = bottom - ((log ? Math.log10(v) : v) - lo) * scale;
+        ys[r * n + a] = y;
+      }
     }
+    this.ys = ys;
     setAttr(this.box, 'data-axes', n);
   }
 
@@ -247,6 +279,9 @@ export class ParcoordsView implements View {
       ratio,
       density,
       counts: density ? [new Float32Array(size), new Float32Array(size), new Float32Array(size)] : [],
+      bins: density ? Array.from({ length: 3 * Math.max(0, this.axes.length - 1) }, () => new Map<number, number>()) : [],
+      queue: [],
+      drawn: -1,
     };
   }
 
@@ -257,9 +292,22 @@ export class ParcoordsView implements View {
     const t0 = performance.now();
     if (job.density) {
       while (job.next < this.rows.length) {
-        const end = Math.min(this.rows.length, job.next + 500);
-        this.accumulate(job, job.next, end);
+        const end = Math.min(this.rows.length, job.next + 2000);
+        this.bin(job, job.next, end);
         job.next = end;
+        if (performance.now() - t0 > budgetMs) return;
+      }
+      if (job.drawn < 0) {
+        job.queue = [];
+        job.bins.forEach((bins, i) => {
+          for (const [key, weight] of bins) job.queue.push(i, key, weight);
+        });
+        job.drawn = 0;
+      }
+      while (job.drawn < job.queue.length) {
+        const end = Math.min(job.queue.length, job.drawn + 3 * 1000);
+        this.rasterize(job, job.drawn, end);
+        job.drawn = end;
         if (performance.now() - t0 > budgetMs) return;
       }
     }
@@ -326,69 +374,133 @@ export class ParcoordsView implements View {
    * (spread over frames while trials stream in), and shows where lines crowd together better
    * than overdrawn strokes do.
    */
-  private accumulate(job: Job, from: number, to: number): void {
+  private bin(job: Job, from: number, to: number): void {
+    const n = this.axes.length;
+    const q = job.ratio * 4;
+    for (let r = from; r < to; r++) {
+      const g = job.groups[r] as number;
+      for (let a = 0; a + 1 < n; a++) {
+        const y0 = this.ys[r * n + a] as number;
+        const y1 = this.ys[r * n + a + 1] as number;
+        if (Number.isNaN(y0) || Number.isNaN(y1)) continue;
+        const key = Math.round(y0 * q) * 65536 + Math.round(y1 * q);
+        const bins = job.bins[g * (n - 1) + a] as Map<number, number>;
+        bins.set(key, (bins.get(key) ?? 0) + 1);
+      }
+    }
+  }
+
+  /** Draws queued bins into the groups' counts: each segment a run of anti-aliased steps. */
+  private rasterize(job: Job, from: number, to: number): void {
     const ratio = job.ratio;
     const w = Math.round(this.width * ratio);
     const hgt = Math.round(HEIGHT * ratio);
     const n = this.axes.length;
     const xs = Float32Array.from({ length: n }, (_, a) => this.axisX(a) * ratio);
-    // Fixed point (8 fractional bits) keeps the inner loop in integer arithmetic; the ys lie
+    // Fixed point (8 fractional bits) keeps the inner loop in integer arithmetic; the ends lie
     // within the axes, so every step lands inside the canvas.
     const maxY = (hgt - 2) * 256;
-    for (let r = from; r < to; r++) {
-      const d = job.counts[job.groups[r] as number] as Float32Array;
-      for (let a = 0; a + 1 < n; a++) {
-        const y0 = (this.ys[r * n + a] as number) * ratio;
-        const y1 = (this.ys[r * n + a + 1] as number) * ratio;
-        if (Number.isNaN(y0) || Number.isNaN(y1)) continue;
-        const x0 = xs[a] as number;
-        const dx = (xs[a + 1] as number) - x0;
-        const dy = y1 - y0;
-        const steps = Math.max(1, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy))));
-        let x = Math.round(x0 * 256);
-        let y = Math.round(y0 * 256);
-        const sx = Math.round((dx / steps) * 256);
-        const sy = Math.round((dy / steps) * 256);
-        for (let s = 0; s <= steps; s++) {
-          const yc = y < 0 ? 0 : y > maxY ? maxY : y;
-          const k = (yc >> 8) * w + (x >> 8);
-          const f = (yc & 255) / 256;
-          d[k] = (d[k] as number) + 1 - f;
-          d[k + w] = (d[k + w] as number) + f;
-          x += sx;
-          y += sy;
-        }
+    for (let i = from; i < to; i += 3) {
+      const index = job.queue[i] as number;
+      const key = job.queue[i + 1] as number;
+      const weight = job.queue[i + 2] as number;
+      const g = Math.floor(index / (n - 1));
+      const a = index % (n - 1);
+      const d = job.counts[g] as Float32Array;
+      const y0 = Math.floor(key / 65536) / 4;
+      const y1 = (key % 65536) / 4;
+      const x0 = xs[a] as number;
+      const dx = (xs[a + 1] as number) - x0;
+      const dy = y1 - y0;
+      const steps = Math.max(1, Math.ceil(Math.max(Math.abs(dx), Math.abs(dy))));
+      let x = Math.round(x0 * 256);
+      let y = Math.round(y0 * 256);
+      const sx = Math.round((dx / steps) * 256);
+      const sy = Math.round((dy / steps) * 256);
+      for (let s = 0; s <= steps; s++) {
+        const yc = y < 0 ? 0 : y > maxY ? maxY : y;
+        const k = (yc >> 8) * w + (x >> 8);
+        const f = ((yc & 255) / 256) * weight;
+        d[k] = (d[k] as number) + weight - f;
+        d[k + w] = (d[k + w] as number) + f;
+        x += sx;
+        y += sy;
       }
     }
   }
 
+  /**
+   * Turns the counts into pixels, the three groups in one pass. Opacity grows with the log of a
+   * pixel's count, up to a reference count (a high percentile of the covered pixels), so crowded
+   * and sparse regions both stay readable; a table of LEVELS steps up to four times the reference
+   * makes it a lookup per pixel.
+   */
   private composite(ctx: CanvasRenderingContext2D, job: Job, colours: Array<[string, number]>): void {
     const w = Math.round(this.width * job.ratio);
     const hgt = Math.round(HEIGHT * job.ratio);
     const image = ctx.createImageData(w, hgt);
-    const px = image.data;
+    const out = new Uint32Array(image.data.buffer);
+    const LEVELS = 1024;
+    const tables: Uint8Array[] = [];
+    const scales: number[] = [];
+    const rgbs: Array<[number, number, number]> = [];
     for (let g = 0; g < 3; g++) {
       const [colour, alpha] = colours[g] as [string, number];
-      const [cr, cg, cb] = rgbOf(colour);
-      const d = job.counts[g] as Float32Array;
-      // Opacity grows with the log of the count, up to a reference count (a high percentile of
-      // the covered pixels), so crowded and sparse regions both stay readable.
-      const reference = Math.log1p(percentileOfCovered(d, 0.98));
-      if (!(reference > 0)) continue;
-      const top = g === 0 ? 0.3 : g === 1 ? 0.8 : 0.95;
-      const floor = g === 2 ? 0.2 : alpha * 0.5;
-      for (let k = 0; k < d.length; k++) {
-        const c = d[k] as number;
-        if (c <= 0) continue;
-        const a = Math.min(top, floor + (top - floor) * (Math.log1p(c) / reference)) * Math.min(1, c);
-        const o = k * 4;
-        const under = (px[o + 3] as number) / 255;
-        const out = a + under * (1 - a);
-        px[o] = Math.round((cr * a + (px[o] as number) * under * (1 - a)) / out);
-        px[o + 1] = Math.round((cg * a + (px[o + 1] as number) * under * (1 - a)) / out);
-        px[o + 2] = Math.round((cb * a + (px[o + 2] as number) * under * (1 - a)) / out);
-        px[o + 3] = Math.round(out * 255);
+      rgbs.push(rgbOf(colour));
+      const reference = percentileOfCovered(job.counts[g] as Float32Array, 0.98);
+      const table = new Uint8Array(LEVELS + 1);
+      const span = reference * 4;
+      if (reference > 0) {
+        const top = g === 0 ? 0.3 : g === 1 ? 0.8 : 0.95;
+        const floor = g === 2 ? 0.2 : alpha * 0.5;
+        const logRef = Math.log1p(reference);
+        for (let i = 1; i <= LEVELS; i++) {
+          const c = (i / LEVELS) * span;
+          table[i] = Math.round(255 * Math.min(top, floor + (top - floor) * (Math.log1p(c) / logRef)) * Math.min(1, c));
+        }
       }
+      tables.push(table);
+      scales.push(span > 0 ? LEVELS / span : 0);
+    }
+    const [d0, d1, d2] = job.counts as [Float32Array, Float32Array, Float32Array];
+    const [t0, t1, t2] = tables as [Uint8Array, Uint8Array, Uint8Array];
+    const [s0, s1, s2] = scales as [number, number, number];
+    const [c0, c1, c2] = rgbs as [[number, number, number], [number, number, number], [number, number, number]];
+    for (let k = 0; k < out.length; k++) {
+      const n0 = d0[k] as number;
+      const n1 = d1[k] as number;
+      const n2 = d2[k] as number;
+      if (n0 <= 0 && n1 <= 0 && n2 <= 0) continue;
+      // Painter's order: outside the filters, inside, the best tenth on top.
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      let a = 0;
+      if (n0 > 0) {
+        const x = (t0[Math.min(LEVELS, Math.ceil(n0 * s0))] as number) / 255;
+        r = c0[0];
+        g = c0[1];
+        b = c0[2];
+        a = x;
+      }
+      if (n1 > 0) {
+        const x = (t1[Math.min(LEVELS, Math.ceil(n1 * s1))] as number) / 255;
+        const o = x + a * (1 - x);
+        r = (c1[0] * x + r * a * (1 - x)) / o;
+        g = (c1[1] * x + g * a * (1 - x)) / o;
+        b = (c1[2] * x + b * a * (1 - x)) / o;
+        a = o;
+      }
+      if (n2 > 0) {
+        const x = (t2[Math.min(LEVELS, Math.ceil(n2 * s2))] as number) / 255;
+        const o = x + a * (1 - x);
+        r = (c2[0] * x + r * a * (1 - x)) / o;
+        g = (c2[1] * x + g * a * (1 - x)) / o;
+        b = (c2[2] * x + b * a * (1 - x)) / o;
+        a = o;
+      }
+      // Little-endian RGBA.
+      out[k] = (((a * 255) & 255) << 24) | ((b & 255) << 16) | ((g & 255) << 8) | (r & 255);
     }
     ctx.putImageData(image, 0, 0);
   }

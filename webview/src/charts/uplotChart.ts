@@ -122,12 +122,24 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
     cover.push(a);
   }
   const alpha = new Float32Array(w * hgt);
+  // uPlot's valToPos, inlined for linear and log scales (one call per point adds up).
+  const sx = u.scales.x as uPlot.Scale;
+  const sy = u.scales.y as uPlot.Scale;
+  const logX = sx.distr === 3;
+  const logY = sy.distr === 3;
+  const x0s = logX ? Math.log10(sx.min as number) : (sx.min as number);
+  const x1s = logX ? Math.log10(sx.max as number) : (sx.max as number);
+  const y0s = logY ? Math.log10(sy.min as number) : (sy.min as number);
+  const y1s = logY ? Math.log10(sy.max as number) : (sy.max as number);
+  const kx = x1s === x0s ? 0 : width / (x1s - x0s);
+  const ky = y1s === y0s ? 0 : height / (y1s - y0s);
   let drawn = 0;
   for (let i = 0; i < xs.length; i++) {
     const y = ys[i];
     if (y === null || y === undefined || !Number.isFinite(y)) continue;
-    const px = u.valToPos(xs[i] as number, 'x', true) - left;
-    const py = u.valToPos(y, 'y', true) - top;
+    const x = xs[i] as number;
+    const px = ((logX ? Math.log10(x) : x) - x0s) * kx;
+    const py = height - ((logY ? Math.log10(y) : y) - y0s) * ky;
     if (!(px >= -half && px <= w + half && py >= -half && py <= hgt + half)) continue;
     const x0 = Math.round(px - half);
     const y0 = Math.round(py - half);
@@ -179,6 +191,8 @@ export class UChart {
     private readonly onPick: (at: PickPoint) => void,
   ) {
     this.box = h('div', { class: 'uchart', tabindex: 0, role: 'group', 'aria-label': label });
+    // The chart's height from the start, so the page is laid out as it will be once drawn.
+    this.box.style.minHeight = `${height}px`;
     new ResizeObserver(() => this.resize()).observe(this.box);
   }
 
