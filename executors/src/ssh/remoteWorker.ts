@@ -12,14 +12,8 @@ import type { ClientChannel } from 'ssh2';
 import { InfrastructureError } from '../../../core/src/errors';
 import type { TrialJob } from '../../../core/src/executor';
 import type { TrialError } from '../../../core/src/protocol/common';
-import { decodeMessage, encodeMessage, LineSplitter } from '../../../core/src/protocol/ndjson';
-import {
-  TRIAL_MARK_RE,
-  WorkerToCoordinator,
-  type CoordinatorToWorker,
-  type WorkerHello,
-  type WorkerResult,
-} from '../../../core/src/protocol/worker';
+import type { WorkerHello, WorkerResult } from '../../../core/src/protocol/worker';
+import { WorkerChannel } from '../workerChannel';
 import type { SshConnection } from './connection';
 import { shellQuote } from './shellQuote';
 
@@ -72,13 +66,6 @@ export function viaSh(script: string): string {
   return `exec /bin/sh -c ${shellQuote(script)}`;
 }
 
-type Waiter =
-  | { kind: 'hello'; resolve: (m: WorkerHello) => void; reject: (e: Error) => void }
-  | { kind: 'load'; study: string; resolve: (e: TrialError | undefined) => void; reject: (e: Error) => void }
-  | { kind: 'result'; tid: number; resolve: (m: WorkerResult) => void; reject: (e: Error) => void };
-
-const STDERR_TAIL = 2000;
-
 export interface RemoteWorkerOptions {
   readonly connection: SshConnection;
   /** The full command line sent in the exec request. */
@@ -89,30 +76,38 @@ export interface RemoteWorkerOptions {
 
 export class RemoteWorker {
   private channel: ClientChannel | undefined;
-  private readonly lines = new LineSplitter();
-  private waiter: Waiter | undefined;
-  private stderrTail = '';
-  private stderrCarry = '';
-  private currentTid: number | undefined;
-  private onOutput: ((text: string) => void) | undefined;
+  private readonly protocol: WorkerChannel;
   private exitInfo: string | undefined;
   private exitCode: number | null = null;
   private killing: Promise<void> | undefined;
   private resolveExited!: (info: string) => void;
   private pgidWaiters: Array<(pgid: number | undefined) => void> = [];
+  private closedOnce = false;
   readonly exited: Promise<string>;
   pgid: number | undefined;
-  loadedStudy: string | undefined;
-  hello: WorkerHello | undefined;
-  /** When the exec request was sent, and when the hello arrived (for timings). */
+  /** When the exec request was sent (for timings). */
   readonly startedAt = performance.now();
-  helloAt: number | undefined;
 
   constructor(
     private readonly options: RemoteWorkerOptions,
-    private readonly onStray: (text: string) => void,
+    onStray: (text: string) => void,
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
+    this.protocol = new WorkerChannel({
+      slot: options.slot,
+      write: (text) => {
+        if (!this.alive || !this.channel) return;
+        try {
+          this.channel.write(text);
+        } catch {
+          // The channel closed under us; the close handler reports it.
+        }
+      },
+      onStray,
+      startTimeoutMs: options.startTimeoutMs,
+      onStartTimeout: () => void this.kill(0),
+      quietBeforeHello: true,
+    });
     options.connection.openExec(options.command).then(
       (channel) => this.attach(channel),
       (error: Error) => this.onExit(`could not start: ${error.message}`),
@@ -127,8 +122,8 @@ export class RemoteWorker {
     this.channel = channel;
     channel.setEncoding('utf8');
     channel.stderr.setEncoding('utf8');
-    channel.on('data', (chunk: string) => this.lines.push(chunk, (line) => this.onLine(line)));
-    channel.stderr.on('data', (chunk: string) => this.onStderr(chunk));
+    channel.on('data', (chunk: string) => this.protocol.feedStdout(chunk, (line) => this.takeGroupId(line)));
+    channel.stderr.on('data', (chunk: string) => this.protocol.feedStderr(chunk));
     channel.on('error', () => undefined);
     channel.on('exit', (code: number | null, signal?: string) => {
       this.exitCode = code;
@@ -137,17 +132,25 @@ export class RemoteWorker {
     channel.on('close', () => this.onExit(this.exitInfo ?? 'its channel closed'));
   }
 
+  /** The bootstrap's first line is the process group id, before any protocol message. */
+  private takeGroupId(line: string): boolean {
+    if (this.pgid !== undefined) return false;
+    const match = PGID_LINE.exec(line.trim());
+    if (!match) return false;
+    this.pgid = Number(match[1]);
+    for (const waiter of this.pgidWaiters.splice(0)) waiter(this.pgid);
+    return true;
+  }
+
   private onExit(info: string): void {
     if (this.closedOnce) return;
     this.closedOnce = true;
     this.exitInfo ??= info;
     for (const waiter of this.pgidWaiters.splice(0)) waiter(this.pgid);
     const why = this.options.connection.alive ? this.exitInfo : `the connection was lost (${this.exitInfo})`;
-    this.fail(new InfrastructureError(`worker on ${this.options.slot} ended: ${why}`, this.options.slot));
+    this.protocol.end(new InfrastructureError(`worker on ${this.options.slot} ended: ${why}`, this.options.slot));
     this.resolveExited(this.exitInfo);
   }
-
-  private closedOnce = false;
 
   get alive(): boolean {
     return !this.closedOnce;
@@ -162,56 +165,34 @@ export class RemoteWorker {
     return this.exitCode;
   }
 
+  get hello(): WorkerHello | undefined {
+    return this.protocol.hello;
+  }
+
+  /** When the hello arrived (for timings). */
+  get helloAt(): number | undefined {
+    return this.protocol.helloAt;
+  }
+
+  get loadedStudy(): string | undefined {
+    return this.protocol.loadedStudy;
+  }
+
   /** The last lines the worker wrote to stderr (for start-up failures). */
   get stderr(): string {
-    return this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    return this.protocol.stderr;
   }
 
   ready(): Promise<WorkerHello> {
-    this.readyPromise ??= this.waitForHello();
-    return this.readyPromise;
-  }
-
-  private readyPromise: Promise<WorkerHello> | undefined;
-
-  private waitForHello(): Promise<WorkerHello> {
-    if (this.hello) return Promise.resolve(this.hello);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new InfrastructureError(`worker on ${this.options.slot} sent no hello in time`, this.options.slot));
-        void this.kill(0);
-      }, this.options.startTimeoutMs ?? 60_000);
-      this.await({
-        kind: 'hello',
-        resolve: (m) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-    });
+    return this.protocol.ready();
   }
 
   load(study: string, domain: string): Promise<TrialError | undefined> {
-    return new Promise<TrialError | undefined>((resolve, reject) => {
-      this.await({ kind: 'load', study, resolve, reject });
-      this.send({ type: 'load', study, domain });
-    }).then((error) => {
-      if (!error) this.loadedStudy = study;
-      return error;
-    });
+    return this.protocol.load(study, domain);
   }
 
   evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput'>): Promise<WorkerResult> {
-    this.onOutput = job.onOutput;
-    const { study, tid, spec, env, tracking } = job;
-    return new Promise<WorkerResult>((resolve, reject) => {
-      this.await({ kind: 'result', tid, resolve, reject });
-      this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking } : {}) });
-    });
+    return this.protocol.evaluate(job);
   }
 
   /** Resolves with the process group id once the worker reported it (undefined if it died first). */
@@ -241,94 +222,12 @@ export class RemoteWorker {
 
   /** Asks the worker to exit and closes its stdin (EOF ends it as well). */
   shutdown(): void {
-    this.send({ type: 'shutdown' });
+    this.protocol.send({ type: 'shutdown' });
     try {
       this.channel?.end();
     } catch {
       // Already closed.
     }
-  }
-
-  private send(message: CoordinatorToWorker): void {
-    if (!this.alive || !this.channel) return;
-    try {
-      this.channel.write(encodeMessage(message));
-    } catch {
-      // The channel closed under us; the close handler reports it.
-    }
-  }
-
-  private await(waiter: Waiter): void {
-    if (!this.alive) {
-      waiter.reject(new InfrastructureError(`worker on ${this.options.slot} ended: ${this.exitInfo}`, this.options.slot));
-      return;
-    }
-    if (this.waiter) throw new Error('worker is busy');
-    this.waiter = waiter;
-  }
-
-  private fail(error: Error): void {
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    waiter?.reject(error);
-  }
-
-  private onLine(line: string): void {
-    if (this.pgid === undefined) {
-      const match = PGID_LINE.exec(line.trim());
-      if (match) {
-        this.pgid = Number(match[1]);
-        for (const waiter of this.pgidWaiters.splice(0)) waiter(this.pgid);
-        return;
-      }
-    }
-    const decoded = decodeMessage(line, WorkerToCoordinator);
-    if (!decoded.ok) {
-      this.onStray(`worker on ${this.options.slot}: ${decoded.error}`);
-      return;
-    }
-    const message = decoded.message;
-    const waiter = this.waiter;
-    if (message.type === 'hello') {
-      this.hello = message;
-      this.helloAt = performance.now();
-      if (waiter?.kind === 'hello') {
-        this.waiter = undefined;
-        waiter.resolve(message);
-      }
-    } else if ((message.type === 'loaded' || message.type === 'load_failed') && waiter?.kind === 'load') {
-      this.waiter = undefined;
-      waiter.resolve(message.type === 'load_failed' ? message.error : undefined);
-    } else if (message.type === 'result' && waiter?.kind === 'result' && waiter.tid === message.tid) {
-      this.waiter = undefined;
-      waiter.resolve(message);
-    } else {
-      this.onStray(`worker on ${this.options.slot}: unexpected ${message.type}`);
-    }
-  }
-
-  /** Splits stderr at the trial markers so every byte lands with the trial that printed it. */
-  private onStderr(chunk: string): void {
-    this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_TAIL);
-    const text = this.stderrCarry + chunk;
-    this.stderrCarry = '';
-    let last = 0;
-    for (const match of text.matchAll(TRIAL_MARK_RE)) {
-      this.emitOutput(text.slice(last, match.index));
-      last = match.index + match[0].length;
-      this.currentTid = match[1] === 'begin' ? Number(match[2]) : undefined;
-      if (match[1] === 'end') this.onOutput = undefined;
-    }
-    const open = text.indexOf('\x1e', last);
-    const cut = open !== -1 && text.length - open < 32 ? open : text.length;
-    this.emitOutput(text.slice(last, cut));
-    this.stderrCarry = text.slice(cut);
-  }
-
-  private emitOutput(text: string): void {
-    if (text.length === 0) return;
-    if (this.currentTid !== undefined && this.onOutput) this.onOutput(text);
-    else if (this.hello && text.trim() !== '') this.onStray(text);
   }
 }
 
