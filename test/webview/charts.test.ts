@@ -224,3 +224,66 @@ describe('selection', () => {
     assert.deepEqual(panel.host.invalid, []);
   });
 });
+
+describe('a long study', () => {
+  // Above 1,500 lines the parallel coordinates become a density image, drawn over several frames.
+  const init = makeStudy({ trials: 3_000, seed: 21 });
+  const want = expected(init);
+  let panel: Panel;
+  before(async () => {
+    panel = await harness.open({ init });
+  });
+  after(async () => {
+    await panel?.close();
+  });
+
+  test('every chart counts every trial, and a brush filters the density image and the table', async () => {
+    assert.equal(await attr(panel, '[data-chart="history"]', 'data-points'), String(want.ok));
+    assert.equal(await attr(panel, '[data-chart="parcoords"]', 'data-lines'), String(want.ok));
+    assert.equal(await attr(panel, '[data-chart="timeline"]', 'data-bars'), String(want.started));
+    const overlay = panel.page.locator('[data-chart="parcoords"] canvas.pc-overlay');
+    await overlay.evaluate((el) => el.scrollIntoView({ block: 'center' }));
+    const box = await overlay.boundingBox();
+    assert.ok(box);
+    const x = box.x + 44;
+    await panel.page.mouse.move(x, box.y + 60);
+    await panel.page.mouse.down();
+    await panel.page.mouse.move(x, box.y + 150, { steps: 4 });
+    await panel.page.mouse.up();
+    await panel.page.waitForFunction(() => document.querySelector('[data-testid="brush-info"]')?.textContent?.includes('inside 1 filter'));
+    const inside = Number(await attr(panel, '[data-chart="parcoords"]', 'data-in-brush'));
+    assert.ok(inside > 0 && inside < want.ok);
+    // The table keeps every trial inside the brush, failed and cancelled ones too (they have an x).
+    await panel.page.waitForFunction(
+      ([lo, hi]) => {
+        const rows = Number(document.querySelector('#trials vscode-table')?.getAttribute('data-rows'));
+        return rows >= (lo as number) && rows < (hi as number);
+      },
+      [inside, 3_000],
+    );
+    // The image shows pixels of the brushed lines' colour (the density image was drawn).
+    const coloured = await panel.page.evaluate(() => {
+      const canvas = document.querySelector<HTMLCanvasElement>('.pc-base');
+      const ctx = canvas?.getContext('2d');
+      if (!canvas || !ctx) return 0;
+      const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if ((data[i] as number) > 0) n++;
+      return n / (canvas.width * canvas.height);
+    });
+    assert.ok(coloured > 0.2, `the image covers ${coloured}`);
+  });
+
+  test('a live batch on a long study is drawn in the following frames', async () => {
+    const source = new TrialSource(5, init.status.startedAt);
+    source.tid = 3_000;
+    const fresh: TrialRow[] = [];
+    while (fresh.length < 40) {
+      const t = source.next();
+      if (t.state === 'done') fresh.push(t);
+    }
+    await panel.host.send(trialsMessage(fresh));
+    await waitAttr(panel, '[data-chart="parcoords"]', 'data-lines', want.ok + 40);
+    await waitAttr(panel, '[data-chart="history"]', 'data-points', want.ok + 40);
+  });
+});
