@@ -59,7 +59,7 @@ export class ControlsView implements View {
   readonly element: HTMLElement;
   private readonly groups: Group[] = [];
   private readonly statusLine = h('p', { class: 'control-status', role: 'status', 'aria-live': 'polite', 'data-testid': 'control-status' });
-  private readonly timeout = field('timeout-input', 'Timeout from the start', 'e.g. 30m');
+  private readonly timeout = field('timeout-input', 'Timeout', 'e.g. 30m');
   private readonly extend = field('extend-input', 'Extend by', 'e.g. 10m');
   private readonly noProgress = field('no-progress-input', 'Stop after N trials without progress', 'off');
   private readonly threshold = field('loss-threshold-input', 'Stop at loss ≤', 'off');
@@ -79,6 +79,7 @@ export class ControlsView implements View {
     cancel.addEventListener('click', () => this.run({ action: 'cancel' }));
 
     const setT = button('timeout-set', 'Set');
+    setT.title = 'The study is cancelled this long after it started.';
     const clearT = button('timeout-clear', 'Remove', true);
     const extendT = button('timeout-extend', 'Extend');
     this.extend.input.value = '10m';
@@ -124,7 +125,7 @@ export class ControlsView implements View {
       'section',
       { class: 'controls', 'aria-label': 'Study controls' },
       this.group('run', 'Run', 'stop', [], [stop, cancel]),
-      this.group('timeout', 'Timeout', 'timeout', [this.timeout, this.extend], [setT, clearT, extendT], [[this.timeout, setT, clearT], [this.extend, extendT]]),
+      this.group('timeout', 'Time limit', 'timeout', [this.timeout, this.extend], [setT, clearT, extendT], [[this.timeout, setT, clearT], [this.extend, extendT]]),
       this.group('policy', 'Early stop', 'policy', [this.noProgress, this.threshold], [applyPolicy], [[this.noProgress], [this.threshold, applyPolicy]]),
       this.group('parallelism', 'Parallelism', 'parallelism', [this.parallelism], [applyParallelism]),
       this.statusLine,
