@@ -2,11 +2,12 @@
  * One animation frame applies everything that arrived since the last one, then redraws the views
  * whose topics changed. Views that only follow the live data (new trials, the clock) are spaced
  * out by their own cost, and within a frame they share a time budget, so a study that streams
- * trials never keeps the page from answering: a view that takes 10 ms to draw redraws at most
- * every 40 ms for data alone, while a click (selection, brush, theme, layout) redraws it in the
- * next frame. A view may also spread a long drawing over several frames: it returns true to be
- * called again (with the topic 'continue'). Views out of sight wait: the first frame of a study
- * draws what is on screen, the rest follows in the next frames, within the budget.
+ * trials never keeps the page from answering: a view redraws for data alone at most ten times a
+ * second, and no more often than every six times its own drawing cost (a view that takes 30 ms,
+ * every 180 ms), while a click (selection, brush, theme, layout) redraws it in the next frame.
+ * A view may also spread a long drawing over several frames: it returns true to be called again
+ * (with the topic 'continue'). Views out of sight wait: the first frame of a study draws what is
+ * on screen, the rest follows in the next frames, within the budget.
  */
 import type { Topic } from './model';
 
@@ -28,6 +29,8 @@ export interface View {
 
 /** Topics that only the live feed changes: their redraws may wait. */
 const LIVE: ReadonlySet<Topic> = new Set<Topic>(['trials', 'tick', 'importances', 'status', 'continue']);
+/** Live data redraws a view at most this often (ten times a second is plenty to watch a study). */
+const LIVE_MIN_INTERVAL_MS = 100;
 /** Frame time spent on deferrable redraws before the rest waits for the next frame. */
 const FRAME_BUDGET_MS = 10;
 
@@ -127,7 +130,7 @@ export class Scheduler {
         if (t !== 'continue') onlyContinue = false;
       }
       if (!force && !urgent) {
-        const wait = onlyContinue ? 0 : Math.min(1_000, slot.cost * 4);
+        const wait = onlyContinue ? 0 : Math.min(2_000, Math.max(LIVE_MIN_INTERVAL_MS, slot.cost * 6));
         if (now - slot.lastEnd < wait || now - start > FRAME_BUDGET_MS) {
           more = true;
           continue;

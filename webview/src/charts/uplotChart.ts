@@ -211,8 +211,10 @@ export class UChart {
     });
   }
 
+  /** New data, drawn now (uPlot would draw in a microtask, outside the view's measured cost). */
   setData(data: uPlot.AlignedData): void {
-    this.plot?.setData(data);
+    const plot = this.plot;
+    if (plot) plot.batch(() => plot.setData(data));
   }
 
   /** Rings the point (x, y) on the y scale `scaleY`; null hides the ring. */
