@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeBenchmarkSection } from './report';
@@ -107,6 +107,7 @@ function peakRss(trials: number): { rssMb: number; seconds: number } {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0]!;
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
   const lines: string[] = [];
   const log = (s: string): void => {
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   writeBenchmarkSection(join(root, 'docs', 'benchmarks.md'), 'Engine', [
     `Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${spawnSync(python, ['-c', 'import hyperopt, sys; print("Python", sys.version.split()[0], "hyperopt", hyperopt.__version__)'], { encoding: 'utf8' }).stdout.trim()}.`,
-    `Command: \`npm run bench\` (${rounds} rounds, medians; times are fmin's own wall time inside the script, so interpreter start-up is excluded). Date: ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`npm run bench\` (${rounds} rounds, medians; times are fmin's own wall time inside the script, so interpreter start-up is excluded). Date: ${new Date().toISOString().slice(0, 10)}. Load average ${loadBefore.toFixed(1)} before and ${loadavg()[0]!.toFixed(1)} after: on a busy machine the dispatch and efficiency figures are pessimistic.`,
     '',
     '| measure | | | | |',
     '| --- | --- | --- | --- | --- |',
