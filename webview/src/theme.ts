@@ -83,3 +83,23 @@ export function watchTheme(onChange: () => void): void {
   observer.observe(document.body, { attributes: true, attributeFilter: ['class', 'data-vscode-theme-kind'] });
   observer.observe(document.documentElement, { attributes: true, attributeFilter: ['style', 'class'] });
 }
+
+const resolved = new Map<string, [number, number, number]>();
+let probe: CanvasRenderingContext2D | null | undefined;
+
+/** The red, green and blue of any CSS colour, as the canvas resolves it (cached). */
+export function rgbOf(colour: string): [number, number, number] {
+  const known = resolved.get(colour);
+  if (known) return known;
+  probe ??= document.createElement('canvas').getContext('2d');
+  if (!probe) return [128, 128, 128];
+  probe.fillStyle = '#000000';
+  probe.fillStyle = colour;
+  const text = probe.fillStyle;
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(text);
+  const parts = hex ? [parseInt(hex[1] as string, 16), parseInt(hex[2] as string, 16), parseInt(hex[3] as string, 16)] : (text.match(/[\d.]+/g) ?? []).map(Number);
+  const value: [number, number, number] = [parts[0] ?? 128, parts[1] ?? 128, parts[2] ?? 128];
+  if (resolved.size > 64) resolved.clear();
+  resolved.set(colour, value);
+  return value;
+}

@@ -10,7 +10,7 @@ import { fitCanvas, h, pixelRatio, setAttr, setText } from '../dom';
 import { LOSS_KEY, type Model, type Topic } from '../model';
 import type { RenderContext, View } from '../scheduler';
 import { Outcome } from '../store';
-import { withAlpha } from '../theme';
+import { rgbOf, withAlpha } from '../theme';
 import type { Selector } from './history';
 
 const HEIGHT = 300;
@@ -32,17 +32,6 @@ function percentileOfCovered(counts: Float32Array, q: number): number {
   return sample[Math.min(sample.length - 1, Math.floor(q * sample.length))] as number;
 }
 
-/** The red, green and blue of a CSS colour, as the canvas resolves it. */
-function rgbOf(colour: string): [number, number, number] {
-  const probe = document.createElement('canvas').getContext('2d');
-  if (!probe) return [128, 128, 128];
-  probe.fillStyle = colour;
-  const resolved = probe.fillStyle;
-  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(resolved);
-  if (hex) return [parseInt(hex[1] as string, 16), parseInt(hex[2] as string, 16), parseInt(hex[3] as string, 16)];
-  const parts = (resolved.match(/[\d.]+/g) ?? []).map(Number);
-  return [parts[0] ?? 128, parts[1] ?? 128, parts[2] ?? 128];
-}
 
 /** A drawing of the lines in progress (density mode accumulates over several frames). */
 interface Job {

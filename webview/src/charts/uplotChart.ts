@@ -6,6 +6,7 @@
 import uPlot from 'uplot';
 import { formatNumber, logTicks } from '../../../core/src/analysis/shape';
 import { h, setAttr } from '../dom';
+import { rgbOf } from '../theme';
 import type { Palette } from '../theme';
 
 export interface PickPoint {
@@ -83,18 +84,8 @@ function dotMask(diameter: number, ratio: number): DotMask {
   return mask;
 }
 
-function rgb(colour: string): [number, number, number] {
-  const probe = document.createElement('canvas').getContext('2d');
-  if (!probe) return [128, 128, 128];
-  probe.fillStyle = colour;
-  const resolved = probe.fillStyle;
-  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(resolved);
-  if (hex) return [parseInt(hex[1] as string, 16), parseInt(hex[2] as string, 16), parseInt(hex[3] as string, 16)];
-  const parts = (resolved.match(/[\d.]+/g) ?? []).map(Number);
-  return [parts[0] ?? 128, parts[1] ?? 128, parts[2] ?? 128];
-}
-
-const layers = new WeakMap<uPlot, OffscreenCanvas>();
+/** Per chart: the layer the dots are composited on, and its coverage buffer (reused, no garbage). */
+const layers = new WeakMap<uPlot, { canvas: OffscreenCanvas; alpha: Float32Array; image: ImageData }>();
 
 /**
  * Draws a scatter series in a uPlot draw hook: a dot (outline in `colour`, inside at `fillAlpha`)
@@ -121,7 +112,15 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
     dys.push(Math.floor(m / mask.size));
     cover.push(a);
   }
-  const alpha = new Float32Array(w * hgt);
+  let layer = layers.get(u);
+  if (!layer || layer.canvas.width !== w || layer.canvas.height !== hgt) {
+    const canvas = new OffscreenCanvas(w, hgt);
+    layer = { canvas, alpha: new Float32Array(w * hgt), image: new ImageData(w, hgt) };
+    layers.set(u, layer);
+  } else {
+    layer.alpha.fill(0);
+  }
+  const alpha = layer.alpha;
   // uPlot's valToPos, inlined for linear and log scales (one call per point adds up).
   const sx = u.scales.x as uPlot.Scale;
   const sy = u.scales.y as uPlot.Scale;
@@ -154,27 +153,18 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
     }
     drawn += 1;
   }
-  let layer = layers.get(u);
-  if (!layer || layer.width !== w || layer.height !== hgt) {
-    layer = new OffscreenCanvas(w, hgt);
-    layers.set(u, layer);
-  }
-  const lctx = layer.getContext('2d');
+  const lctx = layer.canvas.getContext('2d');
   if (!lctx) return drawn;
-  const image = lctx.createImageData(w, hgt);
-  const [r, g, b] = rgb(colour);
-  const px = image.data;
+  const [r, g, b] = rgbOf(colour);
+  // Little-endian RGBA, one write per pixel.
+  const rgbBits = ((b & 255) << 16) | ((g & 255) << 8) | (r & 255);
+  const px = new Uint32Array(layer.image.data.buffer);
   for (let k = 0; k < alpha.length; k++) {
     const a = alpha[k] as number;
-    if (a <= 0) continue;
-    const o = k * 4;
-    px[o] = r;
-    px[o + 1] = g;
-    px[o + 2] = b;
-    px[o + 3] = Math.round(a * 255);
+    px[k] = a > 0 ? ((((a * 255 + 0.5) | 0) << 24) | rgbBits) >>> 0 : 0;
   }
-  lctx.putImageData(image, 0, 0);
-  u.ctx.drawImage(layer, left, top);
+  lctx.putImageData(layer.image, 0, 0);
+  u.ctx.drawImage(layer.canvas, left, top);
   return drawn;
 }
 
