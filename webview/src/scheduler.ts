@@ -23,6 +23,11 @@ export interface View {
   readonly topics: readonly Topic[];
   /** The view's box: when it is off screen, the view is drawn after those on screen. */
   readonly element?: HTMLElement;
+  /**
+   * Reads the layout the view needs (sizes) before any view of the frame writes to the page:
+   * all reads first, then all writes, so the page is laid out once per frame, not once per view.
+   */
+  measure?(): void;
   /** Returns true when it has more to draw in a later frame. */
   render(changed: ReadonlySet<Topic>, context: RenderContext): boolean | void;
 }
@@ -105,6 +110,7 @@ export class Scheduler {
       const r = el.getBoundingClientRect();
       if (r.bottom > 0 && r.top < height && r.width > 0) shown.add(slot);
     }
+    for (const slot of this.slots) if (slot.pending.size > 0) slot.view.measure?.();
     return shown;
   }
 

@@ -4,7 +4,7 @@
  */
 import uPlot from 'uplot';
 import { bestSoFar } from '../../../core/src/analysis/shape';
-import { h, setText } from '../dom';
+import { h, pixelRatio, setText } from '../dom';
 import type { Model, Topic } from '../model';
 import type { View } from '../scheduler';
 import { Outcome } from '../store';
@@ -38,6 +38,10 @@ export class HistoryView implements View {
     this.chart.box.dataset.chart = 'history';
     this.chart.box.addEventListener('keydown', (event) => this.key(event));
     this.element = h('section', { class: 'panel wide', id: 'history', 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'Loss per trial'), this.legend, this.chart.box);
+  }
+
+  measure(): void {
+    this.chart.measure();
   }
 
   render(changed: ReadonlySet<Topic>): void {
@@ -125,7 +129,7 @@ export class HistoryView implements View {
   /** Crosses (failed) and triangles (cancelled) along the top edge of the plot. */
   private drawMarks(u: uPlot): void {
     const ctx = u.ctx;
-    const ratio = u.bbox.height / Math.max(1, u.over.clientHeight);
+    const ratio = pixelRatio();
     const p = this.model.palette;
     const size = 4 * ratio;
     const top = u.bbox.top + FAILED_Y * ratio;

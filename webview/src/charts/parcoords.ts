@@ -119,7 +119,7 @@ export class ParcoordsView implements View {
   }
 
   render(changed: ReadonlySet<Topic>, context: RenderContext): boolean {
-    const width = Math.max(200, this.box.clientWidth || 600);
+    const width = Math.max(200, this.measured || 600);
     const now = changed.has('brush') || changed.has('theme') || changed.has('scale') || changed.has('layout') || width !== this.width || this.axes.length === 0;
     this.width = width;
     if (context.force || (now && context.visible)) {
@@ -142,6 +142,12 @@ export class ParcoordsView implements View {
     }
     this.drawOverlay();
     return this.job !== null;
+  }
+
+  private measured = 0;
+
+  measure(): void {
+    this.measured = this.box.clientWidth;
   }
 
   private axisX(i: number): number {

@@ -207,6 +207,10 @@ export class SlicesView implements View {
     this.grid.dataset.charts = String(this.charts.length);
   }
 
+  measure(): void {
+    for (const chart of this.charts) chart.chart.measure();
+  }
+
   render(changed: ReadonlySet<Topic>, context: RenderContext): boolean {
     this.prepare();
     const liveOnly = [...changed].every((t) => t === 'trials' || t === 'continue');

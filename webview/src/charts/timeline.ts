@@ -47,7 +47,7 @@ export class TimelineView implements View {
   render(): void {
     const store = this.model.store;
     const p = this.model.palette;
-    this.width = Math.max(240, this.box.clientWidth || 600);
+    this.width = Math.max(240, this.measured || 600);
     this.lanes = store.lanes();
     const laneIndex = new Map(this.lanes.map((s, i) => [s, i]));
     this.laneHeight = this.lanes.length === 0 ? 16 : Math.max(6, Math.min(18, Math.floor(320 / this.lanes.length)));
@@ -192,6 +192,12 @@ export class TimelineView implements View {
     const use = this.lanes.length > 0 && span > 0 ? busy.reduce((a, b) => a + b, 0) / (span * this.lanes.length) : 0;
     this.summary.textContent = this.lanes.length === 0 ? 'No trial has started yet.' : `${this.lanes.length} slot${this.lanes.length === 1 ? '' : 's'} · busy ${Math.round(use * 100)}% of ${formatDuration(span)}`;
     this.canvas.setAttribute('aria-label', `Timeline of trials per slot: ${this.summary.textContent}`);
+  }
+
+  private measured = 0;
+
+  measure(): void {
+    this.measured = this.box.clientWidth;
   }
 
   private x(t: number): number {

@@ -5,7 +5,7 @@
  */
 import uPlot from 'uplot';
 import { formatNumber, logTicks } from '../../../core/src/analysis/shape';
-import { h, setAttr } from '../dom';
+import { h, pixelRatio, setAttr } from '../dom';
 import { rgbOf } from '../theme';
 import type { Palette } from '../theme';
 
@@ -97,7 +97,7 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
   const { left, top, width, height } = u.bbox;
   const w = Math.max(1, Math.round(width));
   const hgt = Math.max(1, Math.round(height));
-  const ratio = width / Math.max(1, u.over.clientWidth);
+  const ratio = pixelRatio();
   const mask = dotMask(diameter, ratio);
   const half = mask.size / 2;
   // The dot's pixels that it covers at all, with their opacity.
@@ -189,7 +189,7 @@ export class UChart {
   /** Creates (or re-creates) the plot; `options` without width/height. */
   build(options: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData): void {
     this.plot?.destroy();
-    this.width = Math.max(120, Math.floor(this.box.clientWidth) || 400);
+    this.width = Math.max(120, this.measured ?? (Math.floor(this.box.clientWidth) || 400));
     const hooks = options.hooks ?? {};
     const draw = [...(hooks.draw ?? []), () => this.placeMarker()];
     this.plot = new uPlot({ ...options, width: this.width, height: this.height, hooks: { ...hooks, draw } }, data, this.box);
@@ -222,7 +222,8 @@ export class UChart {
     }
     const left = plot.valToPos(at.x, 'x');
     const top = plot.valToPos(at.y, at.scaleY);
-    const inside = left >= 0 && top >= 0 && left <= plot.over.clientWidth && top <= plot.over.clientHeight;
+    const ratio = pixelRatio();
+    const inside = left >= 0 && top >= 0 && left <= plot.bbox.width / ratio && top <= plot.bbox.height / ratio;
     this.marker.hidden = !inside;
     this.marker.style.left = `${left}px`;
     this.marker.style.top = `${top}px`;
@@ -247,6 +248,14 @@ export class UChart {
       }
     }
     return best;
+  }
+
+  private measured: number | undefined;
+
+  /** Reads the box's width now (the layout read of a frame), for the next build. */
+  measure(): void {
+    const width = Math.floor(this.box.clientWidth);
+    this.measured = width > 0 ? width : undefined;
   }
 
   count(name: string, value: number | string | null): void {
