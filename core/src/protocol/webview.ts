@@ -10,6 +10,18 @@
  * from the webview that change the study (`control`) carry an `id` that the host's `reply` echoes.
  * Each side validates what it receives and drops anything that does not parse (the webview
  * reports what it dropped with `rejected`, the host logs what it dropped).
+ *
+ * The host's side, all vscode-free:
+ *  - the page: `renderWebviewHtml` and `createNonce` (./webviewHtml);
+ *  - every message from the webview: `parseWebviewToHost`, then `applyControl` (../analysis/control)
+ *    for `control`, answered with a `reply` carrying the request's id;
+ *  - the study: `StudyViewModel` (../analysis/studyView) fed with engine events, a journal or MLflow
+ *    rows, which makes `init`, `trials` (`takeUpdates`, at most a few times a second) and `state`;
+ *    `capabilitiesFor` says which controls apply and why not;
+ *  - importances: `ImportanceRefresher` (../analysis/refresh) over `AnalysisPool.importances`
+ *    (../analysis/pool), a worker thread running `computeImportances` (PED-ANOVA);
+ *  - after a window reload, the panel serializer gets a `PersistedWebviewState` whose `studyId`
+ *    says which study to show again.
  */
 import { z } from 'zod';
 import { Loss, ParamValue } from './common';
