@@ -10,10 +10,11 @@
  *   BENCH_ROUNDS=N     rounds (default 3; 1 in quick mode)
  *   BENCH_RUNNERS=...  a subset, e.g. serial,local,spark (default: all five)
  *   BENCH_NO_DOCS=1    print and keep the results in bench/peers/last-results.json only
+ *   BENCH_RENDER=FILE  measure nothing: write the chart and the docs section again from FILE
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshFixture, type SshFixture } from '../../test/ssh/fixture';
@@ -70,19 +71,22 @@ const all: RunnerId[] = ['serial', ...parallel];
 
 export const CASES: Case[] = QUICK
   ? [
-      { id: 'noop', workload: 'noop', n: 30, parallelism: 2, cap: 20, runners: all, kind: 'study' },
-      { id: 'sleep', workload: 'sleep1', n: 8, parallelism: 4, runners: parallel, kind: 'study' },
-      { id: 'gbm-serial', workload: 'gbm', n: 8, parallelism: 1, runners: ['serial'], kind: 'study' },
-      { id: 'gbm2', workload: 'gbm', n: 8, parallelism: 2, runners: parallel, kind: 'study' },
-      { id: 'gbm4', workload: 'gbm', n: 8, parallelism: 4, runners: parallel, kind: 'study' },
+      { id: 'noop', workload: 'noop', n: 30, parallelism: 2, cap: 30, runners: all, kind: 'study' },
+      { id: 'sleep', workload: 'sleep1', n: 8, parallelism: 4, cap: 40, runners: parallel, kind: 'study' },
+      { id: 'gbm-serial', workload: 'gbm', n: 8, parallelism: 1, cap: 75, runners: ['serial'], kind: 'study' },
+      { id: 'gbm2', workload: 'gbm', n: 8, parallelism: 2, cap: 75, runners: parallel, kind: 'study' },
+      { id: 'gbm4', workload: 'gbm', n: 8, parallelism: 4, cap: 75, runners: parallel, kind: 'study' },
       { id: 'cancel', workload: 'sleep30', n: 8, parallelism: 2, runners: all, kind: 'cancel' },
     ]
   : [
-      { id: 'noop', workload: 'noop', n: 500, parallelism: 4, cap: 20, runners: all, kind: 'study' },
-      { id: 'sleep', workload: 'sleep1', n: 64, parallelism: 8, runners: parallel, kind: 'study' },
-      { id: 'gbm-serial', workload: 'gbm', n: 100, parallelism: 1, runners: ['serial'], kind: 'study' },
-      { id: 'gbm2', workload: 'gbm', n: 100, parallelism: 2, runners: parallel, kind: 'study' },
-      { id: 'gbm4', workload: 'gbm', n: 100, parallelism: 4, runners: parallel, kind: 'study' },
+      // Each study stops at its cap (fmin's timeout, Tune's time budget), which keeps the whole
+      // command near 30 minutes on 2 cores whatever a runner's per-trial cost; a runner cut short
+      // is measured on the trials it finished.
+      { id: 'noop', workload: 'noop', n: 500, parallelism: 4, cap: 30, runners: all, kind: 'study' },
+      { id: 'sleep', workload: 'sleep1', n: 64, parallelism: 8, cap: 40, runners: parallel, kind: 'study' },
+      { id: 'gbm-serial', workload: 'gbm', n: 100, parallelism: 1, cap: 75, runners: ['serial'], kind: 'study' },
+      { id: 'gbm2', workload: 'gbm', n: 100, parallelism: 2, cap: 75, runners: parallel, kind: 'study' },
+      { id: 'gbm4', workload: 'gbm', n: 100, parallelism: 4, cap: 75, runners: parallel, kind: 'study' },
       { id: 'cancel', workload: 'sleep30', n: 40, parallelism: 4, runners: all, kind: 'cancel' },
     ];
 
@@ -125,6 +129,8 @@ function command(runner: RunnerId, c: Case, seed: number, markDir: string): { ar
   }
 }
 
+let current: Launched | undefined;
+
 interface Launched {
   child: ChildProcess;
   watch: ProcessWatch;
@@ -149,7 +155,8 @@ function launch(runner: RunnerId, c: Case, seed: number, markDir: string): Launc
   child.stderr!.setEncoding('utf8').on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   watch.start(100);
-  return { child, watch, output: () => output, exited, started };
+  current = { child, watch, output: () => output, exited, started };
+  return current;
 }
 
 function killAll(pids: number[]): void {
@@ -236,12 +243,12 @@ async function cancel(runner: RunnerId, c: Case, round: number, seed: number): P
   await sleep(500);
   run.watch.scan();
   const t0 = performance.now();
-  // The user's gesture: Ctrl+C in the terminal. Ours needs it twice (once stops, twice cancels).
+  // The user's gesture: Ctrl+C twice in the terminal, for every runner. Ours stops on the first
+  // and cancels on the second; Ray Tune stops gracefully on the first and exits on the second;
+  // serial hyperopt and SparkTrials raise KeyboardInterrupt on the first.
   signalGroup(run.child, 'SIGINT');
-  if (runner === 'local' || runner === 'ssh') {
-    await sleep(50);
-    signalGroup(run.child, 'SIGINT');
-  }
+  await sleep(50);
+  signalGroup(run.child, 'SIGINT');
   // Measurement loop: the benchmark samples the process table.
   let gone: number | undefined;
   while (performance.now() - t0 < CANCEL_LIMIT_MS) {
@@ -291,7 +298,19 @@ export interface Results {
   runs: RunRecord[];
 }
 
+function writeDocs(results: Results): void {
+  const docs = join(ROOT, 'docs');
+  mkdirSync(docs, { recursive: true });
+  writeFileSync(join(docs, 'benchmarks-peers.svg'), renderChart(results));
+  writeBenchmarkSection(join(docs, 'benchmarks.md'), 'Peers', renderSection(results));
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_RENDER) {
+    writeDocs(JSON.parse(readFileSync(process.env.BENCH_RENDER, 'utf8')) as Results);
+    log('wrote docs/benchmarks-peers.svg and the Peers section of docs/benchmarks.md');
+    return;
+  }
   const t0 = performance.now();
   const venvSeconds = ensureVenv(log);
   ensureBuild(log);
@@ -314,15 +333,13 @@ async function main(): Promise<void> {
   log(`${facts.cores} cores, ${facts.cpu}, ${facts.memoryGiB} GiB, load ${facts.loadAtStart.join(' ')}; ${QUICK ? 'QUICK mode, ' : ''}${ROUNDS} round(s); runners ${SELECTED.join(', ')}`);
   warmImports();
 
-  // One small study per runner before measuring: it fills the page cache, and on the SSH hosts
-  // it uploads the runtime once as any first run there does. A runner that fails here is
-  // reported with its error and left out.
+  // The SSH hosts get the runtime uploaded by a small unmeasured study, as any first run there
+  // does. The other runners start from the page cache filled above.
   const warm: Case = { id: 'noop', workload: 'noop', n: 4, parallelism: 2, runners: all, kind: 'study' };
-  for (const runner of SELECTED) {
-    if (unavailable[runner]) continue;
-    const r = await study(runner, warm, 0, 1);
-    log(`warm-up ${runner}: ${r.ok ? `ok in ${r.e2eSeconds?.toFixed(1)} s` : 'FAILED'}`);
-    if (!r.ok) unavailable[runner] = r.error ?? 'failed';
+  if (SELECTED.includes('ssh') && !unavailable.ssh) {
+    const r = await study('ssh', warm, 0, 1);
+    log(`warm-up ssh: ${r.ok ? `ok in ${r.e2eSeconds?.toFixed(1)} s` : 'FAILED'}`);
+    if (!r.ok) unavailable.ssh = r.error ?? 'failed';
   }
 
   const runs: RunRecord[] = [];
@@ -334,6 +351,10 @@ async function main(): Promise<void> {
         const record = c.kind === 'study' ? await study(runner, c, round, seed) : await cancel(runner, c, round, seed);
         runs.push(record);
         log(summaryLine(record));
+        // A runner whose first two studies both fail (Ray or Spark not starting here) is reported
+        // with that error rather than failing the same way in every case.
+        const own = runs.filter((r) => r.runner === runner);
+        if (own.length === 2 && own.every((r) => !r.ok)) unavailable[runner] = record.error ?? 'failed';
       }
     }
   }
@@ -359,17 +380,29 @@ async function main(): Promise<void> {
     writeFileSync(join(HERE, 'last-results.json'), json);
     log(`results in ${join(HERE, 'last-results.json')}`);
   } else {
-    const docs = join(ROOT, 'docs');
-    mkdirSync(docs, { recursive: true });
-    writeFileSync(join(docs, 'benchmarks-peers.json'), json);
-    writeFileSync(join(docs, 'benchmarks-peers.svg'), renderChart(results));
-    writeBenchmarkSection(join(docs, 'benchmarks.md'), 'Peers', renderSection(results));
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    writeFileSync(join(ROOT, 'docs', 'benchmarks-peers.json'), json);
+    writeDocs(results);
     log('wrote docs/benchmarks-peers.json, docs/benchmarks-peers.svg and the Peers section of docs/benchmarks.md');
   }
   log(`total ${(results.totalSeconds / 60).toFixed(1)} min`);
 }
 
 if (require.main === module) {
+  // Ctrl+C on the benchmark ends the run in progress and the loopback sshd servers with it.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      if (current) {
+        signalGroup(current.child, 'SIGKILL');
+        current.watch.scan();
+        killAll(current.watch.livePids());
+      }
+      void (fixture?.stop() ?? Promise.resolve()).finally(() => {
+        rmSync(scratch, { recursive: true, force: true });
+        process.exit(130);
+      });
+    });
+  }
   main().catch(async (error: unknown) => {
     console.error(error);
     await fixture?.stop();

@@ -3,7 +3,9 @@
  * the run's tag (the tag is inherited by the CLI, the script, the JVM, Ray's daemons and every
  * worker), plus, for the SSH runner, every descendant of the loopback sshd servers (remote
  * workers get no environment from us). Each process gets a role from its command line, and the
- * watch keeps per-role memory peaks while the run lasts.
+ * watch keeps per-role memory peaks while the run lasts: at each sample, the sum of the peak RSS
+ * (VmHWM, which the kernel keeps exact between samples) of the role's live processes; the
+ * largest such sum is the role's peak. Short-lived helpers that never overlap are not added up.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
@@ -12,9 +14,9 @@ export type Role = 'driver' | 'coordinator' | 'workers';
 export interface MemoryPeaks {
   /** Peak RSS (VmHWM) of the process that runs the user's script, MB. */
   driverMb: number | null;
-  /** Sum of the peak RSS (VmHWM) of the coordinating processes (CLI, JVM, Ray's daemons), MB. */
+  /** The coordinating processes (CLI, JVM, Ray's daemons): peak RSS summed over those alive together, MB. */
   coordinatorMb: number | null;
-  /** Largest sum of the workers' RSS seen at one sample, MB. */
+  /** The trial processes, the same way, MB. */
   workersMb: number | null;
   /** Command names of the coordinating processes. */
   coordinatorProcesses: string[];
@@ -58,9 +60,14 @@ function memoryKb(pid: number): { rss: number; hwm: number } | undefined {
 }
 
 export function roleOf(command: string, remote: boolean): Role {
-  if (remote) return 'workers';
-  if (/hyperopt_runner\.worker|pyspark[./]daemon|pyspark[./]worker|default_worker\.py|^ray::/.test(command)) return 'workers';
-  if (/workload\.py/.test(command) && !/^node |^timeout /.test(command) && !command.includes('hyperopt-runner.js')) return 'driver';
+  if (remote || command.startsWith('ray::')) return 'workers';
+  const words = command.split(' ');
+  if (!(words[0]?.split('/').pop() ?? '').startsWith('python')) return 'coordinator';
+  const module = words[words.indexOf('-m') + 1];
+  const script = words.slice(1).find((w) => !w.startsWith('-'))?.split('/').pop();
+  const target = words.includes('-m') ? module : script;
+  if (target === 'hyperopt_runner.worker' || target === 'pyspark.daemon' || target === 'pyspark.worker' || target === 'default_worker.py') return 'workers';
+  if (target === 'hyperopt_runner.launch' || target === 'workload.py') return 'driver';
   return 'coordinator';
 }
 
@@ -68,8 +75,10 @@ function shortName(command: string): string {
   const first = command.split(' ')[0] ?? '';
   const base = first.split('/').pop() ?? first;
   if (base.startsWith('python')) {
-    const module = /-m (\S+)/.exec(command)?.[1];
-    const script = command.split(' ').find((part) => part.endsWith('.py'));
+    const words = command.split(' ');
+    if (words.includes('-c')) return 'python -c';
+    const module = words.includes('-m') ? words[words.indexOf('-m') + 1] : undefined;
+    const script = words.find((part) => part.endsWith('.py'));
     return `python ${module ?? script?.split('/').pop() ?? ''}`.trim();
   }
   return base;
@@ -78,7 +87,9 @@ function shortName(command: string): string {
 export class ProcessWatch {
   private readonly seen = new Map<string, Seen>();
   private readonly live = new Map<number, { key: string; remote: boolean }>();
-  private workersPeakKb = 0;
+  /** Per role: the largest sum, over the processes alive at one sample, of their peak RSS. */
+  private readonly peakKb: Record<Role, number> = { driver: 0, coordinator: 0, workers: 0 };
+  private readonly names = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   /**
@@ -126,7 +137,7 @@ export class ProcessWatch {
       }
     }
     this.live.clear();
-    let workersKb = 0;
+    const sampleKb: Record<Role, number> = { driver: 0, coordinator: 0, workers: 0 };
     for (const pid of entries) {
       const stat = stats.get(pid) ?? readStat(pid);
       if (!stat || stat.state === 'Z') continue;
@@ -154,12 +165,13 @@ export class ProcessWatch {
         seen.name = name;
       }
       const memory = memoryKb(pid);
-      if (memory) {
+      if (memory && seen.role) {
         seen.hwmKb = Math.max(seen.hwmKb ?? 0, memory.hwm);
-        if (seen.role === 'workers') workersKb += memory.rss;
+        sampleKb[seen.role] += seen.hwmKb;
+        if (seen.role === 'coordinator' && seen.name) this.names.add(seen.name);
       }
     }
-    this.workersPeakKb = Math.max(this.workersPeakKb, workersKb);
+    for (const role of ['driver', 'coordinator', 'workers'] as const) this.peakKb[role] = Math.max(this.peakKb[role], sampleKb[role]);
   }
 
   /** Live processes of the run (as of the last scan, re-checked now). */
@@ -175,16 +187,12 @@ export class ProcessWatch {
   }
 
   peaks(): MemoryPeaks {
-    const all = [...this.seen.values()].filter((s) => s.role && s.hwmKb);
-    const sum = (role: Role): number | null => {
-      const of = all.filter((s) => s.role === role);
-      return of.length === 0 ? null : of.reduce((total, s) => total + s.hwmKb!, 0) / 1024;
-    };
+    const mb = (role: Role): number | null => (this.peakKb[role] > 0 ? this.peakKb[role] / 1024 : null);
     return {
-      driverMb: sum('driver'),
-      coordinatorMb: sum('coordinator'),
-      workersMb: this.workersPeakKb > 0 ? this.workersPeakKb / 1024 : null,
-      coordinatorProcesses: [...new Set(all.filter((s) => s.role === 'coordinator').map((s) => s.name!))].sort(),
+      driverMb: mb('driver'),
+      coordinatorMb: mb('coordinator'),
+      workersMb: mb('workers'),
+      coordinatorProcesses: [...this.names].sort(),
     };
   }
 }

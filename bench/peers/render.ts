@@ -50,7 +50,8 @@ function fmt(s: Stats | undefined, d?: number): string {
 
 function ratio(value: Stats | undefined, reference: Stats | undefined): string {
   if (!value || !reference || reference.median === 0) return '—';
-  return `${(value.median / reference.median).toFixed(2)}×`;
+  const r = value.median / reference.median;
+  return `${r >= 10 ? r.toFixed(0) : r >= 0.1 ? r.toFixed(2) : r.toPrecision(2)}×`;
 }
 
 function caseOf(results: Results, id: CaseId) {
@@ -74,8 +75,8 @@ function missingRow(results: Results, runner: RunnerId, columns: number): string
 
 export interface Derived {
   noop: Partial<Record<RunnerId, { rate?: Stats; msPerTrial?: Stats; fmin?: Stats; e2e?: Stats; done?: Stats }>>;
-  sleep: Partial<Record<RunnerId, { fmin?: Stats; efficiency?: Stats; e2e?: Stats; e2eEfficiency?: Stats }>>;
-  gbm: Record<'gbm-serial' | 'gbm2' | 'gbm4', Partial<Record<RunnerId, { fmin?: Stats; e2e?: Stats; best?: Stats; speedup?: Stats }>>>;
+  sleep: Partial<Record<RunnerId, { fmin?: Stats; efficiency?: Stats; e2e?: Stats; e2eEfficiency?: Stats; done?: Stats }>>;
+  gbm: Record<'gbm-serial' | 'gbm2' | 'gbm4', Partial<Record<RunnerId, { fmin?: Stats; e2e?: Stats; best?: Stats; speedup?: Stats; done?: Stats }>>>;
   cancel: Partial<Record<RunnerId, Stats | undefined>>;
   memory: Partial<Record<RunnerId, { driver?: Stats; coordinator?: Stats; workers?: Stats; processes: string[] }>>;
 }
@@ -93,20 +94,23 @@ export function derive(results: Results): Derived {
         done: stats(noop.map((r) => r.done)),
       };
     }
-    const sleepCase = caseOf(results, 'sleep');
-    const ideal = (sleepCase.n * 1) / sleepCase.parallelism;
+    // Ideal: the trials done, 1 s each, spread over every slot.
+    const p = caseOf(results, 'sleep').parallelism;
     const sleep = ok(results, runner, 'sleep');
     if (sleep.length > 0) {
       d.sleep[runner] = {
         fmin: stats(sleep.map((r) => r.fminSeconds)),
-        efficiency: stats(sleep.map((r) => ideal / r.fminSeconds!)),
+        efficiency: stats(sleep.map((r) => r.done! / p / r.fminSeconds!)),
         e2e: stats(sleep.map((r) => r.e2eSeconds)),
-        e2eEfficiency: stats(sleep.map((r) => ideal / r.e2eSeconds!)),
+        e2eEfficiency: stats(sleep.map((r) => r.done! / p / r.e2eSeconds!)),
+        done: stats(sleep.map((r) => r.done)),
       };
     }
     for (const id of ['gbm-serial', 'gbm2', 'gbm4'] as const) {
       const gbm = ok(results, runner, id);
-      if (gbm.length > 0) d.gbm[id][runner] = { fmin: stats(gbm.map((r) => r.fminSeconds)), e2e: stats(gbm.map((r) => r.e2eSeconds)), best: stats(gbm.map((r) => r.bestLoss)) };
+      if (gbm.length > 0) {
+        d.gbm[id][runner] = { fmin: stats(gbm.map((r) => r.fminSeconds)), e2e: stats(gbm.map((r) => r.e2eSeconds)), best: stats(gbm.map((r) => r.bestLoss)), done: stats(gbm.map((r) => r.done)) };
+      }
     }
     const cancel = ok(results, runner, 'cancel');
     if (cancel.length > 0) d.cancel[runner] = stats(cancel.map((r) => r.cancelMs));
@@ -120,11 +124,12 @@ export function derive(results: Results): Derived {
       };
     }
   }
-  const serial = d.gbm['gbm-serial'].serial?.fmin;
+  // Speedup in trials per second, so that a study cut short by its cap still compares.
+  const serialRate = stats(ok(results, 'serial', 'gbm-serial').map((r) => r.done! / r.fminSeconds!));
   for (const id of ['gbm2', 'gbm4'] as const) {
     for (const runner of results.runners) {
       const entry = d.gbm[id][runner];
-      if (entry && serial) entry.speedup = stats(ok(results, runner, id).map((r) => serial.median / r.fminSeconds!));
+      if (entry && serialRate) entry.speedup = stats(ok(results, runner, id).map((r) => r.done! / r.fminSeconds! / serialRate.median));
     }
   }
   return d;
@@ -152,6 +157,12 @@ export function renderSection(results: Results): string[] {
       '',
     );
   }
+  if (!results.quick && results.rounds < 3) {
+    out.push(
+      `> **${results.rounds} round${results.rounds === 1 ? '' : 's'} only.** The full sizes ran, but not the three rounds the command runs by default, so the cells have no spread and a single noisy run can decide a comparison.`,
+      '',
+    );
+  }
   out.push(
     `Serial \`Trials()\`, \`SparkTrials\`, this project's local and SSH executors and Ray Tune run the same studies (same objective, space, \`max_evals\`, seed and parallelism), one after another on one machine, in ${results.rounds} round${results.rounds === 1 ? '' : 's'}; each cell is the median with the range over the rounds in brackets, and "vs local" divides by our local executor's median from the same command.`,
     '',
@@ -165,7 +176,7 @@ export function renderSection(results: Results): string[] {
       '*Local*: `hyperopt-runner run --executor local:N --python bench/peers/.venv/bin/python --no-tracking`, the script unmodified. ' +
       '*SSH*: the same with `--executor ssh:h1,h2`, two real `sshd` servers on 127.0.0.2–3 with N/2 slots each (the test fixture), the runtime already cached on the hosts. ' +
       '*Ray Tune*: a function trainable, `HyperOptSearch(n_initial_points=20)` behind a `ConcurrencyLimiter(N)`, `ray.init(num_cpus=N)` without dashboard, `reuse_actors=True`. ' +
-      'Each runner first ran one small unmeasured study (page cache, runtime upload to the SSH hosts). "Study" is the `fmin` (or `Tuner.fit`) call timed inside the script; "end to end" is the whole command, so it includes starting the JVM, Ray or the CLI\'s workers. `OMP_NUM_THREADS=1` for all.',
+      'Before the first round every library is imported once (page cache) and the SSH hosts get the runtime from one small unmeasured study, as any first run there does. "Study" is the `fmin` (or `Tuner.fit`) call timed inside the script; "end to end" is the whole command, so it includes starting the JVM, Ray or the CLI\'s workers. `OMP_NUM_THREADS=1` for all.',
     '',
   );
 
@@ -188,51 +199,50 @@ export function renderSection(results: Results): string[] {
     }
     const beyond = row.msPerTrial && serialMs && runner !== 'serial' ? stats(ok(results, runner, 'noop').map((r) => (1000 * r.fminSeconds!) / r.done! - serialMs.median)) : undefined;
     out.push(
-      `| ${LABELS[runner]}${failures(results, runner, 'noop')} | ${fmt(row.done, 0)} | ${fmt(row.fmin)} | ${fmt(row.rate, 0)} | ${fmt(row.msPerTrial)} | ${runner === 'serial' ? '(the floor)' : fmt(beyond)} | ${ref(runner) ?? ratio(row.rate, d.noop.local?.rate)} | ${fmt(row.e2e)} |`,
+      `| ${LABELS[runner]}${failures(results, runner, 'noop')} | ${fmt(row.done, 0)} | ${fmt(row.fmin)} | ${fmt(row.rate)} | ${fmt(row.msPerTrial)} | ${runner === 'serial' ? '(the floor)' : fmt(beyond)} | ${ref(runner) ?? ratio(row.rate, d.noop.local?.rate)} | ${fmt(row.e2e)} |`,
     );
   }
 
-  const ideal = (sleepCase.n * 1) / sleepCase.parallelism;
   out.push(
     '',
     `### 1 s sleep objective, ${sleepCase.n} trials, parallelism ${sleepCase.parallelism}`,
     '',
-    `Ideal wall time ${ideal} s; efficiency = ideal / measured. Serial \`Trials()\` would take ${sleepCase.n} s by construction and is not run.`,
+    `Ideal wall time ${(sleepCase.n / sleepCase.parallelism).toFixed(0)} s; efficiency = (trials done × 1 s / ${sleepCase.parallelism}) / measured time. Studies stop after ${sleepCase.cap} s. Serial \`Trials()\` would take ${sleepCase.n} s by construction and is not run.`,
     '',
-    '| runner | study, s | efficiency | end to end, s | end-to-end efficiency | study time vs local |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| runner | trials done | study, s | efficiency | end to end, s | end-to-end efficiency | study time vs local |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const runner of runnersFor(results, 'sleep')) {
     const row = d.sleep[runner];
     if (!row) {
-      out.push(missingRow(results, runner, 6) ?? `| ${LABELS[runner]} | failed${failures(results, runner, 'sleep')} | | | | |`);
+      out.push(missingRow(results, runner, 7) ?? `| ${LABELS[runner]} | failed${failures(results, runner, 'sleep')} | | | | | |`);
       continue;
     }
-    out.push(`| ${LABELS[runner]}${failures(results, runner, 'sleep')} | ${fmt(row.fmin)} | ${fmt(row.efficiency, 3)} | ${fmt(row.e2e)} | ${fmt(row.e2eEfficiency, 3)} | ${ref(runner) ?? ratio(row.fmin, d.sleep.local?.fmin)} |`);
+    out.push(`| ${LABELS[runner]}${failures(results, runner, 'sleep')} | ${fmt(row.done, 0)} | ${fmt(row.fmin)} | ${fmt(row.efficiency, 3)} | ${fmt(row.e2e)} | ${fmt(row.e2eEfficiency, 3)} | ${ref(runner) ?? ratio(row.fmin, d.sleep.local?.fmin)} |`);
   }
 
   out.push(
     '',
     `### A small real model: gradient boosting, ${gbm2.n} trials, parallelism ${gbm2.parallelism} and ${gbm4.parallelism}`,
     '',
-    `scikit-learn's \`GradientBoostingClassifier\` on the breast cancer data set that ships with scikit-learn (fixed 70/30 split), searching \`n_estimators\` 10–60, \`learning_rate\` 0.01–1 (log), \`max_depth\` 1–3 and \`subsample\` 0.5–1; the loss is the validation log loss. The machine has ${m.cores} cores, so parallelism ${gbm4.parallelism} oversubscribes them: its speedup over serial cannot pass ${m.cores}. Best loss is the lowest loss found (same seeds for every runner; lower is better).`,
+    `scikit-learn's \`GradientBoostingClassifier\` on the breast cancer data set that ships with scikit-learn (fixed 70/30 split), searching \`n_estimators\` 10–60, \`learning_rate\` 0.01–1 (log), \`max_depth\` 1–3 and \`subsample\` 0.5–1; the loss is the validation log loss. Studies stop after ${gbm2.cap} s. The machine has ${m.cores} cores, so parallelism ${gbm4.parallelism} oversubscribes them: its speedup cannot pass ${m.cores}. Speedup is trials per second over serial \`Trials()\`'s; best loss is the lowest loss found (same seeds for every runner; lower is better) — over fewer trials where a runner was stopped by the cap.`,
     '',
-    '| runner | parallelism | study, s | speedup over serial | end to end, s | best loss | study time vs local |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| runner | parallelism | trials done | study, s | speedup over serial | end to end, s | best loss | study time vs local |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   const serialGbm = d.gbm['gbm-serial'].serial;
   if (results.runners.includes('serial')) {
-    out.push(serialGbm ? `| ${LABELS.serial}${failures(results, 'serial', 'gbm-serial')} | 1 | ${fmt(serialGbm.fmin)} | 1 | ${fmt(serialGbm.e2e)} | ${fmt(serialGbm.best, 4)} | ${ratio(serialGbm.fmin, d.gbm.gbm2.local?.fmin)} (vs local at ${gbm2.parallelism}) |` : `| ${LABELS.serial} | 1 | failed | | | | |`);
+    out.push(serialGbm ? `| ${LABELS.serial}${failures(results, 'serial', 'gbm-serial')} | 1 | ${fmt(serialGbm.done, 0)} | ${fmt(serialGbm.fmin)} | 1 | ${fmt(serialGbm.e2e)} | ${fmt(serialGbm.best, 4)} | ${ratio(serialGbm.fmin, d.gbm.gbm2.local?.fmin)} (vs local at ${gbm2.parallelism}) |` : `| ${LABELS.serial} | 1 | failed | | | | | |`);
   }
   for (const id of ['gbm2', 'gbm4'] as const) {
     const p = caseOf(results, id).parallelism;
     for (const runner of runnersFor(results, id)) {
       const row = d.gbm[id][runner];
       if (!row) {
-        out.push(missingRow(results, runner, 7) ?? `| ${LABELS[runner]} | ${p} | failed${failures(results, runner, id)} | | | | |`);
+        out.push(missingRow(results, runner, 8) ?? `| ${LABELS[runner]} | ${p} | failed${failures(results, runner, id)} | | | | | |`);
         continue;
       }
-      out.push(`| ${LABELS[runner]}${failures(results, runner, id)} | ${p} | ${fmt(row.fmin)} | ${fmt(row.speedup)} | ${fmt(row.e2e)} | ${fmt(row.best, 4)} | ${ref(runner) ?? ratio(row.fmin, d.gbm[id].local?.fmin)} |`);
+      out.push(`| ${LABELS[runner]}${failures(results, runner, id)} | ${p} | ${fmt(row.done, 0)} | ${fmt(row.fmin)} | ${fmt(row.speedup)} | ${fmt(row.e2e)} | ${fmt(row.best, 4)} | ${ref(runner) ?? ratio(row.fmin, d.gbm[id].local?.fmin)} |`);
     }
   }
 
@@ -240,7 +250,7 @@ export function renderSection(results: Results): string[] {
     '',
     `### Cancel mid-study`,
     '',
-    `${cancelCase.parallelism} trials of 30 s running (serial: one), then the user's Ctrl+C: SIGINT to the command's process group, as a terminal sends it — once for serial, SparkTrials and Ray Tune (each stops on the first), twice 50 ms apart for hyperopt-runner (the first lets running trials finish, the second cancels them). Measured from the first SIGINT until the last process of the run (driver, JVM, Ray daemons, workers, on the SSH hosts too) is gone, sampling the process table; the limit is ${CANCEL_LIMIT_S} s.`,
+    `${cancelCase.parallelism} trials of 30 s running (serial: one), then the user's Ctrl+C pressed twice: SIGINT to the command's process group, as a terminal sends it, twice 50 ms apart, for every runner. Serial hyperopt and SparkTrials raise KeyboardInterrupt on the first; hyperopt-runner stops on the first (running trials would finish) and cancels on the second; Ray Tune stops the experiment gracefully on the first and exits on the second. Measured from the first SIGINT until the last process of the run (driver, JVM, Ray daemons, workers, on the SSH hosts too) is gone, sampling the process table; the limit is ${CANCEL_LIMIT_S} s.`,
     '',
     '| runner | last process gone, ms | vs local |',
     '| --- | --- | --- |',
@@ -259,7 +269,7 @@ export function renderSection(results: Results): string[] {
     '',
     `### Peak memory (gradient boosting study, parallelism ${gbm4.parallelism}; serial at 1)`,
     '',
-    'Driver: peak RSS of the process that runs the script. Coordinator: the processes that schedule trials besides the driver — the `hyperopt-runner` CLI (Node); Spark\'s JVM; Ray\'s GCS server, raylet and Python daemons — as the sum of their peak RSS. Workers: the largest sum of the trial processes\' RSS seen at one 100 ms sample (on the SSH hosts: everything under their sshd, sessions included). RSS counts shared pages in every process that maps them, so forked workers (Spark\'s) are counted high.',
+    'Driver: the process that runs the script. Coordinator: the processes that schedule trials besides the driver — the `hyperopt-runner` CLI (Node) and the interpreter check it runs; Spark\'s JVM and its launcher; Ray\'s GCS server, raylet and Python daemons. Workers: the trial processes (on the SSH hosts: everything under their sshd, sessions included). Each figure is the largest sum, over the processes of that kind alive at one 100 ms sample, of their peak RSS (`VmHWM`). RSS counts shared pages in every process that maps them, so forked workers (Spark\'s) are counted high.',
     '',
     '| runner | driver, MB | coordinator, MB | coordinator processes | workers, MB | driver + coordinator vs local |',
     '| --- | --- | --- | --- | --- | --- |',
@@ -291,13 +301,25 @@ export function renderSection(results: Results): string[] {
   if (problems.length > 0) out.push('### Failures and leftovers', '', ...problems, '');
 
   out.push('### Where we are behind, and why', '', ...behind(results, d), '');
+  const peers: string[] = [];
+  if (d.noop.spark || d.gbm.gbm2.spark) {
+    peers.push(
+      "- **SparkTrials** runs each trial as a Spark job of one task, and that task never reads its input partition, so Spark does not give the Python worker back for reuse (`spark.python.worker.reuse` needs the input read to its end): every trial forks a fresh worker from `pyspark.daemon`, which imports hyperopt — and through it scipy.stats — and the objective's modules again. On top of that, `fmin` and SparkTrials' dispatcher each poll once a second. Starting the JVM is the rest of its end-to-end time.",
+    );
+  }
+  if (d.noop.ray || d.gbm.gbm2.ray) {
+    peers.push(
+      "- **Ray Tune** starts a local Ray instance per script (GCS server, raylet, dashboard agent, log monitor and workers), and each trial goes through Tune's trial bookkeeping: a trial object, scheduling on an actor (reused here), the result reported through Ray and written to the run's storage folder. On Ctrl+C it first stops the experiment gracefully; the second Ctrl+C ends the driver, and `ray.shutdown()` takes the daemons down.",
+    );
+  }
+  if (peers.length > 0) out.push('### Where the peers spend their time', '', ...peers, '');
   return out;
 }
 
 const CANCEL_LIMIT_S = 60;
 
-function pct(a: number, b: number): string {
-  return `${Math.round((a / b - 1) * 100)} %`;
+function times(a: number, b: number): string {
+  return a / b >= 2 ? `${(a / b).toFixed(1)} times as much` : `${Math.round((a / b - 1) * 100)} % more`;
 }
 
 /** The findings where a peer, or the floor, beats our local executor, each with its cause. */
@@ -312,7 +334,13 @@ export function behind(results: Results, d: Derived): string[] {
   }
   const ssh = d.noop.ssh?.msPerTrial?.median;
   if (ssh !== undefined && localMs !== undefined && ssh > localMs * 1.1) {
-    lines.push(`- **SSH adds per-trial cost.** On loopback hosts the SSH executor runs ${num(ssh)} ms per no-op trial against ${num(localMs)} ms locally (${pct(ssh, localMs)} more): every trial's arguments and result travel over an SSH channel and through the remote worker's stdio. On a real network the round-trip time adds to that.`);
+    lines.push(`- **SSH adds per-trial cost.** On loopback hosts the SSH executor runs ${num(ssh)} ms per no-op trial against ${num(localMs)} ms locally (${times(ssh, localMs)}): each trial's arguments and result cross an SSH channel to the remote worker and back, encrypted, on top of the local path. On a real network the round-trip time adds to that; it matters only for objectives of a few tens of milliseconds or less.`);
+  }
+  const serialStart = d.noop.serial?.e2e?.median;
+  const localStart = d.noop.local?.e2e?.median;
+  const serialNoop = d.noop.serial?.fmin?.median;
+  if (serialStart !== undefined && localStart !== undefined && localStart > serialStart * 1.1 && serialNoop !== undefined) {
+    lines.push(`- **Start-up.** The no-op command takes ${num(localStart)} s end to end with our local executor against ${num(serialStart)} s for the serial script (whose study itself takes ${num(serialNoop)} s): before the first trial the CLI starts Node, checks the interpreter, launches the driver and ${caseOf(results, 'noop').parallelism} workers, each importing hyperopt (${num(localStart - serialStart)} s more here). For a study of a few seconds, serial hyperopt is done first; the warm pool pays off once trials outnumber or outlast that start.`);
   }
   for (const peer of ['spark', 'ray'] as const) {
     const rate = d.noop[peer]?.rate?.median;
@@ -341,7 +369,7 @@ export function behind(results: Results, d: Derived): string[] {
     });
     if (better.length > 0 && ours !== undefined) {
       lines.push(
-        `- **Best loss at parallelism ${caseOf(results, id).parallelism}.** ${better.map((peer) => `${LABELS[peer]} reached ${num((peer === 'serial' ? d.gbm['gbm-serial'].serial : d.gbm[id][peer])!.best!.median, 4)}`).join('; ')}, against our ${num(ours, 4)} (medians). With N trials in flight, TPE suggests each new point without the results of the N − 1 still running, as every parallel hyperopt runner does; which trials finish first depends on timing, so with ${results.rounds} rounds this is within the noise unless the ranges do not overlap.`,
+        `- **Best loss at parallelism ${caseOf(results, id).parallelism}.** ${better.map((peer) => `${LABELS[peer]} reached ${num((peer === 'serial' ? d.gbm['gbm-serial'].serial : d.gbm[id][peer])!.best!.median, 4)}`).join('; ')}, against our ${num(ours, 4)} (medians). With N trials in flight, TPE suggests each new point without the results of the N − 1 still running, as every parallel hyperopt runner does; which trials finish first depends on timing, so with ${results.rounds} round${results.rounds === 1 ? '' : 's'} this is within the noise unless the ranges do not overlap.`,
       );
     }
   }
@@ -351,7 +379,7 @@ export function behind(results: Results, d: Derived): string[] {
     return theirs !== undefined && localCancel !== undefined && theirs < localCancel;
   });
   if (fasterCancel.length > 0 && localCancel !== undefined) {
-    lines.push(`- **Cancel.** ${fasterCancel.map((peer) => `${LABELS[peer]}: ${num(d.cancel[peer]!.median, 0)} ms`).join('; ')}, against our ${num(localCancel, 0)} ms. Our cancel takes two Ctrl+C (the first only stops new trials, by design), the CLI then kills each worker's process group and waits for the driver to return from \`fmin\` and the script to end; a serial script simply dies of its KeyboardInterrupt.`);
+    lines.push(`- **Cancel.** ${fasterCancel.map((peer) => `${LABELS[peer]}: ${num(d.cancel[peer]!.median, 0)} ms`).join('; ')}, against our ${num(localCancel, 0)} ms. A serial script dies of its KeyboardInterrupt with nothing else to stop. Ours, on the second Ctrl+C, kills every worker's process group, lets \`fmin\` return the trials that finished (so the script's own code after \`fmin\` still runs), then the script and the CLI exit: more processes to end, by design.`);
   }
   const localMem = d.memory.local;
   if (localMem && d.memory.serial?.driver && localMem.driver && localMem.driver.median > d.memory.serial.driver.median * 1.1) {
@@ -397,6 +425,7 @@ export function renderChart(results: Results): string {
     y += 22;
     const top = y;
     const x = (value: number): number => left + (Math.min(value, max) / max) * plotW;
+    const grid = parts.length;
     for (const row of rows) {
       parts.push(`<text x="${left - 8}" y="${y + row.bars.length * barH / 2 + 4}" font-size="12" text-anchor="end">${escape(row.label)}</text>`);
       row.bars.forEach((s, i) => {
@@ -411,10 +440,9 @@ export function renderChart(results: Results): string {
       });
       y += row.bars.length * barH + 10;
     }
-    for (const t of ticks) {
-      parts.push(`<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top - 4}" y2="${y - 6}" stroke="#ccc" stroke-dasharray="3,3"/>`);
-      parts.push(`<text x="${x(t).toFixed(1)}" y="${y + 8}" font-size="11" text-anchor="middle" fill="#555">${t}</text>`);
-    }
+    // Grid lines go under the bars.
+    parts.splice(grid, 0, ...ticks.map((t) => `<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top - 4}" y2="${y - 6}" stroke="#ccc" stroke-dasharray="3,3"/>`));
+    for (const t of ticks) parts.push(`<text x="${x(t).toFixed(1)}" y="${y + 8}" font-size="11" text-anchor="middle" fill="#555">${t}</text>`);
     y += 14;
   };
 
@@ -422,7 +450,7 @@ export function renderChart(results: Results): string {
   const parallel = results.runners.filter((r) => r !== 'serial');
   panel(
     `Parallel efficiency: ${sleepCase.n} trials of 1 s at parallelism ${sleepCase.parallelism}${results.quick ? ' (QUICK MODE)' : ''}`,
-    `ideal / measured wall time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores`,
+    `(trials done x 1 s / parallelism) / measured time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores`,
     1,
     [0, 0.25, 0.5, 0.75, 1],
     parallel.map((r) => ({ label: LABELS[r], bars: [d.sleep[r]?.efficiency, d.sleep[r]?.e2eEfficiency] })),
@@ -434,7 +462,7 @@ export function renderChart(results: Results): string {
   const maxSpeed = Math.max(2, Math.ceil(Math.max(...speedups) * 2) / 2);
   panel(
     `Gradient boosting, ${gbm2.n} trials: speedup of the study over serial Trials()`,
-    `serial study time / study time; parallelism ${gbm2.parallelism} and ${gbm4.parallelism} on ${results.machine.cores} cores (ideal: ${Math.min(gbm2.parallelism, results.machine.cores)} and ${Math.min(gbm4.parallelism, results.machine.cores)})`,
+    `trials per second over serial Trials()'s; parallelism ${gbm2.parallelism} and ${gbm4.parallelism} on ${results.machine.cores} cores (ideal: ${Math.min(gbm2.parallelism, results.machine.cores)} and ${Math.min(gbm4.parallelism, results.machine.cores)})`,
     maxSpeed,
     Array.from({ length: Math.floor(maxSpeed / 0.5) + 1 }, (_, i) => i * 0.5),
     parallel.map((r) => ({ label: LABELS[r], bars: [d.gbm.gbm2[r]?.speedup, d.gbm.gbm4[r]?.speedup] })),
