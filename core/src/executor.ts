@@ -16,6 +16,8 @@ export interface TrialJob {
   readonly env?: Readonly<Record<string, string>>;
   /** The trial's MLflow child run to open in the worker, when the study is tracked. */
   readonly tracking?: TrialTracking;
+  /** Called when the worker is warm, has the domain and is handed the point: trial timeouts start here. */
+  readonly onEvaluating?: () => void;
   /** Output the objective printed while this trial ran. */
   readonly onOutput?: (text: string) => void;
 }

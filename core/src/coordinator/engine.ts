@@ -464,12 +464,14 @@ export class Engine {
     this.emit({ type: 'trial.started', study: study.id, tid, slot: slot.id, at, attempt: queued.attempts });
     study.driver.send({ type: 'started', study: study.id, tid, slot: slot.id });
     const trialTimeout = study.settings.trialTimeout;
-    if (trialTimeout !== null && trialTimeout > 0) {
+    // The limit covers the objective, not a cold worker's start-up or the domain's first load.
+    const armTrialTimeout = (): void => {
+      if (trialTimeout === null || trialTimeout <= 0 || run.abort.signal.aborted) return;
       run.timer = setTimeout(() => {
         run.abortReason ??= { state: 'error', error: { type: 'TrialTimeout', message: `the trial ran longer than its ${trialTimeout} s limit and was killed` } };
         run.abort.abort();
       }, trialTimeout * 1000);
-    }
+    };
     slot
       .run(
         {
@@ -478,6 +480,7 @@ export class Engine {
           spec: queued.trial.spec,
           domain: study.domain,
           ...(study.tracking ? { tracking: this.trialTracking(study, queued.trial, slot) } : {}),
+          onEvaluating: armTrialTimeout,
           onOutput: (text) => this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text }),
         },
         run.abort.signal,

@@ -87,6 +87,7 @@ class LocalSlot implements Slot {
         const loadError = await worker.load(job.study, job.domain);
         if (loadError) return { kind: 'load_failed', error: loadError };
       }
+      job.onEvaluating?.();
       const result = await worker.evaluate(job);
       return { kind: 'result', result };
     } catch (error) {

@@ -183,6 +183,7 @@ class SshSlot implements Slot {
       }
       const env = this.session.trialEnv(job.env);
       const tracking = job.tracking ? await this.session.trialTracking(job.tracking) : undefined;
+      job.onEvaluating?.();
       const result = await worker.evaluate({ ...job, env, tracking });
       this.session.noteHealthy();
       return { kind: 'result', result };
