@@ -14,7 +14,11 @@ const targets = [
 // The workspace scan runs in piscina worker threads: its worker file and piscina's own thread
 // starter must sit next to the bundle that starts the pool.
 targets.push({
-  entryPoints: { 'scan-worker': 'core/src/scan/worker.ts', worker: 'node_modules/piscina/dist/worker.js' },
+  entryPoints: {
+    'scan-worker': 'core/src/scan/worker.ts',
+    'analysis-worker': 'core/src/analysis/worker.ts',
+    worker: 'node_modules/piscina/dist/worker.js',
+  },
   outdir: 'dist', platform: 'node', target: 'node20', format: 'cjs', external: ['@napi-rs/nice'],
 });
 if (existsSync('extension/src/extension.ts')) {
