@@ -175,7 +175,7 @@ export function renderSection(results: Results): string[] {
       '*SparkTrials*: `SparkTrials(parallelism=N)` on a `local[N]` session (loopback only, UI off, Python worker reuse on) with `max_queue_len=N` — at its default of 1 SparkTrials starts at most one trial per second. ' +
       '*Local*: `hyperopt-runner run --executor local:N --python bench/peers/.venv/bin/python --no-tracking`, the script unmodified. ' +
       '*SSH*: the same with `--executor ssh:h1,h2`, two real `sshd` servers on 127.0.0.2–3 with N/2 slots each (the test fixture), the runtime already cached on the hosts. ' +
-      '*Ray Tune*: a function trainable, `HyperOptSearch(n_initial_points=20)` behind a `ConcurrencyLimiter(N)`, `ray.init(num_cpus=N)` without dashboard, `reuse_actors=True`. ' +
+      '*Ray Tune*: a function trainable, `HyperOptSearch(n_initial_points=20)` behind a `ConcurrencyLimiter(N)`, `ray.init(num_cpus=N, include_dashboard=False)`, `reuse_actors=True`. ' +
       'Before the first round every library is imported once (page cache) and the SSH hosts get the runtime from one small unmeasured study, as any first run there does. "Study" is the `fmin` (or `Tuner.fit`) call timed inside the script; "end to end" is the whole command, so it includes starting the JVM, Ray or the CLI\'s workers. `OMP_NUM_THREADS=1` for all.',
     '',
   );
