@@ -327,20 +327,33 @@ export function behind(results: Results, d: Derived): string[] {
   const lines: string[] = [];
   const serialMs = d.noop.serial?.msPerTrial?.median;
   const localMs = d.noop.local?.msPerTrial?.median;
-  if (serialMs !== undefined && localMs !== undefined) {
+  if (serialMs !== undefined && localMs !== undefined && localMs > serialMs) {
     lines.push(
-      `- **Per-trial overhead on tiny objectives.** With a no-op objective serial \`Trials()\` runs ${num(serialMs)} ms per trial and our local executor ${num(localMs)} ms per trial at parallelism ${caseOf(results, 'noop').parallelism}${localMs > serialMs ? ` — ${num(localMs - serialMs)} ms more, so parallel workers do not pay off for objectives shorter than a few milliseconds` : ''}. Serial hyperopt calls the objective in its own process; we pickle the objective and the trial's arguments, pass them from the driver to the coordinator and on to a worker and the result back, and journal every trial before \`fmin\` sees it (the journal is what lets a study resume after a crash). TPE's own suggest time, which grows with the number of trials, is paid in the driver by every runner alike.`,
+      `- **Per-trial overhead on tiny objectives.** With a no-op objective serial \`Trials()\` runs ${num(serialMs)} ms per trial and our local executor ${num(localMs)} ms per trial at parallelism ${caseOf(results, 'noop').parallelism} — ${num(localMs - serialMs)} ms more, so parallel workers do not pay off for objectives shorter than a few milliseconds. Serial hyperopt calls the objective in its own process; we pickle the objective and the trial's arguments, pass them from the driver to the coordinator and on to a worker and the result back, and journal every trial before \`fmin\` sees it (the journal is what lets a study resume after a crash). TPE's own suggest time, which grows with the number of trials, is paid in the driver by every runner alike.`,
     );
   }
   const ssh = d.noop.ssh?.msPerTrial?.median;
   if (ssh !== undefined && localMs !== undefined && ssh > localMs * 1.1) {
     lines.push(`- **SSH adds per-trial cost.** On loopback hosts the SSH executor runs ${num(ssh)} ms per no-op trial against ${num(localMs)} ms locally (${times(ssh, localMs)}): each trial's arguments and result cross an SSH channel to the remote worker and back, encrypted, on top of the local path. On a real network the round-trip time adds to that; it matters only for objectives of a few tens of milliseconds or less.`);
   }
-  const serialStart = d.noop.serial?.e2e?.median;
-  const localStart = d.noop.local?.e2e?.median;
-  const serialNoop = d.noop.serial?.fmin?.median;
-  if (serialStart !== undefined && localStart !== undefined && localStart > serialStart * 1.1 && serialNoop !== undefined) {
-    lines.push(`- **Start-up.** The no-op command takes ${num(localStart)} s end to end with our local executor against ${num(serialStart)} s for the serial script (whose study itself takes ${num(serialNoop)} s): before the first trial the CLI starts Node, checks the interpreter, launches the driver and ${caseOf(results, 'noop').parallelism} workers, each importing hyperopt (${num(localStart - serialStart)} s more here). For a study of a few seconds, serial hyperopt is done first; the warm pool pays off once trials outnumber or outlast that start.`);
+  // Time outside the study: starting and stopping everything around fmin.
+  const serialOutside = stats(ok(results, 'serial', 'noop').map((r) => r.e2eSeconds! - r.fminSeconds!));
+  const sleepP = caseOf(results, 'sleep').parallelism;
+  const localOutside = stats(ok(results, 'local', 'sleep').map((r) => r.e2eSeconds! - r.fminSeconds!));
+  if (serialOutside && localOutside && localOutside.median > serialOutside.median * 1.3) {
+    lines.push(`- **Start-up and shut-down around the study.** With ${sleepP} workers the command spent ${num(localOutside.median)} s outside the \`fmin\` call (Node, the interpreter check, the driver and ${sleepP} workers that each import hyperopt before the first trial, then stopping them), against ${num(serialOutside.median)} s for the serial script's own start-up, which is why the end-to-end efficiency of 1 s trials is ${d.sleep.local?.e2eEfficiency ? num(d.sleep.local.e2eEfficiency.median, 3) : '?'} where the study's is ${d.sleep.local?.efficiency ? num(d.sleep.local.efficiency.median, 3) : '?'}. On ${results.machine.cores} cores those imports queue behind each other; a short study pays this in full, a long one hardly notices it.`);
+  }
+  for (const id of ['gbm2', 'gbm4'] as const) {
+    const speed = d.gbm[id].local?.speedup?.median;
+    const p = caseOf(results, id).parallelism;
+    if (speed !== undefined && speed < Math.min(p, results.machine.cores) * 0.75) {
+      const others = (['spark', 'ray'] as const).filter((peer) => d.gbm[id][peer]?.speedup).map((peer) => `${LABELS[peer]} ${num(d.gbm[id][peer]!.speedup!.median)}`);
+      const busy = results.machine.loadAtStart[0]! > results.machine.cores * 0.5;
+      const cause = busy
+        ? `The machine's ${results.machine.cores} cores were also running other work (load average ${results.machine.loadAtStart[0]} at the start), so extra workers found little free CPU, and serial ran at a different moment than we did; with ${results.rounds} round${results.rounds === 1 ? '' : 's'} this run cannot tell that contention from our own per-trial cost, and an idle machine is needed to say how close parallelism ${Math.min(p, results.machine.cores)} comes to ${Math.min(p, results.machine.cores)}×.`
+        : `Part of every trial is serial — TPE's suggest in the driver and the result's way back through the coordinator and the journal — and the workers wait for it; these figures do not split that further.`;
+      lines.push(`- **The model study at parallelism ${p} gained ${speed < 1 ? 'nothing' : 'little'} over serial** (speedup ${num(speed)}${others.length ? `; ${others.join(', ')}` : ''}). ${cause}`);
+    }
   }
   for (const peer of ['spark', 'ray'] as const) {
     const rate = d.noop[peer]?.rate?.median;
@@ -450,7 +463,7 @@ export function renderChart(results: Results): string {
   const parallel = results.runners.filter((r) => r !== 'serial');
   panel(
     `Parallel efficiency: ${sleepCase.n} trials of 1 s at parallelism ${sleepCase.parallelism}${results.quick ? ' (QUICK MODE)' : ''}`,
-    `(trials done x 1 s / parallelism) / measured time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores`,
+    `(trials done x 1 s / parallelism) / measured time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores, load average ${results.machine.loadAtStart[0]} at the start`,
     1,
     [0, 0.25, 0.5, 0.75, 1],
     parallel.map((r) => ({ label: LABELS[r], bars: [d.sleep[r]?.efficiency, d.sleep[r]?.e2eEfficiency] })),
