@@ -94,7 +94,8 @@ const log = (line: string): void => console.log(`[peers] ${line}`);
 
 let fixture: SshFixture | undefined;
 const hostsFiles = new Map<number, string>();
-const scratch = mkdtempSync(join(tmpdir(), 'peers-'));
+/** Journals, Ray's session and Tune's storage for the runs; made when measuring starts. */
+let scratch = '';
 
 function hostsFile(parallelism: number): string {
   let path = hostsFiles.get(parallelism);
@@ -312,6 +313,7 @@ async function main(): Promise<void> {
     return;
   }
   const t0 = performance.now();
+  scratch = mkdtempSync(join(tmpdir(), 'peers-'));
   const venvSeconds = ensureVenv(log);
   ensureBuild(log);
   const unavailable: Partial<Record<RunnerId, string>> = {};
@@ -398,7 +400,7 @@ if (require.main === module) {
         killAll(current.watch.livePids());
       }
       void (fixture?.stop() ?? Promise.resolve()).finally(() => {
-        rmSync(scratch, { recursive: true, force: true });
+        if (scratch) rmSync(scratch, { recursive: true, force: true });
         process.exit(130);
       });
     });
