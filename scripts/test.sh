@@ -13,10 +13,12 @@ status=0
 
 tier() {
   local name=$1; shift
+  local start=$SECONDS
   echo "=== $name: $*"
   "$@" 2>&1 | tee "$results/$name.log"
   local rc=${PIPESTATUS[0]}
   [ "$rc" -eq 0 ] || status=1
+  echo "=== $name took $((SECONDS - start)) s"
   return 0
 }
 
@@ -55,16 +57,20 @@ static_checks() {
   [ "$bad" -eq 0 ]
 }
 
+# OpenSSH's server (SSH tier), Chromium and code-server (webview and editor tiers) install in the
+# background: mostly downloads, which overlap with the CPU-bound tiers below.
+( bash scripts/setup-sshd.sh && bash scripts/setup-vscode.sh ) >"$results/tools.log" 2>&1 &
+tools_pid=$!
+
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
 tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
-# The SSH executor against several OpenSSH servers on loopback (installed by setup-sshd.sh).
-bash scripts/setup-sshd.sh || { echo "setup-sshd failed"; failed=$((failed + 1)); status=1; }
+# The installs of the later tiers finish meanwhile.
+wait "$tools_pid"; tools_rc=$?
+cat "$results/tools.log"
+[ "$tools_rc" -eq 0 ] || { echo "installing sshd, chromium or code-server failed (log above)"; failed=$((failed + 1)); status=1; }
+# The SSH executor against several OpenSSH servers on loopback (see test/ssh/fixture.ts).
 tier ssh node --import tsx --test --test-concurrency=1 test/ssh/*.test.ts; count_node ssh
-# Chromium (webview tests) and code-server (editor suites) come from the same setup step.
-if ls test/webview/*.test.ts >/dev/null 2>&1 || [ -f test/vscode/run-suites.ts ]; then
-  bash scripts/setup-vscode.sh || { echo "setup-vscode failed"; failed=$((failed + 1)); status=1; }
-fi
 if ls test/webview/*.test.ts >/dev/null 2>&1; then
   tier webview node --import tsx --test --test-concurrency=1 test/webview/*.test.ts; count_node webview
 fi
