@@ -210,6 +210,44 @@ export const TrackingRequest = z.object({ type: z.literal('tracking'), id: Id, t
 /** Ends the service: runs are cancelled first. */
 export const ShutdownRequest = z.object({ type: z.literal('shutdown'), id: Id });
 
+// ---- questions the service asks the editor ------------------------------------------------------
+
+/** The passphrase of an encrypted SSH key that no environment variable unlocks. */
+export const SshPassphraseQuestion = z.object({
+  kind: z.literal('sshPassphrase'),
+  /** Absolute path of the private key file. */
+  keyPath: Path,
+  /** The host the key is meant to reach. */
+  host: Name,
+  /** The previous answer did not decrypt the key: this is the last try. */
+  retry: z.boolean(),
+});
+/** A host whose key is not in known_hosts: trusting it records the key there. */
+export const HostKeyQuestion = z.object({
+  kind: z.literal('hostKey'),
+  host: Name,
+  /** The name the key would be recorded under (`host` or `[host]:port`). */
+  hostKeyName: Name,
+  keyType: z.string().max(100),
+  /** OpenSSH's `SHA256:...` fingerprint. */
+  fingerprint: z.string().max(200),
+  /** The known_hosts file the key would be recorded in. */
+  file: Path,
+});
+export const Question = z.discriminatedUnion('kind', [SshPassphraseQuestion, HostKeyQuestion]);
+export type Question = z.infer<typeof Question>;
+
+/** A null passphrase means the user declined (the key is skipped). */
+export const SshPassphraseAnswer = z.object({ kind: z.literal('sshPassphrase'), passphrase: z.string().max(4_096).nullable() });
+export const HostKeyAnswer = z.object({ kind: z.literal('hostKey'), trust: z.boolean() });
+export const Answer = z.discriminatedUnion('kind', [SshPassphraseAnswer, HostKeyAnswer]);
+export type Answer = z.infer<typeof Answer>;
+/** The answer a question expects. */
+export type AnswerTo<Q extends Question> = Extract<Answer, { kind: Q['kind'] }>;
+
+/** The editor's answer to a `prompt` the service sent; replied to with `unknown_prompt` once it has closed. */
+export const AnswerRequest = z.object({ type: z.literal('answer'), id: Id, prompt: Id, answer: Answer });
+
 export const ClientToService = z.discriminatedUnion('type', [
   HelloRequest,
   RunRequest,
@@ -222,6 +260,7 @@ export const ClientToService = z.discriminatedUnion('type', [
   SubscribeRequest,
   TrackingRequest,
   ShutdownRequest,
+  AnswerRequest,
 ]);
 export type ClientToService = z.infer<typeof ClientToService>;
 export type ClientRequestType = ClientToService['type'];
@@ -259,16 +298,42 @@ export const RunEndedMessage = z.object({
 /** Something about the service itself (the MLflow server restarted, the service is shutting down). */
 export const ServiceNoticeMessage = z.object({ type: z.literal('serviceNotice'), level: z.enum(['info', 'warning', 'error']), text: z.string() });
 
-export const ServiceToClient = z.discriminatedUnion('type', [Reply, EventMessage, OutputMessage, RunStartedMessage, RunEndedMessage, ServiceNoticeMessage]);
+/**
+ * A question for the editor (an SSH key's passphrase, an unknown host key). The editor answers with
+ * an `answer` request naming `prompt`; without an answer within `timeoutMs` the service gives up.
+ */
+export const PromptMessage = z.object({
+  type: z.literal('prompt'),
+  prompt: Id,
+  /** The run that needs the answer. */
+  run: z.string(),
+  timeoutMs: z.number().int().positive(),
+  question: Question,
+});
+/** The prompt needs no answer any more: it timed out, its run was stopped, or another window answered. */
+export const PromptClosedMessage = z.object({ type: z.literal('promptClosed'), prompt: Id, reason: z.enum(['timeout', 'cancelled', 'answered']) });
+
+export const ServiceToClient = z.discriminatedUnion('type', [
+  Reply,
+  EventMessage,
+  OutputMessage,
+  RunStartedMessage,
+  RunEndedMessage,
+  ServiceNoticeMessage,
+  PromptMessage,
+  PromptClosedMessage,
+]);
 export type ServiceToClient = z.infer<typeof ServiceToClient>;
 export type EventMessage = z.infer<typeof EventMessage>;
 export type OutputMessage = z.infer<typeof OutputMessage>;
 export type RunStartedMessage = z.infer<typeof RunStartedMessage>;
 export type RunEndedMessage = z.infer<typeof RunEndedMessage>;
 export type ServiceNoticeMessage = z.infer<typeof ServiceNoticeMessage>;
+export type PromptMessage = z.infer<typeof PromptMessage>;
+export type PromptClosedMessage = z.infer<typeof PromptClosedMessage>;
 
 /** Error codes of the channel itself; a run's own failures carry the core's error codes. */
-export type ControlErrorCode = 'unauthorized' | 'protocol_mismatch' | 'invalid_request' | 'unknown_study' | 'unknown_run' | 'not_running' | 'shutting_down';
+export type ControlErrorCode = 'unauthorized' | 'protocol_mismatch' | 'invalid_request' | 'unknown_study' | 'unknown_run' | 'not_running' | 'shutting_down' | 'unknown_prompt';
 
 // ---- the service's record on disk ----------------------------------------------------------------
 

@@ -21,14 +21,14 @@ import {
   type Snapshot,
 } from '../protocol/control';
 import { decodeMessage, encodeMessage, LineSplitter } from '../protocol/ndjson';
-import type { ExecutorFactory } from '../session/runSession';
+import { PromptBroker } from './prompts';
 import { removeServiceFile, writeServiceFile } from './serviceFile';
-import { ServiceRun } from './serviceRun';
+import { ServiceRun, type ServiceExecutorFactory } from './serviceRun';
 import { TrackingServers } from './tracking';
 
 export interface ServiceOptions {
   workspace: string;
-  createExecutor: ExecutorFactory;
+  createExecutor: ServiceExecutorFactory;
   /** Recorded in service.json and the hello reply; clients replace a service of another build. */
   version: string;
   /** Exit after this long without clients and runs (ms, default 5 min). */
@@ -39,6 +39,8 @@ export interface ServiceOptions {
   writeServiceFile?: boolean;
   log?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** How long a question to the editor (an SSH passphrase, a host key) waits for its answer (ms, default 5 min). */
+  promptTimeoutMs?: number;
 }
 
 interface Client {
@@ -59,6 +61,9 @@ export class ControlService {
   private readonly server: Server;
   private readonly clients = new Set<Client>();
   private readonly runs = new Map<string, ServiceRun>();
+  /** The client that started each run: its questions go there first. */
+  private readonly origins = new Map<string, Client>();
+  private readonly prompts: PromptBroker<Client>;
   private readonly tracking: TrackingServers;
   private readonly startedAt = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
@@ -73,6 +78,17 @@ export class ControlService {
       this.broadcast({ type: 'serviceNotice', level, text });
     });
     this.server = createServer((socket) => this.accept(socket));
+    this.prompts = new PromptBroker<Client>(
+      {
+        target: (run) => this.promptTarget(run),
+        send: (client, message) => {
+          if (message.type === 'prompt') this.log(`run ${message.run}: asking ${client.name} (${message.question.kind}, prompt ${message.prompt})`);
+          else this.log(`prompt ${message.prompt} closed: ${message.reason}`);
+          this.send(client, message);
+        },
+      },
+      options.promptTimeoutMs,
+    );
   }
 
   get info(): ServiceInfo {
@@ -150,6 +166,7 @@ export class ControlService {
     socket.on('close', () => {
       clearTimeout(helloTimer);
       this.clients.delete(client);
+      this.prompts.detach(client);
       if (client.authenticated) this.log(`client ${client.name} left`);
       this.armIdle();
     });
@@ -205,8 +222,11 @@ export class ControlService {
           this.send(client, failure(id, 'shutting_down', 'the background service is shutting down'));
           return;
         }
-        const run = new ServiceRun(RunSpec.parse(message.spec), this.workspace, this.options.createExecutor, this.tracking);
+        const run = new ServiceRun(RunSpec.parse(message.spec), this.workspace, this.options.createExecutor, this.tracking, (runId, question, signal) =>
+          this.prompts.ask(runId, question, signal),
+        );
         this.runs.set(run.id, run);
+        this.origins.set(run.id, client);
         run.messages.on((m) => {
           if (m.type === 'event') this.broadcastRun(run, { type: 'event', run: run.id, event: m.event }, m.event.type === 'trial.output');
           else if (m.type === 'output') this.broadcastRun(run, { type: 'output', run: run.id, stream: m.stream, text: m.text });
@@ -275,6 +295,10 @@ export class ControlService {
           this.send(client, { type: 'reply', id, ok: true, tracking });
         });
         return;
+      case 'answer':
+        if (this.prompts.answer(client, message.prompt, message.answer)) this.send(client, { type: 'reply', id, ok: true });
+        else this.send(client, failure(id, 'unknown_prompt', `prompt ${message.prompt} is not open (it timed out, was answered or its run stopped)`));
+        return;
       case 'shutdown':
         this.send(client, { type: 'reply', id, ok: true });
         void this.shutdown(`asked by ${client.name}`);
@@ -294,6 +318,14 @@ export class ControlService {
     return [...this.runs.values()].filter((r) => r.active);
   }
 
+  /** The client that started the run while it is attached, else any attached editor. */
+  private promptTarget(run: string): Client | undefined {
+    const origin = this.origins.get(run);
+    if (origin && this.clients.has(origin) && origin.subscribed) return origin;
+    for (const client of this.clients) if (client.subscribed) return client;
+    return undefined;
+  }
+
   private runOfStudy(study: string): ServiceRun | undefined {
     for (const run of this.runs.values()) if (run.hasStudy(study)) return run;
     return undefined;
@@ -303,7 +335,10 @@ export class ControlService {
   private pruneRuns(): void {
     const keep = this.options.keepEndedRuns ?? 20;
     const ended = [...this.runs.values()].filter((r) => !r.active);
-    for (const run of ended.slice(0, Math.max(0, ended.length - keep))) this.runs.delete(run.id);
+    for (const run of ended.slice(0, Math.max(0, ended.length - keep))) {
+      this.runs.delete(run.id);
+      this.origins.delete(run.id);
+    }
   }
 
   // ---- sending ----------------------------------------------------------------------------------

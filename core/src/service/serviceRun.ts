@@ -10,11 +10,19 @@ import { driverLogPath } from '../journal/trialLogs';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import { syncStudy, unsyncedTrials } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
-import { newRunId, RunSession, type ExecutorFactory } from '../session/runSession';
+import { newRunId, RunSession } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
 import { StudyTracks } from './studyTrack';
 import type { TrackingServers } from './tracking';
-import { withSshSettings } from '../../../executors/src/ssh';
+import { withSshSettings, type HostKeyPrompt, type SshRunSettings } from '../../../executors/src/ssh';
+import type { Executor } from '../executor';
+import type { AnswerTo, Question } from '../protocol/control';
+
+/** Builds a run's executors; `ssh` carries the questions SSH connections put to the editor. */
+export type ServiceExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string; ssh?: SshRunSettings }) => Executor;
+
+/** Puts a question to the editor attached for a run (see prompts.ts). */
+export type AskEditor = <Q extends Question>(run: string, question: Q, signal?: AbortSignal) => Promise<AnswerTo<Q> | undefined>;
 
 export type RunMessage =
   | { type: 'event'; event: EngineEvent }
@@ -42,14 +50,19 @@ export class ServiceRun {
   /** Stop or Cancel asked for before the script started: it does not start. */
   private abandoned: 'stopped' | 'cancelled' | undefined;
   private readonly starting = new AbortController();
+  /** Aborted when the run or one of its studies is stopped or cancelled: closes the questions open then. */
+  private questions = new AbortController();
+  /** Questions being asked, by subject: connections that need the same answer share one prompt. */
+  private readonly asking = new Map<string, Promise<unknown>>();
   readonly done: Promise<void>;
 
   /** Throws a RunnerError for a spec that cannot run (missing script, bad executor). */
   constructor(
     readonly spec: ResolvedRunSpec,
     private readonly workspace: string,
-    private readonly createExecutor: ExecutorFactory,
+    private readonly createExecutor: ServiceExecutorFactory,
     private readonly tracking: TrackingServers,
+    private readonly askEditor?: AskEditor,
   ) {
     this.cwd = resolve(workspace, spec.cwd ?? '.');
     const script = resolve(this.cwd, spec.script);
@@ -115,7 +128,7 @@ export class ServiceRun {
         env,
         stdin: 'ignore',
       },
-      this.createExecutor,
+      (spec, context) => this.createExecutor(spec, { ...context, ssh: this.sshQuestions() }),
     );
     this.session = session;
     this.state = 'running';
@@ -146,6 +159,45 @@ export class ServiceRun {
     }
   }
 
+  /** SSH key passphrases and unknown host keys go to the editor that is attached, when there is one. */
+  private sshQuestions(): SshRunSettings {
+    const ask = this.askEditor;
+    if (!ask) return {};
+    return {
+      passphrase: (keyPath, host, options) =>
+        this.askOnce(`key\0${keyPath}\0${options?.retry === true}`, async () => {
+          const answer = await ask(this.id, { kind: 'sshPassphrase', keyPath, host, retry: options?.retry === true }, this.questions.signal);
+          return answer?.passphrase ?? undefined;
+        }),
+      onUnknownHostKey: (prompt: HostKeyPrompt) =>
+        this.askOnce(`host\0${prompt.hostKeyName}\0${prompt.fingerprint}`, async () => {
+          const answer = await ask(
+            this.id,
+            { kind: 'hostKey', host: prompt.host, hostKeyName: prompt.hostKeyName, keyType: prompt.type, fingerprint: prompt.fingerprint, file: prompt.file },
+            this.questions.signal,
+          );
+          return answer?.trust === true;
+        }),
+    };
+  }
+
+  /** Open questions are closed; later ones (a reconnect for the script's next fmin) are asked again. */
+  private closeQuestions(): void {
+    this.questions.abort();
+    this.questions = new AbortController();
+    this.asking.clear();
+  }
+
+  private askOnce<T>(subject: string, ask: () => Promise<T>): Promise<T> {
+    const open = this.asking.get(subject) as Promise<T> | undefined;
+    if (open) return open;
+    const asked: Promise<T> = ask().finally(() => {
+      if (this.asking.get(subject) === asked) this.asking.delete(subject);
+    });
+    this.asking.set(subject, asked);
+    return asked;
+  }
+
   private emitEvent(event: EngineEvent): void {
     this.tracks.apply(event);
     this.messages.emit({ type: 'event', event });
@@ -165,6 +217,7 @@ export class ServiceRun {
   }
 
   stop(study?: string): void {
+    this.closeQuestions();
     if (!this.session) {
       this.abandoned ??= 'stopped';
       this.starting.abort();
@@ -174,6 +227,7 @@ export class ServiceRun {
   }
 
   cancel(study?: string): void {
+    this.closeQuestions();
     if (!this.session) {
       this.abandoned = 'cancelled';
       this.starting.abort();

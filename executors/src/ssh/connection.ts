@@ -25,8 +25,12 @@ export interface ConnectOptions {
   readonly acceptNewHostKeys?: boolean;
   /** Asked about an unknown host key (the editor shows a prompt); true records and accepts it. */
   readonly onUnknownHostKey?: (prompt: HostKeyPrompt) => Promise<boolean>;
-  /** Asked for the passphrase of an encrypted key none of the environment variables unlock. */
-  readonly passphrase?: (keyPath: string, host: string) => Promise<string | undefined>;
+  /**
+   * Asked for the passphrase of an encrypted key none of the environment variables unlock; asked
+   * once more, with `retry`, when its answer does not decrypt the key. A rejection is reported
+   * with the key in the authentication error.
+   */
+  readonly passphrase?: (keyPath: string, host: string, options?: { retry: boolean }) => Promise<string | undefined>;
   /** Told when a new host key was recorded. */
   readonly onHostKeyRecorded?: (text: string) => void;
   readonly env?: NodeJS.ProcessEnv;
@@ -148,16 +152,27 @@ class Authenticator {
     const env = this.options.env ?? process.env;
     const candidates = [this.target.passphraseEnv ? env[this.target.passphraseEnv] : undefined, env.HYPEROPT_RUNNER_SSH_PASSPHRASE];
     let passphrase = candidates.find((p) => p !== undefined && p !== '');
-    if (passphrase === undefined && this.options.passphrase) passphrase = await this.options.passphrase(path, this.target.name);
-    if (passphrase === undefined) {
-      const where = this.target.passphraseEnv ?? 'HYPEROPT_RUNNER_SSH_PASSPHRASE';
-      this.tried.push(`${label} (encrypted; no passphrase in ${where})`);
-      return undefined;
-    }
-    parsed = utils.parseKey(data, passphrase);
-    if (parsed instanceof Error) {
-      this.tried.push(`${label} (wrong passphrase)`);
-      return undefined;
+    const ask = passphrase === undefined ? this.options.passphrase : undefined;
+    for (let attempt = 0; ; attempt++) {
+      if (ask) {
+        try {
+          passphrase = await ask(path, this.target.name, { retry: attempt > 0 });
+        } catch (error) {
+          this.tried.push(`${label} (encrypted; ${(error as Error).message})`);
+          return undefined;
+        }
+      }
+      if (passphrase === undefined) {
+        const where = this.target.passphraseEnv ?? 'HYPEROPT_RUNNER_SSH_PASSPHRASE';
+        this.tried.push(`${label} (encrypted; no passphrase in ${where})`);
+        return undefined;
+      }
+      parsed = utils.parseKey(data, passphrase);
+      if (!(parsed instanceof Error)) break;
+      if (!ask || attempt > 0) {
+        this.tried.push(`${label} (wrong passphrase)`);
+        return undefined;
+      }
     }
     const key = Array.isArray(parsed) ? parsed[0]! : parsed;
     unlockedKeys.set(stamp, key);
@@ -248,8 +263,9 @@ function connectClient(target: HostTarget, options: ConnectOptions, sock: Duplex
               done(false);
             }
           },
-          () => {
-            refusal = unknown;
+          (error: unknown) => {
+            // The question got no answer (timed out, or the run stopped): say so in the refusal.
+            refusal = new RunnerError('ssh_host_key_unknown', { host, type, fingerprint: print, how: `trust it when asked (${(error as Error).message})` });
             done(false);
           },
         );

@@ -57,7 +57,7 @@ export interface SshRunSettings {
   /** Asked about unknown host keys (the editor); the CLI refuses them unless accepted by flag. */
   readonly onUnknownHostKey?: (prompt: HostKeyPrompt) => Promise<boolean>;
   /** Asked for key passphrases; by default a terminal prompt when there is a terminal. */
-  readonly passphrase?: (keyPath: string, host: string) => Promise<string | undefined>;
+  readonly passphrase?: (keyPath: string, host: string, options?: { retry: boolean }) => Promise<string | undefined>;
 }
 
 export interface SshExecutorContext {
@@ -85,6 +85,7 @@ export function createSshExecutor(spec: SshExecutorSpec, context: SshExecutorCon
     ...(settings.onUnknownHostKey ? { onUnknownHostKey: settings.onUnknownHostKey } : {}),
     passphrase: settings.passphrase ?? terminalPassphrase,
     driverPython: context.python,
+    ...(context.env.HYPEROPT_RUNNER_DEBUG ? { debug: (text: string) => void process.stderr.write(`hyperopt-runner: debug: ${text}\n`) } : {}),
   });
 }
 

@@ -34,11 +34,14 @@ function ask(question: string): Promise<string | undefined> {
   });
 }
 
-export function terminalPassphrase(keyPath: string, host: string): Promise<string | undefined> {
+export function terminalPassphrase(keyPath: string, host: string, options?: { retry: boolean }): Promise<string | undefined> {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
+  // The previous answer did not decrypt the key: ask again instead of replaying it.
+  if (options?.retry) answers.delete(keyPath);
   let answer = answers.get(keyPath);
   if (!answer) {
-    answer = queue.then(() => ask(`hyperopt-runner: passphrase for ${keyPath} (to reach ${host}): `));
+    const wrong = options?.retry ? 'wrong passphrase; ' : '';
+    answer = queue.then(() => ask(`hyperopt-runner: ${wrong}passphrase for ${keyPath} (to reach ${host}): `));
     queue = answer.catch(() => undefined);
     answers.set(keyPath, answer);
   }
