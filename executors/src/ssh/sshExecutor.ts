@@ -51,6 +51,8 @@ export interface SshExecutorOptions extends ConnectOptions {
   /** Where the runtime package's sources are (default: the one shipped with this code). */
   readonly runtimeSourceDir?: string;
   readonly startTimeoutMs?: number;
+  /** Told one line of per-host timings when the hosts are ready (HYPEROPT_RUNNER_DEBUG in the CLI). */
+  readonly debug?: (text: string) => void;
 }
 
 /** Per-host facts for status displays, benchmarks and tests. */
@@ -59,6 +61,8 @@ export interface HostStatus {
   readonly state: HostState;
   readonly address: string;
   readonly slots: number;
+  /** When the last attempt began, in ms since this process started (performance.now()). */
+  readonly startedAtMs?: number;
   /** Connection (TCP, key exchange, authentication) of the last successful attempt. */
   readonly connectMs?: number;
   /** Creating folders and uploading (runtime when not cached, the script's code). */
@@ -225,6 +229,7 @@ class HostSession {
   private connections = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
+  private startedAtMs: number | undefined;
   private connectMs: number | undefined;
   private readyMs: number | undefined;
   private prepareMs: number | undefined;
@@ -252,6 +257,7 @@ class HostSession {
       state: this.state,
       address: describeTarget(this.target),
       slots: this.slots.length,
+      ...(this.startedAtMs !== undefined ? { startedAtMs: this.startedAtMs } : {}),
       ...(this.connectMs !== undefined ? { connectMs: this.connectMs } : {}),
       ...(this.prepareMs !== undefined ? { prepareMs: this.prepareMs } : {}),
       ...(this.readyMs !== undefined ? { readyMs: this.readyMs } : {}),
@@ -294,6 +300,7 @@ class HostSession {
   /** Connects, prepares the host and warms every slot. */
   private async connectOnce(): Promise<void> {
     const started = performance.now();
+    this.startedAtMs = started;
     const connection = await SshConnection.open(this.target, this.options);
     if (this.closing) {
       connection.end();
@@ -717,6 +724,7 @@ export class SshExecutor implements Executor {
       throw new RunnerError('ssh_no_host', { errors: errors.map((e) => e.message).join('; ') });
     }
     for (const error of errors) events.notice(error.message);
+    if (this.options.debug) for (const session of this.sessions) this.options.debug(`ssh host ${JSON.stringify(session.status())}`);
     for (const session of this.sessions) if (session.state === 'ready') session.checkVersions(versions);
     events.slotsChanged();
   }

@@ -1,0 +1,233 @@
+/**
+ * SSH executor benchmark: four real OpenSSH servers on 127.0.0.2-5 (the SSH tests' fixture),
+ * two slots each, studies run through the real CLI. Measures parallel efficiency of 64 trials
+ * of 1 s from the CLI's start to its exit (connection setup and, on a cold cache, the runtime
+ * upload included), per-host setup time, and the dispatch overhead per trial of 500 no-op
+ * trials against a serial Trials() run. Writes the "SSH executor" section of docs/benchmarks.md.
+ * Run: npm run bench:ssh (BENCH_ROUNDS=N for N rounds, default 3).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'esbuild';
+import { startSshFixture, type SshFixture } from '../test/ssh/fixture';
+import { writeBenchmarkSection } from './report';
+
+const root = join(__dirname, '..');
+const python = join(root, '.venv', 'bin', 'python');
+const scripts = join(__dirname, 'scripts');
+const work = join(root, '.bench', 'ssh');
+const cli = join(work, 'cli.js');
+const HOSTS = ['h1', 'h2', 'h3', 'h4'];
+const SLOTS = 2;
+const IDEAL_S = (64 * 1) / (HOSTS.length * SLOTS);
+
+interface HostTiming {
+  host: string;
+  startedAtMs: number;
+  connectMs: number;
+  prepareMs: number;
+  readyMs: number;
+  runtimeUploaded: boolean;
+}
+
+interface Run {
+  /** From spawning the CLI to its exit. */
+  wallS: number;
+  /** fmin's own wall time inside the script. */
+  fminS: number;
+  hosts: HostTiming[];
+  /** Milestones in seconds after the spawn: fmin called, first trial started, last trial ended. */
+  studyAtS: number;
+  firstStartS: number;
+  lastEndS: number;
+  /** Per trial: from the coordinator's dispatch to the worker calling the objective, ms. */
+  dispatchToStartMs: number[];
+  trials: number;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** "median (min-max)" */
+function spread(values: readonly number[], digits: number, unit = ''): string {
+  const m = median(values).toFixed(digits);
+  if (values.length < 2) return `${m}${unit}`;
+  return `${m}${unit} (${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)})`;
+}
+
+function fminSeconds(output: string): number {
+  const line = output.split('\n').find((l) => l.startsWith('FMIN_SECONDS'));
+  if (!line) throw new Error(`no FMIN_SECONDS in output:\n${output.slice(-2000)}`);
+  return Number(line.split(' ')[1]);
+}
+
+/** The CLI bundled the way scripts/build.mjs bundles it, into a private folder (dist/ is left alone). */
+async function bundleCli(): Promise<void> {
+  mkdirSync(work, { recursive: true });
+  await build({ entryPoints: [join(root, 'cli', 'src', 'main.ts')], outfile: cli, bundle: true, platform: 'node', target: 'node20', format: 'cjs', external: ['*.node'], logLevel: 'warning' });
+}
+
+let runs = 0;
+
+function runCli(fixture: SshFixture, hostsFile: string, script: string, args: string[]): Promise<Run> {
+  runs += 1;
+  const journal = join(fixture.root, `journal-${runs}`);
+  const spawnedAt = Date.now();
+  const t0 = performance.now();
+  const child = spawn(
+    'node',
+    [cli, 'run', join(scripts, script), '--executor', `ssh:${HOSTS.join(',')}`, '--hosts-file', hostsFile, '--no-tracking', '--quiet', '--journal-dir', journal, '--', ...args],
+    { cwd: root, env: { ...fixture.env, HYPEROPT_RUNNER_PYTHON: python, HYPEROPT_RUNNER_DEBUG: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+  child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => {
+      const wallS = (performance.now() - t0) / 1000;
+      setImmediate(() => {
+        if (code !== 0) return reject(new Error(`CLI exit ${code}:\n${stderr.slice(-3000)}`));
+        try {
+          const hosts = stderr
+            .split('\n')
+            .filter((l) => l.startsWith('hyperopt-runner: debug: ssh host '))
+            .map((l) => JSON.parse(l.slice('hyperopt-runner: debug: ssh host '.length)) as HostTiming);
+          if (hosts.length !== HOSTS.length) throw new Error(`expected ${HOSTS.length} host timing lines:\n${stderr.slice(-3000)}`);
+          const file = readdirSync(journal).find((f) => f.endsWith('.jsonl'));
+          if (!file) throw new Error(`no journal in ${journal}`);
+          const records = readFileSync(join(journal, file), 'utf8')
+            .split('\n')
+            .filter((l) => l)
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          const study = records.find((r) => r.k === 'study') as { study: { createdAt: number } };
+          const starts = new Map<number, number>();
+          for (const r of records) if (r.k === 'start') starts.set(r.tid as number, r.at as number);
+          const ends = records.filter((r) => r.k === 'end' && r.state === 'done') as Array<{ tid: number; startedAt: number; endedAt: number }>;
+          const dispatchToStartMs = ends.map((e) => e.startedAt - starts.get(e.tid)!);
+          resolve({
+            wallS,
+            fminS: fminSeconds(stdout),
+            hosts,
+            studyAtS: (study.study.createdAt - spawnedAt) / 1000,
+            firstStartS: (Math.min(...starts.values()) - spawnedAt) / 1000,
+            lastEndS: (Math.max(...ends.map((e) => e.endedAt)) - spawnedAt) / 1000,
+            dispatchToStartMs,
+            trials: ends.length,
+          });
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+    });
+  });
+}
+
+function serialNoop(n: number): number {
+  const out = spawnSync(python, [join(scripts, 'noop.py'), String(n), 'rand'], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(out.stderr);
+  return fminSeconds(out.stdout);
+}
+
+function hostLine(label: string, runsOf: Run[]): string {
+  const all = runsOf.flatMap((r) => r.hosts);
+  const connect = all.map((h) => h.connectMs);
+  const prepare = all.map((h) => h.prepareMs);
+  const workers = all.map((h) => h.readyMs - h.connectMs - h.prepareMs);
+  const ready = all.map((h) => h.readyMs);
+  const begin = all.map((h) => h.startedAtMs);
+  const uploaded = all.filter((h) => h.runtimeUploaded).length;
+  return `| setup per host, ${label} (${all.length} host starts, runtime uploaded in ${uploaded}) | connection began ${spread(begin, 0)} ms after the CLI process started | connect + auth ${spread(connect, 0)} ms; folders + runtime check/upload + code ${spread(prepare, 0)} ms; workers to hello ${spread(workers, 0)} ms | ready ${spread(ready, 0)} ms after the attempt began |`;
+}
+
+async function main(): Promise<void> {
+  const loadBefore = loadavg();
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const dispatchTrials = Number(process.env.BENCH_DISPATCH_TRIALS ?? 500);
+  await bundleCli();
+  const fixture = await startSshFixture(HOSTS.length);
+  const cold: Run[] = [];
+  const warm: Run[] = [];
+  const dispatch: Run[] = [];
+  const serial: number[] = [];
+  try {
+    const hostsFile = fixture.writeHostsFile({ defaults: { slots: SLOTS } }, 'hosts.json');
+    for (let round = 1; round <= rounds; round++) {
+      for (const host of fixture.hosts) rmSync(host.cacheDir, { recursive: true, force: true });
+      const c = await runCli(fixture, hostsFile, 'sleep.py', ['64', '1']);
+      cold.push(c);
+      const w = await runCli(fixture, hostsFile, 'sleep.py', ['64', '1']);
+      warm.push(w);
+      serial.push(serialNoop(dispatchTrials));
+      const d = await runCli(fixture, hostsFile, 'noop.py', [String(dispatchTrials), 'rand']);
+      dispatch.push(d);
+      const ready = (r: Run): string => `hosts ready ${(Math.max(...r.hosts.map((h) => h.startedAtMs + h.readyMs)) / 1000).toFixed(2)} s`;
+      console.log(
+        `round ${round}: cold wall ${c.wallS.toFixed(2)} s (fmin ${c.fminS.toFixed(2)} s, ${ready(c)}, fmin called ${c.studyAtS.toFixed(2)} s, first trial ${c.firstStartS.toFixed(2)} s, last end ${c.lastEndS.toFixed(2)} s); ` +
+          `warm wall ${w.wallS.toFixed(2)} s (fmin ${w.fminS.toFixed(2)} s, ${ready(w)}, fmin called ${w.studyAtS.toFixed(2)} s, first trial ${w.firstStartS.toFixed(2)} s, last end ${w.lastEndS.toFixed(2)} s); ` +
+          `dispatch: serial ${serial.at(-1)!.toFixed(2)} s, ssh ${d.fminS.toFixed(2)} s for ${dispatchTrials}, dispatch->start median ${median(d.dispatchToStartMs).toFixed(1)} ms`,
+      );
+    }
+  } finally {
+    await fixture.stop();
+  }
+
+  const lines: string[] = [];
+  const efficiency = (rs: Run[]): number[] => rs.map((r) => IDEAL_S / r.wallS);
+  const fminEfficiency = (rs: Run[]): number[] => rs.map((r) => IDEAL_S / r.fminS);
+  const met = (ok: boolean): string => (ok ? 'met' : 'not met');
+  for (const [label, rs] of [
+    ['cold cache (runtime uploaded)', cold],
+    ['warm cache', warm],
+  ] as const) {
+    const eff = efficiency(rs);
+    lines.push(
+      `| parallel efficiency, 64 x 1 s trials, 4 hosts x 2 slots, ${label} | CLI start to exit ${spread(rs.map((r) => r.wallS), 2, ' s')} (ideal ${IDEAL_S} s) | efficiency ${spread(eff, 3)}; fmin alone ${spread(fminEfficiency(rs), 3)} | >= 0.90: ${met(median(eff) >= 0.9)} |`,
+    );
+    lines.push(
+      `| where the wall time goes, ${label} | fmin called ${spread(rs.map((r) => r.studyAtS), 2, ' s')}, first trial started ${spread(rs.map((r) => r.firstStartS), 2, ' s')}, last trial ended ${spread(rs.map((r) => r.lastEndS), 2, ' s')} after the spawn | after the last trial: ${spread(rs.map((r) => r.wallS - r.lastEndS), 2, ' s')} (the script returns, workers stop, connections close) | |`,
+    );
+  }
+  lines.push(hostLine('cold cache', cold));
+  lines.push(hostLine('warm cache', warm));
+  const overhead = dispatch.map((d, i) => ((d.fminS - serial[i]!) / dispatchTrials) * 1000);
+  const d2s = dispatch.flatMap((d) => d.dispatchToStartMs);
+  lines.push(
+    `| dispatch, ${dispatchTrials} no-op trials, rand.suggest, 4 hosts x 2 slots | serial Trials(): ${spread(serial.map((s) => (s / dispatchTrials) * 1000), 2, ' ms/trial')} | runner over SSH: ${spread(dispatch.map((d) => (d.fminS / dispatchTrials) * 1000), 2, ' ms/trial')}; overhead beyond serial ${spread(overhead, 2, ' ms/trial')} | <= 10 ms: ${met(median(overhead) <= 10)} |`,
+  );
+  lines.push(
+    `| dispatch to objective start over SSH (coordinator's dispatch to the worker calling the objective, ${d2s.length} trials) | median ${median(d2s).toFixed(2)} ms | p95 ${quantile(d2s, 0.95).toFixed(2)} ms, max ${Math.max(...d2s).toFixed(2)} ms | |`,
+  );
+  for (const line of lines) console.log(line);
+
+  if (process.env.BENCH_NO_WRITE) return;
+  const loadAfter = loadavg();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const versions = spawnSync(python, ['-c', 'import hyperopt, sys; print("Python", sys.version.split()[0], "hyperopt", hyperopt.__version__)'], { encoding: 'utf8' }).stdout.trim();
+  const openssh = spawnSync('ssh', ['-V'], { encoding: 'utf8' }).stderr.trim().split(',')[0];
+  const load = (l: number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
+  writeBenchmarkSection(join(root, 'docs', 'benchmarks.md'), 'SSH executor', [
+    `Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${versions}; ${openssh}. The four hosts are real \`sshd\` servers on 127.0.0.2-5 of this same machine (the SSH tests' fixture), so host and driver share the 2 cores and the network is loopback.`,
+    `Command: \`npm run bench:ssh\` (${rounds} rounds; each cell is the median with the range over the rounds in brackets). Date: ${new Date().toISOString().slice(0, 10)}. Load average (1 / 5 / 15 min) ${load(loadBefore)} before and ${load(loadAfter)} after.`,
+    `Each round: the hosts' cache folders are removed, then the same study runs twice (cold cache: the runtime is uploaded; warm cache: it is found), then 500 no-op trials run serially and on the hosts. Wall time runs from spawning \`hyperopt-runner run bench/scripts/sleep.py --executor ssh:h1,h2,h3,h4 --hosts-file ... --no-tracking\` to its exit, so it includes Node's and the driver's start-up, connecting, uploading and starting the workers, and closing down; "fmin alone" is the time inside the script. Host timings come from the CLI's \`HYPEROPT_RUNNER_DEBUG\` line per host.`,
+    '',
+    '| measure | | | target |',
+    '| --- | --- | --- | --- |',
+    ...lines,
+  ]);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
