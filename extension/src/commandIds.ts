@@ -15,6 +15,7 @@ export const COMMANDS = {
   addSshHosts: 'hyperoptRunner.addSshHosts',
   showOutput: 'hyperoptRunner.showOutput',
   setMlflowToken: 'hyperoptRunner.setMlflowToken',
+  forgetSshPassphrases: 'hyperoptRunner.forgetSshPassphrases',
   stopService: 'hyperoptRunner.stopService',
   loadMore: 'hyperoptRunner.loadMore',
   revealStudy: 'hyperoptRunner.revealStudy',

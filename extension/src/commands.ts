@@ -196,6 +196,10 @@ const HANDLERS: Record<CommandId, Handler> = {
   [COMMANDS.refreshRuns]: (c) => c.tree.refresh(),
   [COMMANDS.addSshHosts]: (c) => addSshHosts(c),
   [COMMANDS.showOutput]: () => showLog(),
+  [COMMANDS.forgetSshPassphrases]: async (c) => {
+    const count = await c.prompts.forgetAll();
+    void window.showInformationMessage(count > 0 ? `Forgot ${count} SSH key passphrase${count === 1 ? '' : 's'} kept in the editor's secret storage.` : 'No SSH key passphrase is kept in the editor\'s secret storage.');
+  },
   [COMMANDS.setMlflowToken]: async (c) => {
     const token = await window.showInputBox({ prompt: 'MLflow tracking token (kept in the editor\'s secret storage; empty removes it)', password: true });
     if (token === undefined) return;

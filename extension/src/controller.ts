@@ -16,6 +16,7 @@ import { workspace } from './host/workspace';
 import { ensureHyperopt, selectInterpreter } from './interpreter';
 import { errorText, reportError, reportWarning, traceInfo } from './log';
 import { choiceLabel } from './model/executorChoices';
+import { EditorPrompts } from './model/prompts';
 import { ServiceConnection } from './model/serviceConnection';
 import { readSettings, SECTION, type ReadResult } from './model/settings';
 import { statusText } from './model/statusText';
@@ -27,6 +28,8 @@ import { ScanIndex } from './scanIndex';
 
 const LAST_CHOICE = 'hyperoptRunner.lastExecutors';
 const MLFLOW_TOKEN = 'hyperoptRunner.mlflowToken';
+/** Key files whose passphrase is in secret storage (the paths only; secret storage cannot list keys). */
+const REMEMBERED_KEYS = 'hyperoptRunner.sshPassphraseKeys';
 
 export class Controller implements vscode.Disposable {
   readonly store = new StudyStore();
@@ -36,6 +39,7 @@ export class Controller implements vscode.Disposable {
   readonly tree: RunsTreeProvider;
   readonly treeView: vscode.TreeView<TreeNode>;
   readonly panels: TrialsPanels;
+  readonly prompts: EditorPrompts;
   private readonly statusItem: vscode.StatusBarItem;
   private readonly progressShown = new Set<string>();
   private readonly disposables: vscode.Disposable[] = [];
@@ -96,6 +100,35 @@ export class Controller implements vscode.Disposable {
     });
     const offRunNotices = this.connection.runNotices.on(({ run, text }) => traceInfo(`run ${run}: ${text}`));
     const offEvents = this.connection.events.on(({ event }) => this.tree.applyLiveEvent(event));
+    this.prompts = new EditorPrompts({
+      window: {
+        passwordBox: (options, signal) => {
+          const source = new vscode.CancellationTokenSource();
+          signal.addEventListener('abort', () => source.cancel(), { once: true });
+          return window.showInputBox({ ...options, password: true, ignoreFocusOut: true }, source.token).then(
+            (value) => (source.dispose(), value),
+            (error: unknown) => (source.dispose(), Promise.reject(error)),
+          );
+        },
+        modalWarning: (message, detail, ...items) => window.showModalWarning(message, detail, ...items),
+        information: (message, ...items) => window.showInformationMessage(message, ...items),
+      },
+      secrets: context.secrets,
+      remembered: {
+        get: () => {
+          const value = context.globalState.get<unknown>(REMEMBERED_KEYS);
+          return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+        },
+        set: (paths) => context.globalState.update(REMEMBERED_KEYS, [...paths]),
+      },
+      answer: (prompt, answer) => this.connection.request({ type: 'answer', prompt, answer }),
+      log: traceInfo,
+    });
+    const offPrompts = this.connection.prompts.on((message) => {
+      if (message.type === 'promptClosed') this.prompts.closed(message);
+      else void this.prompts.handle(message).catch((error: unknown) => void reportError(`Could not answer the background service: ${errorText(error)}`));
+    });
+    this.disposables.push({ dispose: offPrompts });
     this.disposables.push({ dispose: offNotices }, { dispose: offRunNotices }, { dispose: offEvents });
     this.disposables.push({ dispose: () => this.connection.dispose() });
   }

@@ -7,7 +7,8 @@ export const window = {
   showErrorMessage: <T extends string>(message: string, ...items: T[]): Thenable<T | undefined> => vscode.window.showErrorMessage(message, ...items),
   showQuickPick: <T extends vscode.QuickPickItem>(items: readonly T[] | Thenable<readonly T[]>, options?: vscode.QuickPickOptions): Thenable<T | undefined> =>
     vscode.window.showQuickPick(items, options),
-  showInputBox: (options: vscode.InputBoxOptions): Thenable<string | undefined> => vscode.window.showInputBox(options),
+  showInputBox: (options: vscode.InputBoxOptions, token?: vscode.CancellationToken): Thenable<string | undefined> => vscode.window.showInputBox(options, token),
+  showModalWarning: <T extends string>(message: string, detail: string, ...items: T[]): Thenable<T | undefined> => vscode.window.showWarningMessage(message, { modal: true, detail }, ...items),
   withProgress: <R>(options: vscode.ProgressOptions, task: (progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken) => Thenable<R>): Thenable<R> =>
     vscode.window.withProgress(options, task),
   createStatusBarItem: (id: string, alignment: vscode.StatusBarAlignment, priority: number): vscode.StatusBarItem => vscode.window.createStatusBarItem(id, alignment, priority),

@@ -5,7 +5,7 @@
  */
 import type { EngineEvent } from '../../../core/src/coordinator/events';
 import { Emitter } from '../../../core/src/events';
-import type { Reply, ServiceNoticeMessage } from '../../../core/src/protocol/control';
+import type { PromptClosedMessage, PromptMessage, Reply, ServiceNoticeMessage } from '../../../core/src/protocol/control';
 import { connectService, type ControlClient, type ControlRequestInput, type LaunchOptions, type PushMessage } from '../../../core/src/service/client';
 import { pidAlive, readServiceFile } from '../../../core/src/service/serviceFile';
 import type { StudyStore } from './studyStore';
@@ -21,6 +21,8 @@ export class ServiceConnection {
   readonly runNotices = new Emitter<{ run: string; text: string }>();
   /** Every engine event, after the store has applied it. */
   readonly events = new Emitter<{ run: string; event: EngineEvent }>();
+  /** Questions from the service (SSH passphrases, host keys) and their closing. */
+  readonly prompts = new Emitter<PromptMessage | PromptClosedMessage>();
   private client: ControlClient | undefined;
   private connecting: Promise<ControlClient> | undefined;
   private disposed = false;
@@ -88,6 +90,10 @@ export class ServiceConnection {
         return;
       case 'serviceNotice':
         this.notices.emit(message);
+        return;
+      case 'prompt':
+      case 'promptClosed':
+        this.prompts.emit(message);
         return;
     }
   }
