@@ -7,6 +7,8 @@
  * After `subscribe` the client receives `event`, `output`, `runStarted` and `runEnded` messages; the
  * reply to `subscribe` carries a snapshot of every run the service knows, taken in the same turn,
  * so a window that re-attaches misses nothing between the snapshot and the first event.
+ * The service may also put a question to the editor (`prompt`: an SSH key's passphrase, an unknown
+ * host key), which the editor answers with an `answer` request before the prompt's deadline.
  *
  * Versioned: a client whose `protocol` differs from CONTROL_PROTOCOL_VERSION is refused in the
  * reply to its `hello`. Unknown or invalid messages are answered with an `invalid_request` reply
@@ -310,8 +312,8 @@ export const PromptMessage = z.object({
   timeoutMs: z.number().int().positive(),
   question: Question,
 });
-/** The prompt needs no answer any more: it timed out, its run was stopped, or another window answered. */
-export const PromptClosedMessage = z.object({ type: z.literal('promptClosed'), prompt: Id, reason: z.enum(['timeout', 'cancelled', 'answered']) });
+/** The prompt needs no answer any more: it timed out, or its run was stopped or cancelled. */
+export const PromptClosedMessage = z.object({ type: z.literal('promptClosed'), prompt: Id, reason: z.enum(['timeout', 'cancelled']) });
 
 export const ServiceToClient = z.discriminatedUnion('type', [
   Reply,

@@ -13,7 +13,7 @@ export const DEFAULT_PROMPT_TIMEOUT_MS = 5 * 60_000;
 export interface PromptTransport<Target> {
   /** The editor to ask for `run` (the one that started it when it is still there), if any. */
   target(run: string): Target | undefined;
-  send(target: Target, message: PromptMessage | { type: 'promptClosed'; prompt: string; reason: 'timeout' | 'cancelled' | 'answered' }): void;
+  send(target: Target, message: PromptMessage | { type: 'promptClosed'; prompt: string; reason: 'timeout' | 'cancelled' }): void;
 }
 
 interface OpenPrompt<Target> {
