@@ -115,7 +115,21 @@ export class Scheduler {
   }
 
   private frame(): void {
-    this.requested = false;
+    // `requested` stays set while the frame runs: what is invalidated meanwhile (the messages
+    // applied below, a view that asks for a redraw) is drawn in this frame or requested once at
+    // its end, after the frame-end work (so a callback that work queues, such as the paint
+    // mark, runs at the very start of the next frame, before any view of that frame draws).
+    let more = false;
+    try {
+      more = this.draw();
+    } finally {
+      this.requested = false;
+      if (more || !this.idle) this.request();
+    }
+  }
+
+  /** One frame's work; true when some view has more to draw in a later frame. */
+  private draw(): boolean {
     for (const fn of this.before) fn();
     const start = performance.now();
     const force = this.forceAll;
@@ -160,6 +174,6 @@ export class Scheduler {
       }
     }
     for (const fn of this.after) fn();
-    if (more) this.request();
+    return more;
   }
 }

@@ -104,6 +104,9 @@ export class TrialStore {
     const fresh = new Set(incoming.map(([column]) => column));
     const absent = this.params.filter((column) => !fresh.has(column));
     this.reserve(this.size + n);
+    // Column by column: each loop does one kind of work, which keeps a study of 10,000 trials
+    // arriving in a fresh page (code not yet optimised) to a few milliseconds.
+    const rows = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const tid = c.tid[i] as number;
       let row = this.rowOf.get(tid);
@@ -115,25 +118,51 @@ export class TrialStore {
         this.tid[row] = tid;
         this.orderVersion = -1;
       }
+      rows[i] = row;
+    }
+    const codes = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
       const state = c.state[i] as TrialStateView;
-      const status = c.status[i] ?? undefined;
-      const outcome = trialOutcome({ state, status });
-      this.outcome[row] = OUTCOME_CODE[outcome];
-      const loss = outcome === 'ok' ? lossToNumber(c.loss[i] ?? null) : undefined;
-      this.loss[row] = loss ?? Number.NaN;
+      const code = state === 'done' ? (c.status[i] === null || c.status[i] === undefined || c.status[i] === 'ok' ? OUTCOME_CODE.ok : OUTCOME_CODE.failed) : OUTCOME_CODE[trialOutcome({ state })];
+      codes[i] = code;
+      this.outcome[rows[i] as number] = code;
+    }
+    for (let i = 0; i < n; i++) {
+      const row = rows[i] as number;
+      const loss = c.loss[i];
+      this.loss[row] = codes[i] !== OUTCOME_CODE.ok || loss === null || loss === undefined ? Number.NaN : typeof loss === 'number' ? loss : (lossToNumber(loss) as number);
       this.startedAt[row] = c.startedAt[i] ?? Number.NaN;
       this.endedAt[row] = c.endedAt[i] ?? Number.NaN;
+    }
+    let lastSlot: string | null | undefined;
+    let lastId = -1;
+    for (let i = 0; i < n; i++) {
       const slot = c.slot[i];
-      this.slot[row] = slot !== null && slot !== undefined ? this.slotId(slot) : -1;
-      for (const [column, values] of incoming) {
-        const v = values[i];
-        column.values[row] = v === null || v === undefined ? Number.NaN : axisPosition(column.axis, v, column.options);
+      if (slot !== lastSlot) {
+        lastSlot = slot;
+        lastId = slot !== null && slot !== undefined ? this.slotId(slot) : -1;
       }
-      for (const column of absent) column.values[row] = Number.NaN;
+      this.slot[rows[i] as number] = lastId;
+    }
+    for (const [column, values] of incoming) {
+      const target = column.values;
+      const numeric = column.axis.kind !== 'categorical';
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        const row = rows[i] as number;
+        if (numeric && typeof v === 'number') target[row] = v;
+        else target[row] = v === null || v === undefined ? Number.NaN : axisPosition(column.axis, v, column.options);
+      }
+    }
+    for (const column of absent) for (let i = 0; i < n; i++) column.values[rows[i] as number] = Number.NaN;
+    if (this.notes.size > 0) for (let i = 0; i < n; i++) this.notes.delete(rows[i] as number);
+    for (let i = 0; i < n; i++) {
+      const code = codes[i] as number;
+      if (code !== OUTCOME_CODE.failed && code !== OUTCOME_CODE.cancelled) continue;
       const note = notes.get(i);
-      if (note !== undefined && (outcome === 'failed' || outcome === 'cancelled')) this.notes.set(row, note);
-      else if (outcome === 'failed' && status !== undefined) this.notes.set(row, `status ${status}`.slice(0, MAX_NOTE));
-      else this.notes.delete(row);
+      const status = c.status[i];
+      if (note !== undefined) this.notes.set(rows[i] as number, note);
+      else if (code === OUTCOME_CODE.failed && status !== null && status !== undefined) this.notes.set(rows[i] as number, `status ${status}`.slice(0, MAX_NOTE));
     }
     this.version += 1;
   }

@@ -2,8 +2,7 @@
  * Loss per trial (x: trial id), with the best-so-far line. Failed and cancelled trials have no
  * loss: they are marked along the top edge, failed with a cross, cancelled with a triangle.
  */
-import uPlot from 'uplot';
-import { bestSoFar } from '../../../core/src/analysis/shape';
+import type uPlot from 'uplot';
 import { h, pixelRatio, setText } from '../dom';
 import type { Model, Topic } from '../model';
 import type { View } from '../scheduler';
@@ -71,11 +70,14 @@ export class HistoryView implements View {
     const order = store.byTid();
     const n = order.length;
     if (this.xs.length !== n) this.xs = new Float64Array(n);
-    const losses = new Float64Array(n);
     this.ys = new Array<number | null>(n);
     this.failed = [];
     this.cancelled = [];
     let points = 0;
+    // The best-so-far line is a staircase: only its corners are kept (a few dozen, not one per trial).
+    const stepX: number[] = [];
+    const stepY: number[] = [];
+    let best = Number.NaN;
     for (let i = 0; i < n; i++) {
       const row = order[i] as number;
       this.xs[i] = store.tid[row] as number;
@@ -83,12 +85,19 @@ export class HistoryView implements View {
       const loss = store.loss[row] as number;
       const finite = outcome === Outcome.Ok && Number.isFinite(loss);
       this.ys[i] = finite ? loss : null;
-      losses[i] = finite ? loss : Number.NaN;
-      if (finite) points += 1;
+      if (finite) {
+        points += 1;
+        if (!(loss >= best)) {
+          best = loss;
+          stepX.push(this.xs[i] as number);
+          stepY.push(loss);
+        }
+      }
       if (outcome === Outcome.Failed) this.failed.push(i);
       else if (outcome === Outcome.Cancelled) this.cancelled.push(i);
     }
-    this.best = Array.from(bestSoFar(losses), (v) => (Number.isNaN(v) ? null : v));
+    this.stepX = stepX;
+    this.stepY = stepY;
     this.chart.count('points', points);
     this.chart.count('scale-y', this.model.logLoss && this.positive() ? 'log' : 'linear');
     this.chart.count('failed', this.failed.length);
@@ -96,10 +105,12 @@ export class HistoryView implements View {
     setText(this.legend, `● ok ${points}   ✕ failed ${this.failed.length}   ▽ cancelled ${this.cancelled.length}   ─ best so far`);
   }
 
-  private best: Array<number | null> = [];
+  /** Where the best loss so far drops: trial ids and the new best. */
+  private stepX: number[] = [];
+  private stepY: number[] = [];
 
   private data(): uPlot.AlignedData {
-    return [this.xs, this.ys, this.best];
+    return [this.xs, this.ys];
   }
 
   private options(): Omit<uPlot.Options, 'width' | 'height'> {
@@ -113,17 +124,45 @@ export class HistoryView implements View {
         {},
         // The dots are stamped in the draw hook (drawDots): uPlot's own points are arcs, slow by the thousand.
         { label: 'loss', stroke: p.ok, paths: () => null, points: { show: false } },
-        { label: 'best so far', stroke: p.best, width: 2, paths: uPlot.paths.stepped?.({ align: 1 }), points: { show: false }, spanGaps: true },
       ],
       hooks: {
         draw: [
           (u: uPlot) => {
             drawDots(u, this.xs, this.ys, p.ok, 0.6, this.xs.length > 3000 ? 3.5 : 5);
+            this.drawBest(u);
             this.drawMarks(u);
           },
         ],
       },
     };
+  }
+
+  /** The best loss so far: a step down at each trial that improved it, level up to the last trial. */
+  private drawBest(u: uPlot): void {
+    const n = this.stepX.length;
+    if (n === 0) return;
+    const ctx = u.ctx;
+    const ratio = pixelRatio();
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.lineWidth = 2 * ratio;
+    ctx.strokeStyle = this.model.palette.best;
+    ctx.lineJoin = 'round';
+    ctx.beginPath();
+    let y = u.valToPos(this.stepY[0] as number, 'y', true);
+    ctx.moveTo(u.valToPos(this.stepX[0] as number, 'x', true), y);
+    for (let k = 1; k < n; k++) {
+      const x = u.valToPos(this.stepX[k] as number, 'x', true);
+      ctx.lineTo(x, y);
+      y = u.valToPos(this.stepY[k] as number, 'y', true);
+      ctx.lineTo(x, y);
+    }
+    ctx.lineTo(u.valToPos(this.xs[this.xs.length - 1] as number, 'x', true), y);
+    ctx.stroke();
+    ctx.restore();
   }
 
   /** Crosses (failed) and triangles (cancelled) along the top edge of the plot. */

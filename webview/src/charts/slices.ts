@@ -9,7 +9,7 @@ import type { Model, Topic } from '../model';
 import type { RenderContext, View } from '../scheduler';
 import { type ParamColumn, Outcome } from '../store';
 import type { Selector } from './history';
-import { UChart, axisOptions, drawDots, logAxis, numberTicks } from './uplotChart';
+import { UChart, axisOptions, drawDots, extent, logAxis, numberTicks } from './uplotChart';
 
 /** A fixed spread in [-0.3, 0.3] per trial id, so categorical points keep their place. */
 function jitter(tid: number): number {
@@ -17,38 +17,11 @@ function jitter(tid: number): number {
   return ((x % 1000) / 1000 - 0.5) * 0.6;
 }
 
-/**
- * The rows ordered by their keys. A sort with a comparator costs tens of milliseconds for 10,000
- * rows in a fresh page; this packs (key quantised to 2^32 steps of its range, row) into one
- * number and lets the typed array's native sort do it. Rows must be below 2^20.
- */
-function orderByKey(rows: Int32Array, keys: Float64Array): Int32Array {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const row of rows) {
-    const k = keys[row] as number;
-    if (k < lo) lo = k;
-    if (k > hi) hi = k;
-  }
-  const ROW = 2 ** 20;
-  if (!(hi > lo) || rows.length === 0 || rows.length >= ROW) return Int32Array.from(rows).sort((a, b) => (keys[a] as number) - (keys[b] as number));
-  const scale = (2 ** 32 - 1) / (hi - lo);
-  const packed = new Float64Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i] as number;
-    packed[i] = Math.floor(((keys[row] as number) - lo) * scale) * ROW + row;
-  }
-  packed.sort();
-  const order = new Int32Array(rows.length);
-  for (let i = 0; i < packed.length; i++) order[i] = (packed[i] as number) % ROW;
-  return order;
-}
-
 class SliceChart {
   readonly chart: UChart;
   readonly element: HTMLElement;
-  /** Rows in x order, and their x (axis position, jittered for categories) and y. */
-  private rows: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** The rows drawn (in row order), and their x (axis position, jittered for categories) and y. */
+  private rows = new Int32Array(0);
   private xs = new Float64Array(0);
   private ys = new Float64Array(0);
   private logX = false;
@@ -85,9 +58,9 @@ class SliceChart {
       this.logY = logY;
       this.kind = axis.kind;
       this.categoryCount = categories;
-      this.chart.build(this.options(), [this.xs, this.ys]);
+      this.chart.build(this.options(), extent(this.xs, this.ys));
     } else if (changed.has('trials')) {
-      this.chart.setData([this.xs, this.ys]);
+      this.chart.setData(extent(this.xs, this.ys));
     }
     this.chart.count('points', this.xs.length);
     this.chart.count('scale', axis.kind === 'categorical' ? 'categorical' : logX ? 'log' : 'linear');
@@ -100,31 +73,25 @@ class SliceChart {
     const store = this.model.store;
     const values = this.column.values;
     const categorical = this.column.axis.kind === 'categorical';
+    const loss = store.loss;
+    const outcome = store.outcome;
     const rows = new Int32Array(store.size);
-    const keys = new Float64Array(store.size);
+    const xs = new Float64Array(store.size);
+    const ys = new Float64Array(store.size);
     let n = 0;
     for (let row = 0; row < store.size; row++) {
-      if (store.outcome[row] !== Outcome.Ok) continue;
-      const loss = store.loss[row] as number;
+      if (outcome[row] !== Outcome.Ok) continue;
+      const y = loss[row] as number;
       const value = values[row] as number;
-      if (!Number.isFinite(loss) || !Number.isFinite(value)) continue;
+      if (!Number.isFinite(y) || !Number.isFinite(value)) continue;
       rows[n] = row;
-      keys[row] = value + (categorical ? jitter(store.tid[row] as number) : 0);
+      xs[n] = categorical ? value + jitter(store.tid[row] as number) : value;
+      ys[n] = y;
       n += 1;
     }
-    // uPlot wants x in ascending order.
-    const order = orderByKey(rows.subarray(0, n), keys);
-    const xs = new Float64Array(n);
-    const ys = new Float64Array(n);
-    const loss = store.loss;
-    for (let i = 0; i < n; i++) {
-      const row = order[i] as number;
-      xs[i] = keys[row] as number;
-      ys[i] = loss[row] as number;
-    }
-    this.rows = order;
-    this.xs = xs;
-    this.ys = ys;
+    this.rows = rows.subarray(0, n);
+    this.xs = xs.subarray(0, n);
+    this.ys = ys.subarray(0, n);
   }
 
   private options(): Omit<uPlot.Options, 'width' | 'height'> {

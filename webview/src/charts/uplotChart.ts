@@ -103,15 +103,19 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
   // The dot's pixels that it covers at all, with their opacity.
   const dxs: number[] = [];
   const dys: number[] = [];
-  const cover: number[] = [];
+  const coverList: number[] = [];
   for (let m = 0; m < mask.size * mask.size; m++) {
     const ring = mask.ring[m] as number;
     const a = ring + (mask.disc[m] as number) * fillAlpha * (1 - ring);
     if (a <= 0) continue;
     dxs.push(m % mask.size);
     dys.push(Math.floor(m / mask.size));
-    cover.push(a);
+    coverList.push(a);
   }
+  const cover = Float32Array.from(coverList);
+  // Where each of those pixels lies from the dot's corner in the buffer (for dots wholly inside).
+  const offsets = new Int32Array(cover.length);
+  for (let j = 0; j < cover.length; j++) offsets[j] = (dys[j] as number) * w + (dxs[j] as number);
   let layer = layers.get(u);
   if (!layer || layer.canvas.width !== w || layer.canvas.height !== hgt) {
     const canvas = new OffscreenCanvas(w, hgt);
@@ -142,14 +146,22 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
     if (!(px >= -half && px <= w + half && py >= -half && py <= hgt + half)) continue;
     const x0 = Math.round(px - half);
     const y0 = Math.round(py - half);
-    const inside = x0 >= 0 && y0 >= 0 && x0 + mask.size <= w && y0 + mask.size <= hgt;
-    for (let j = 0; j < cover.length; j++) {
-      const xx = x0 + (dxs[j] as number);
-      const yy = y0 + (dys[j] as number);
-      if (!inside && (xx < 0 || xx >= w || yy < 0 || yy >= hgt)) continue;
-      const k = yy * w + xx;
-      const a = cover[j] as number;
-      alpha[k] = a + (alpha[k] as number) * (1 - a);
+    if (x0 >= 0 && y0 >= 0 && x0 + mask.size <= w && y0 + mask.size <= hgt) {
+      const base = y0 * w + x0;
+      for (let j = 0; j < cover.length; j++) {
+        const k = base + (offsets[j] as number);
+        const a = cover[j] as number;
+        alpha[k] = a + (alpha[k] as number) * (1 - a);
+      }
+    } else {
+      for (let j = 0; j < cover.length; j++) {
+        const xx = x0 + (dxs[j] as number);
+        const yy = y0 + (dys[j] as number);
+        if (xx < 0 || xx >= w || yy < 0 || yy >= hgt) continue;
+        const k = yy * w + xx;
+        const a = cover[j] as number;
+        alpha[k] = a + (alpha[k] as number) * (1 - a);
+      }
     }
     drawn += 1;
   }
@@ -166,6 +178,30 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
   lctx.putImageData(layer.image, 0, 0);
   u.ctx.drawImage(layer.canvas, left, top);
   return drawn;
+}
+
+/**
+ * What a scatter chart hands uPlot in place of its points: the two corners of their bounding
+ * box. uPlot's automatic ranges read only the extremes of the data, so its scales come out as
+ * they would from every point, while the points themselves are drawn by a draw hook (drawDots)
+ * from the view's own arrays, in any order: no sort by x and no pass of uPlot's over thousands
+ * of values. One difference: zooming x does not refit y to the points inside the window.
+ */
+export function extent(xs: ArrayLike<number>, ys: ArrayLike<number>): uPlot.AlignedData {
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  let y0 = Infinity;
+  let y1 = -Infinity;
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i] as number;
+    const y = ys[i] as number;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  }
+  if (!(x1 >= x0) || !(y1 >= y0)) return [[], []];
+  return [[x0, x1], [y0, y1]];
 }
 
 export class UChart {
