@@ -272,7 +272,7 @@ async function main(): Promise<void> {
       '',
       `Machine: ${machine(chromium)}. Load average ${loadBefore.toFixed(1)} before the run and ${loadAfter.toFixed(1)} after (a shared machine: other work ran meanwhile). Reference: filling and sorting a Float64Array of 10^6 numbers takes ${ms(reference)} in Node here (median of 5).`,
       '',
-      `The panel page is the one \`renderWebviewHtml\` builds (strict CSP), served from 127.0.0.1 with the webview bundle (${bundleKB.toFixed(0)} KB, unminified, as scripts/build.mjs makes it), in a 1280x900 viewport; a fake host in VS Code's place posts the messages with \`window.postMessage\` (a structured clone, as VS Code delivers them). Times run from posting \`init\` to the start of the next animation frame after the drawing (the drawn frame is then on screen).`,
+      `The panel page is the one \`renderWebviewHtml\` builds (strict CSP), served from 127.0.0.1 with the webview bundle (${bundleKB.toFixed(0)} KB, minified, as scripts/build.mjs makes it), in a 1280x900 viewport; a fake host in VS Code's place posts the messages with \`window.postMessage\` (a structured clone, as VS Code delivers them). Times run from posting \`init\` to the start of the next animation frame after the drawing (the drawn frame is then on screen).`,
       '',
       `| figure | value | target |`,
       `| --- | --- | --- |`,

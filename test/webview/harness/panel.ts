@@ -44,7 +44,7 @@ export const CHROMIUM_ARGS = [
 
 let bundleDir: string | undefined;
 
-/** Bundles webview/src/main.ts as scripts/build.mjs does (browser IIFE, es2022), once per process. */
+/** Bundles webview/src/main.ts as scripts/build.mjs does (browser IIFE, es2022, minified), once per process. */
 export async function buildBundle(): Promise<string> {
   if (bundleDir) return bundleDir;
   const dir = mkdtempSync(join(tmpdir(), 'hr-webview-'));
@@ -58,6 +58,7 @@ export async function buildBundle(): Promise<string> {
     platform: 'browser',
     target: 'es2022',
     format: 'iife',
+    minify: true,
   });
   bundleDir = dir;
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
