@@ -121,7 +121,16 @@ print("RESULT " + json.dumps({"paged": paged, "plainParent": plain.info.run_id, 
       [0, 1, 2, 3, 4],
     );
     assert.equal(model.hasMore(study), true);
-    // The best trial is on a later page: its loss is known from the server, no loaded node is marked.
+    // The best trial is on a later page: its loss is known from the server, no loaded node is
+    // marked. The parent has no best_trial_loss, so the server is asked behind the page.
+    await model.whenIdle();
+    assert.deepEqual(
+      changes.map((c) => c.node?.id),
+      [study.id],
+      'the best loss arriving changes the study node',
+    );
+    changes.length = 0;
+    trials = byKind(await model.getChildren(study), 'trial');
     assert.equal(model.getNode(study.id)?.kind, 'study');
     assert.equal((model.getNode(study.id) as StudyNode).bestLoss, 0.5);
     assert.ok(trials.every((t) => !t.isBest));
@@ -151,6 +160,54 @@ print("RESULT " + json.dumps({"paged": paged, "plainParent": plain.info.run_id, 
     assert.equal(failed.loss, -100);
     assert.equal(failed.isBest, false);
     assert.equal((model.getNode(best[0]?.id ?? '') as TrialNode).tid, 7);
+  });
+
+  it("reads a whole study with loadAll and takes a finished study's best loss from its parent", async () => {
+    const parent = await python<string>(
+      server.uri,
+      `${STUDY_SCRIPT}
+trials = [(tid, (tid - 7) ** 2 + 0.5, "FINISHED") for tid in range(12)]
+parent = study("final", "S-final", trials)
+mlflow.MlflowClient().log_metric(parent, "best_trial_loss", 0.5)
+print("RESULT " + json.dumps(parent))
+`,
+    );
+    const bodies: string[] = [];
+    const counting = new MlflowClient({
+      trackingUri: server.uri,
+      fetch: (input, init) => {
+        bodies.push(typeof init?.body === 'string' ? init.body : '');
+        return fetch(input, init);
+      },
+    });
+    const model = new RunsModel(counting, { pageSize: 5, bulkPageSize: 4 });
+    const experiment = byKind(await model.getChildren(), 'experiment').find((e) => e.label === 'final') as ExperimentNode;
+    const study = byKind(await model.getChildren(experiment), 'study').find((s) => s.runId === parent) as StudyNode;
+    const first = byKind(await model.getChildren(study), 'trial');
+    assert.equal(first.length, 5);
+    await model.whenIdle();
+    assert.equal((model.getNode(study.id) as StudyNode).bestLoss, 0.5, "the parent's best_trial_loss");
+    assert.ok(!bodies.some((b) => b.includes('metrics.loss')), 'no search ordered by the loss metric');
+
+    bodies.length = 0;
+    const all = byKind(await model.loadAll(study), 'trial');
+    assert.deepEqual(
+      all.map((t) => t.tid),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    );
+    assert.equal(new Set(all.map((t) => t.runId)).size, 12);
+    assert.equal(model.hasMore(study), false);
+    assert.deepEqual(
+      bodies.map((b) => (JSON.parse(b) as { max_results: number }).max_results),
+      [4, 4, 4],
+      'the rest of the study in pages of bulkPageSize',
+    );
+    assert.deepEqual(
+      all.filter((t) => t.isBest).map((t) => t.tid),
+      [7],
+    );
+    assert.deepEqual(await model.loadAll(study), await model.getChildren(study), 'a loaded study is not read again');
+    assert.equal(bodies.length, 3);
   });
 
   it('shows live trials before MLflow has the runs, then reconciles with them', async () => {

@@ -14,6 +14,7 @@ import { Emitter, type Unsubscribe } from '../events';
 import type { ParamValue } from '../protocol/common';
 import { MlflowError, type LifecycleStage, type MlflowClient, type MlflowExperiment, type MlflowRun, type RunStatus } from './client';
 import {
+  BEST_TRIAL_LOSS_METRIC,
   FMIN_UUID_TAG,
   LOSS_METRIC,
   PARENT_RUN_TAG,
@@ -105,6 +106,8 @@ export interface RunsModelChange {
 export interface RunsModelOptions {
   /** Items per page at every level (default 50). */
   pageSize?: number;
+  /** Trials per request when {@link RunsModel.loadAll} reads a whole study (default 1000). */
+  bulkPageSize?: number;
   /** Show only these experiments (no paging at the root then). */
   experimentIds?: string[];
   /** Parallel "has child runs?" checks for untagged top-level runs (default 8). */
@@ -148,8 +151,11 @@ interface StudyEntry {
   byTid: Map<number, string>;
   byRun: Map<string, string>;
   paging: Paging;
-  /** The best finished child as the server ranks them (`metrics.loss ASC`). */
-  serverBest?: { runId: string; loss: number };
+  /**
+   * The best loss as the server knows it: the parent's `best_trial_loss` once the study is over,
+   * else the best finished child as the server ranks them (`metrics.loss ASC`).
+   */
+  serverBest?: { runId?: string; loss: number };
 }
 
 const LIVE_STATUS: Record<TrialState, RunStatus> = {
@@ -171,6 +177,7 @@ const newPaging = (): Paging => ({ loaded: false, generation: 0 });
 export class RunsModel {
   private readonly client: MlflowClient;
   private readonly pageSize: number;
+  private readonly bulkPageSize: number;
   private readonly only: string[] | undefined;
   private readonly concurrency: number;
   private readonly now: () => number;
@@ -184,10 +191,13 @@ export class RunsModel {
   /** Set when the server rejects `IS NULL` in filters (older MLflow): filter top-level runs here. */
   private noNullFilter = false;
   private studySeq = 0;
+  /** Reads that run behind a page already shown (a running study's best trial). */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(client: MlflowClient, options: RunsModelOptions = {}) {
     this.client = client;
     this.pageSize = options.pageSize ?? 50;
+    this.bulkPageSize = options.bulkPageSize ?? 1000;
     this.only = options.experimentIds;
     this.concurrency = options.childCheckConcurrency ?? 8;
     this.now = options.now ?? Date.now;
@@ -219,6 +229,43 @@ export class RunsModel {
       this.emit(node);
     }
     return this.children(node);
+  }
+
+  /**
+   * Loads every child of `node`; resolves with all of them. A study's trials come in pages of
+   * `bulkPageSize` rather than `pageSize`: on MLflow's SQL stores each request pays a fixed
+   * cost (the filter's join and the sort run over the whole study), so the whole of a large
+   * study takes a tenth of the requests that paging as the tree does would take.
+   */
+  async loadAll(node?: RunsNode, signal?: AbortSignal): Promise<RunsNode[]> {
+    const paging = this.pagingOf(node);
+    if (!paging) return this.children(node);
+    if (node?.kind !== 'study') {
+      while (!paging.loaded || paging.nextPageToken !== undefined) await this.loadPage(node, paging, signal);
+      this.emit(node);
+      return this.children(node);
+    }
+    if (!paging.loaded) await this.loadPage(node, paging, signal);
+    if (paging.nextPageToken !== undefined) {
+      // Page tokens belong to the query that made them: the rest is read by a query of its own
+      // with larger pages; trials already loaded merge by run id.
+      await (paging.loading ?? Promise.resolve());
+      const generation = paging.generation;
+      const work = this.loadAllTrials(node.id, generation, signal).then((done) => {
+        if (done && paging.generation === generation) paging.nextPageToken = undefined;
+      });
+      paging.loading = work.finally(() => {
+        paging.loading = undefined;
+      });
+      await paging.loading;
+      this.emit(node);
+    }
+    return this.children(node);
+  }
+
+  /** Resolves once the reads started behind pages already returned (a study's best trial) are done. */
+  async whenIdle(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   /** Forgets what was read from MLflow under `node` (live data stays); the next read reloads. */
@@ -411,31 +458,75 @@ export class RunsModel {
     const experimentIds = [study.experimentId];
     const filter = childRunsFilter(runId);
     const first = token === undefined;
-    const [page, best, parent] = await Promise.all([
+    // Only the page itself is on the way to the first rows; the parent (cheap, by id) refreshes
+    // the study's status and final metrics alongside it.
+    const [page, parent] = await Promise.all([
       this.client.searchRunsPage({ experimentIds, filter, orderBy: ['attributes.start_time ASC'], pageSize: this.pageSize }, token, signal),
-      first
-        ? this.client.searchRunsPage(
-            {
-              experimentIds,
-              filter: `${filter} AND attributes.status = 'FINISHED'`,
-              orderBy: [`${filterKey('metrics', LOSS_METRIC)} ASC`],
-              pageSize: 1,
-            },
-            undefined,
-            signal,
-          )
-        : undefined,
       first ? this.client.getRun(runId, signal) : undefined,
     ]);
     if (study.paging.generation !== generation || this.studies.get(studyKey) !== study) return page.nextPageToken;
     if (parent) this.upsertStudyRun(parent);
-    const top = best?.items[0];
-    const loss = top?.data.metrics[LOSS_METRIC];
-    if (top && loss !== undefined && Number.isFinite(loss) && resultOk(top.data.tags[TRIAL_STATUS_TAG])) {
-      study.serverBest = { runId: top.info.runId, loss };
-    }
     for (const run of page.items) this.upsertTrialRun(study, run);
+    if (first && page.nextPageToken !== undefined) this.findServerBest(study, generation, signal);
     return page.nextPageToken;
+  }
+
+  /**
+   * The best loss of a study whose trials are not all loaded. A finished study's parent holds it
+   * (`best_trial_loss`, logged when the study ends, as SparkTrials does). Otherwise the server is
+   * asked for the best finished child, behind the page: on MLflow's SQL stores ordering by a
+   * metric joins the metric table without an index (SQLite scans it once per run: 20 s and more
+   * for 10,000 trials), so the tree never waits for it. A failure leaves the loaded trials' best.
+   */
+  private findServerBest(study: StudyEntry, generation: number, signal?: AbortSignal): void {
+    const run = study.run;
+    const final = run?.data.metrics[BEST_TRIAL_LOSS_METRIC];
+    if (run && rank(run.info.status) === 2 && final !== undefined) {
+      if (Number.isFinite(final)) study.serverBest = { loss: final };
+      return;
+    }
+    if (study.experimentId === undefined || study.runId === undefined) return;
+    const query = this.client.searchRunsPage(
+      {
+        experimentIds: [study.experimentId],
+        filter: `${childRunsFilter(study.runId)} AND attributes.status = 'FINISHED'`,
+        orderBy: [`${filterKey('metrics', LOSS_METRIC)} ASC`],
+        pageSize: 1,
+      },
+      undefined,
+      signal,
+    );
+    const task = query.then(
+      (best) => {
+        if (study.paging.generation !== generation || this.studies.get(study.key) !== study) return;
+        const top = best.items[0];
+        const loss = top?.data.metrics[LOSS_METRIC];
+        if (top && loss !== undefined && Number.isFinite(loss) && resultOk(top.data.tags[TRIAL_STATUS_TAG])) {
+          study.serverBest = { runId: top.info.runId, loss };
+          this.emit(this.studyNode(study));
+        }
+      },
+      () => undefined,
+    );
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
+  /** Every child of a study in pages of `bulkPageSize`; false when a refresh made the result stale. */
+  private async loadAllTrials(studyKey: string, generation: number, signal?: AbortSignal): Promise<boolean> {
+    const study = this.studies.get(studyKey);
+    if (!study?.runId || study.experimentId === undefined) return false;
+    const options = {
+      experimentIds: [study.experimentId],
+      filter: childRunsFilter(study.runId),
+      orderBy: ['attributes.start_time ASC'],
+      pageSize: this.bulkPageSize,
+    };
+    for await (const page of this.client.searchRunsPages(options, signal)) {
+      if (study.paging.generation !== generation || this.studies.get(studyKey) !== study) return false;
+      for (const run of page.items) this.upsertTrialRun(study, run);
+    }
+    return true;
   }
 
   // --- merging ----------------------------------------------------------------------------------
@@ -637,7 +728,7 @@ export class RunsModel {
       }
     }
     if (study.serverBest) {
-      const key = study.byRun.get(study.serverBest.runId);
+      const key = study.serverBest.runId !== undefined ? study.byRun.get(study.serverBest.runId) : undefined;
       const loaded = key ? study.trials.get(key) : undefined;
       // A loaded trial speaks for itself above; an unloaded one still sets the best loss.
       if (!loaded) consider({ key: undefined, loss: study.serverBest.loss, tid: undefined });

@@ -22,6 +22,8 @@ export const TRACEBACK_TAG = 'hyperopt_runner.traceback';
 export const TRIAL_STATUS_TAG = 'trial_status';
 /** The metric holding a trial's loss. */
 export const LOSS_METRIC = 'loss';
+/** The parent run's best loss among `ok` trials, logged when the study ends (as SparkTrials does). */
+export const BEST_TRIAL_LOSS_METRIC = 'best_trial_loss';
 
 /**
  * A key as MLflow's filter grammar wants it: `tags.name`, with backticks when the name holds
