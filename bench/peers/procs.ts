@@ -7,7 +7,7 @@
  * (VmHWM, which the kernel keeps exact between samples) of the role's live processes; the
  * largest such sum is the role's peak. Short-lived helpers that never overlap are not added up.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 export type Role = 'driver' | 'coordinator' | 'workers';
 
@@ -184,6 +184,27 @@ export class ProcessWatch {
 
   describe(pids: number[]): string[] {
     return pids.map((pid) => `${pid} ${cmdline(pid).slice(0, 120)}`);
+  }
+
+  /**
+   * Starts the peaks again, for the next study in the same process: each live process's VmHWM is
+   * set back to its current RSS (`clear_refs` 5), so a peak reached in an earlier study does not
+   * count; where the kernel refuses, that process keeps its earlier peak.
+   */
+  resetPeaks(): void {
+    this.scan();
+    for (const [pid, { key }] of this.live) {
+      try {
+        writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      } catch {
+        // Gone, or not ours to reset.
+      }
+      const seen = this.seen.get(key);
+      if (seen) seen.hwmKb = undefined;
+    }
+    for (const role of ['driver', 'coordinator', 'workers'] as const) this.peakKb[role] = 0;
+    this.names.clear();
+    this.scan();
   }
 
   peaks(): MemoryPeaks {

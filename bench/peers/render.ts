@@ -150,6 +150,8 @@ export function renderSection(results: Results): string[] {
   const cancelCase = caseOf(results, 'cancel');
   const busy = Math.max(...m.loadAtStart.slice(0, 1), ...m.loadAtEnd.slice(0, 1)) > m.cores * 0.5;
   const out: string[] = [];
+  const shared = results.sharedProcess ?? [];
+  const slots = Math.max(...results.cases.map((c) => c.parallelism));
 
   if (results.quick) {
     out.push(
@@ -167,15 +169,18 @@ export function renderSection(results: Results): string[] {
     `Serial \`Trials()\`, \`SparkTrials\`, this project's local and SSH executors and Ray Tune run the same studies (same objective, space, \`max_evals\`, seed and parallelism), one after another on one machine, in ${results.rounds} round${results.rounds === 1 ? '' : 's'}; each cell is the median with the range over the rounds in brackets, and "vs local" divides by our local executor's median from the same command.`,
     '',
     `- **Command:** \`${results.command}\` (${(results.totalSeconds / 60).toFixed(1)} min in all on ${results.date.slice(0, 10)}, of which ${(results.venvSeconds / 60).toFixed(1)} min creating or checking \`bench/peers/.venv\`). Raw results: [benchmarks-peers.json](benchmarks-peers.json).`,
+    ...timeLines(results),
     `- **Machine:** ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB; load average ${m.loadAtStart[0]} at the start and ${m.loadAtEnd[0]} at the end${busy ? ' — other work was running on the machine, so absolute times are inflated and noisy; the runners took turns, so the comparison within a round holds better than the absolute figures' : ''}.`,
     `- **Versions:** Python ${v.python}, hyperopt ${v.hyperopt}, cloudpickle ${v.cloudpickle}, numpy ${v.numpy}, scikit-learn ${v.sklearn}, pyspark ${v.pyspark} on ${v.java}, ray ${v.ray}, Node ${v.node}, ${v.openssh}, hyperopt-runner ${v.hyperoptRunner} (${v.commit}).`,
     '',
-    '**How each runner ran.** Every study is a fresh run of [bench/peers/workload.py](../bench/peers/workload.py) with TPE (20 random start-up trials) and the round\'s seed (`rstate` / `random_state_seed`). ' +
+    (shared.length > 0
+      ? `**How each runner ran.** Every study runs [bench/peers/workload.py](../bench/peers/workload.py) with TPE (20 random start-up trials) and the round's seed (\`rstate\` / \`random_state_seed\`). ${shared.map((r) => LABELS[r]).join(', ')} run each round's studies one after another in one Python process, as a notebook or a script that tunes several models does: one Spark session and one Ray instance per round, started once, sized for the largest parallelism (${slots}) and shared by the studies, with the cancel measure last; their "end to end" is that process's start-up (spawn until the first study ended, less the study) plus the study's own span, and leaves out the shut-down, which the cancel measure ends. Our executors run one \`hyperopt-runner run\` per study, as our users do, so their end to end includes starting and stopping the workers every time. `
+      : "**How each runner ran.** Every study is a fresh run of [bench/peers/workload.py](../bench/peers/workload.py) with TPE (20 random start-up trials) and the round's seed (`rstate` / `random_state_seed`). ") +
       '*Serial*: the script under `python`. ' +
-      '*SparkTrials*: `SparkTrials(parallelism=N)` on a `local[N]` session (loopback only, UI off, Python worker reuse on) with `max_queue_len=N` — at its default of 1 SparkTrials starts at most one trial per second. ' +
+      `*SparkTrials*: \`SparkTrials(parallelism=N)\` on a \`local[${shared.includes('spark') ? slots : 'N'}]\` session (loopback only, UI off, Python worker reuse on) with \`max_queue_len=N\` — at its default of 1 SparkTrials starts at most one trial per second. ` +
       '*Local*: `hyperopt-runner run --executor local:N --python bench/peers/.venv/bin/python --no-tracking`, the script unmodified. ' +
       '*SSH*: the same with `--executor ssh:h1,h2`, two real `sshd` servers on 127.0.0.2–3 with N/2 slots each (the test fixture), the runtime already cached on the hosts. ' +
-      '*Ray Tune*: a function trainable, `HyperOptSearch(n_initial_points=20)` behind a `ConcurrencyLimiter(N)`, `ray.init(num_cpus=N, include_dashboard=False)`, `reuse_actors=True`. ' +
+      `*Ray Tune*: a function trainable, \`HyperOptSearch(n_initial_points=20)\` behind a \`ConcurrencyLimiter(N)\` and \`max_concurrent_trials=N\`, \`ray.init(num_cpus=${shared.includes('ray') ? slots : 'N'}, include_dashboard=False)\`, \`reuse_actors=True\`. ` +
       'Before the first round every library is imported once (page cache) and the SSH hosts get the runtime from one small unmeasured study, as any first run there does. "Study" is the `fmin` (or `Tuner.fit`) call timed inside the script; "end to end" is the whole command, so it includes starting the JVM, Ray or the CLI\'s workers. `OMP_NUM_THREADS=1` for all.',
     '',
   );
@@ -269,7 +274,8 @@ export function renderSection(results: Results): string[] {
     '',
     `### Peak memory (gradient boosting study, parallelism ${gbm4.parallelism}; serial at 1)`,
     '',
-    'Driver: the process that runs the script. Coordinator: the processes that schedule trials besides the driver — the `hyperopt-runner` CLI (Node) and the interpreter check it runs; Spark\'s JVM and its launcher; Ray\'s GCS server, raylet and Python daemons. Workers: the trial processes (on the SSH hosts: everything under their sshd, sessions included). Each figure is the largest sum, over the processes of that kind alive at one 100 ms sample, of their peak RSS (`VmHWM`). RSS counts shared pages in every process that maps them, so forked workers (Spark\'s) are counted high.',
+    'Driver: the process that runs the script. Coordinator: the processes that schedule trials besides the driver — the `hyperopt-runner` CLI (Node) and the interpreter check it runs; Spark\'s JVM and its launcher; Ray\'s GCS server, raylet and Python daemons. Workers: the trial processes (on the SSH hosts: everything under their sshd, sessions included). Each figure is the largest sum, over the processes of that kind alive at one 100 ms sample, of their peak RSS (`VmHWM`). RSS counts shared pages in every process that maps them, so forked workers (Spark\'s) are counted high.' +
+      (shared.length > 0 ? ' Where a process ran earlier studies of the round, its peak is set back to its current RSS when this study begins (`/proc/PID/clear_refs`), so the figure is this study\'s peak, on top of what the session already held.' : ''),
     '',
     '| runner | driver, MB | coordinator, MB | coordinator processes | workers, MB | driver + coordinator vs local |',
     '| --- | --- | --- | --- | --- | --- |',
@@ -309,7 +315,7 @@ export function renderSection(results: Results): string[] {
   }
   if (d.noop.ray || d.gbm.gbm2.ray) {
     peers.push(
-      "- **Ray Tune** starts a local Ray instance per script (GCS server, raylet, dashboard agent, log monitor and workers), and each trial goes through Tune's trial bookkeeping: a trial object, scheduling on an actor (reused here), the result reported through Ray and written to the run's storage folder. On Ctrl+C it first stops the experiment gracefully; the second Ctrl+C ends the driver, and `ray.shutdown()` takes the daemons down.",
+      "- **Ray Tune** starts a local Ray instance (GCS server, raylet, dashboard agent, log monitor and workers; here once per round, shared by the round's studies), and each trial goes through Tune's trial bookkeeping: a trial object, scheduling on an actor (reused here), the result reported through Ray and written to the run's storage folder. On Ctrl+C it first stops the experiment gracefully; the second Ctrl+C ends the driver, and `ray.shutdown()` takes the daemons down.",
     );
   }
   if (peers.length > 0) out.push('### Where the peers spend their time', '', ...peers, '');
@@ -317,6 +323,20 @@ export function renderSection(results: Results): string[] {
 }
 
 const CANCEL_LIMIT_S = 60;
+
+/** Where the command's time went, and why each study stops where it does. */
+function timeLines(results: Results): string[] {
+  const b = results.budget;
+  if (!b) return [];
+  const min = (s: number): string => `${(s / 60).toFixed(1)} min`;
+  const runners = results.runners.filter((r) => b.runners[r] !== undefined).map((r) => `${LABELS[r]} ${min(b.runners[r]!)}`);
+  const caps = results.cases.filter((c) => c.cap !== undefined).map((c) => `${c.id} ${c.cap} s${c.capReason ? ` (${c.capReason})` : ''}`);
+  const limits = results.runners.filter((r) => b.roundLimits[r] !== undefined).map((r) => `${LABELS[r]} ${Math.round(b.roundLimits[r]!)} s`);
+  return [
+    `- **Time:** ${min(results.totalSeconds)} in all: the venv ${min(b.venv)}, the CLI bundle ${min(b.build)}, the loopback sshd servers ${min(b.sshd)}, imports and the SSH warm-up ${min(b.warmUp)}; then, over ${results.rounds} round${results.rounds === 1 ? '' : 's'}, ${runners.join(', ')}.`,
+    `- **Caps and limits:** each study stops at its cap (\`fmin(timeout=)\`, Tune's \`time_budget_s\`): ${caps.join('; ')}. A runner stopped by a cap is measured on the trials it finished (trials/s, efficiency and speedup per trial done), and its "trials done" column says so. Past the caps, every process is killed at a hard limit: its studies' caps plus 120 s for starting and stopping, plus ${CANCEL_LIMIT_S} s where it runs the cancel measure (at most, per round: ${limits.join(', ')}) and the studies it did not finish are reported as failed with that reason.`,
+  ];
+}
 
 function times(a: number, b: number): string {
   return a / b >= 2 ? `${(a / b).toFixed(1)} times as much` : `${Math.round((a / b - 1) * 100)} % more`;

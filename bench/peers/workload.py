@@ -1,6 +1,13 @@
-"""One study of the peers benchmark: the same objective, space, max_evals and seed on any runner.
+"""Studies of the peers benchmark: the same objective, space, max_evals and seed on any runner.
 
     python workload.py RUNNER WORKLOAD N PARALLELISM SEED [CAP_SECONDS|-] [MARK_DIR|-]
+    python workload.py RUNNER --session CASES_JSON SEED [MARK_DIR|-]
+
+The first form runs one study; `hyperopt-runner run` runs it that way, one command per study, as
+its users do. The second runs a list of studies one after another in this one process, as a
+notebook or a script that tunes several models does: one Spark session or one Ray instance,
+started once (sized for the largest parallelism in the list) and shared by the studies.
+CASES_JSON is a list of {"id", "workload", "n", "p", "cap"}.
 
 RUNNER is how the study runs:
   hyperopt  plain fmin() with no trials argument: serial Trials() when run by python, the
@@ -13,24 +20,39 @@ scikit-learn, validation log loss). Every runner uses TPE with 20 random start-u
 CAP_SECONDS stops a study that runs that long (fmin timeout, Tune's time budget). In MARK_DIR
 each sleep30 trial leaves a file as it starts, so the benchmark knows when trials are running.
 
-Prints one line: PEERS_RESULT {"fmin_seconds", "setup_seconds", "done", "best_loss"}, where
-fmin_seconds is the study itself (the fmin or Tuner.fit call) and setup_seconds what came before
-it inside this script (starting Spark or Ray).
+Before each study it prints PEERS_BEGIN {"case"}; after it, one line
+PEERS_RESULT {"case", "fmin_seconds", "setup_seconds", "done", "best_loss"} (or PEERS_ERROR
+{"case", "error"}), where fmin_seconds is the study itself (the fmin or Tuner.fit call) and
+setup_seconds what this process did before it (importing, starting Spark or Ray; 0 for a study
+that reuses the session).
 """
 import json
 import os
 import sys
 import time
+import traceback
 
 SCRIPT_STARTED = time.perf_counter()
 
 import numpy as np  # noqa: E402
 from hyperopt import STATUS_OK, fmin, hp, tpe  # noqa: E402
 
-RUNNER, WORKLOAD = sys.argv[1], sys.argv[2]
-N, P, SEED = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-CAP = float(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] not in ("", "-") else None
-MARK_DIR = sys.argv[7] if len(sys.argv) > 7 and sys.argv[7] not in ("", "-") else None
+RUNNER = sys.argv[1]
+
+
+def optional(index):
+    return sys.argv[index] if len(sys.argv) > index and sys.argv[index] not in ("", "-") else None
+
+
+if sys.argv[2] == "--session":
+    CASES = json.loads(sys.argv[3])
+    SEED = int(sys.argv[4])
+    MARK_DIR = optional(5)
+else:
+    CASES = [{"id": sys.argv[2], "workload": sys.argv[2], "n": int(sys.argv[3]), "p": int(sys.argv[4]),
+              "cap": float(sys.argv[6]) if optional(6) else None}]
+    SEED = int(sys.argv[5])
+    MARK_DIR = optional(7)
 STARTUP = 20  # hyperopt's tpe default n_startup_jobs; HyperOptSearch gets the same
 
 
@@ -78,29 +100,55 @@ SPACES = {
         "subsample": hp.uniform("subsample", 0.5, 1.0),
     },
 }
-objective = OBJECTIVES[WORKLOAD]
-space = SPACES.get(WORKLOAD, {"x": hp.uniform("x", 0, 1)})
 algo = tpe.suggest  # its n_startup_jobs is STARTUP
 
 
-def report(fmin_seconds, setup_seconds, done, best_loss):
-    print("PEERS_RESULT " + json.dumps({
-        "fmin_seconds": round(fmin_seconds, 4),
-        "setup_seconds": round(setup_seconds, 4),
-        "done": done,
-        "best_loss": best_loss,
-    }), flush=True)
+def space_of(case):
+    return SPACES.get(case["workload"], {"x": hp.uniform("x", 0, 1)})
 
 
-def study(trials, **extra):
+def emit(kind, payload):
+    print(f"PEERS_{kind} " + json.dumps(payload), flush=True)
+
+
+class Clock:
+    """What this process did before each study: everything up to the first, then the gaps."""
+
+    def __init__(self):
+        self.mark = SCRIPT_STARTED
+
+    def setup(self):
+        return time.perf_counter() - self.mark
+
+    def done(self):
+        self.mark = time.perf_counter()
+
+
+def each_case(run_one):
+    """Runs the studies in order; one that raises is reported and the next one still runs.
+    KeyboardInterrupt (the cancel measure's Ctrl+C) ends the process, as it ends a script."""
+    clock = Clock()
+    for case in CASES:
+        emit("BEGIN", {"case": case["id"]})
+        try:
+            fmin_seconds, setup_seconds, done, best_loss = run_one(case, clock)
+            emit("RESULT", {"case": case["id"], "fmin_seconds": round(fmin_seconds, 4),
+                            "setup_seconds": round(setup_seconds, 4), "done": done, "best_loss": best_loss})
+        except Exception as error:
+            emit("ERROR", {"case": case["id"], "error": f"{type(error).__name__}: {error}",
+                           "trace": traceback.format_exc()[-2000:]})
+        clock.done()
+
+
+def study(case, trials, **extra):
     """Runs fmin; returns its wall time. A study that the cap stops before any trial finished is
     reported with 0 trials (fmin raises there, having no argmin to return)."""
     started = time.perf_counter()
     try:
-        fmin(objective, space, algo=algo, max_evals=N, trials=trials, timeout=CAP,
-             rstate=np.random.default_rng(SEED), show_progressbar=False, **extra)
+        fmin(OBJECTIVES[case["workload"]], space_of(case), algo=algo, max_evals=case["n"], trials=trials,
+             timeout=case.get("cap"), rstate=np.random.default_rng(SEED), show_progressbar=False, **extra)
     except Exception as error:
-        if CAP is None or "no evaluation tasks" not in str(error):
+        if case.get("cap") is None or "no evaluation tasks" not in str(error):
             raise
     return time.perf_counter() - started
 
@@ -113,11 +161,14 @@ def best_of(trials):
 def run_hyperopt():
     from hyperopt import Trials
 
-    trials = Trials()
-    # Under `hyperopt-runner run` this call is the study and `trials` is filled as a serial run
-    # fills it; under plain python it is the serial run.
-    setup = time.perf_counter() - SCRIPT_STARTED
-    report(study(trials), setup, *best_of(trials))
+    def one(case, clock):
+        trials = Trials()
+        # Under `hyperopt-runner run` this call is the study and `trials` is filled as a serial
+        # run fills it; under plain python it is the serial run.
+        setup = clock.setup()
+        return (study(case, trials), setup, *best_of(trials))
+
+    each_case(one)
 
 
 def run_spark():
@@ -125,11 +176,14 @@ def run_spark():
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    import logging
+
     from pyspark.sql import SparkSession
     from hyperopt.spark import SparkTrials
 
+    slots = max(case["p"] for case in CASES)
     spark = (
-        SparkSession.builder.master(f"local[{P}]")
+        SparkSession.builder.master(f"local[{slots}]")
         .appName("peers-bench")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
@@ -140,14 +194,16 @@ def run_spark():
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    import logging
-
     logging.getLogger("hyperopt-spark").setLevel(logging.ERROR)
-    trials = SparkTrials(parallelism=P, spark_session=spark)
-    setup = time.perf_counter() - SCRIPT_STARTED
-    # max_queue_len=P: fmin queues up to P trials per poll; at its default of 1 SparkTrials
-    # starts at most one trial per second (fmin and the dispatcher both poll once a second).
-    report(study(trials, max_queue_len=P), setup, *best_of(trials))
+
+    def one(case, clock):
+        trials = SparkTrials(parallelism=case["p"], spark_session=spark)
+        setup = clock.setup()
+        # max_queue_len=P: fmin queues up to P trials per poll; at its default of 1 SparkTrials
+        # starts at most one trial per second (fmin and the dispatcher both poll once a second).
+        return (study(case, trials, max_queue_len=case["p"]), setup, *best_of(trials))
+
+    each_case(one)
     spark.stop()
 
 
@@ -163,29 +219,35 @@ def run_ray():
     from ray.tune.search.hyperopt import HyperOptSearch
 
     scratch = os.environ.get("PEERS_SCRATCH") or tempfile.gettempdir()
-    ray.init(num_cpus=P, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             _temp_dir=tempfile.mkdtemp(prefix="ray-", dir=scratch))
+    ray.init(num_cpus=max(case["p"] for case in CASES), include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", _temp_dir=tempfile.mkdtemp(prefix="ray-", dir=scratch))
 
-    def trainable(config):
-        return {"loss": objective(config)["loss"]}
+    def one(case, clock):
+        objective = OBJECTIVES[case["workload"]]
 
-    search = ConcurrencyLimiter(
-        HyperOptSearch(space=space, metric="loss", mode="min", n_initial_points=STARTUP, random_state_seed=SEED),
-        max_concurrent=P,
-    )
-    storage = tempfile.mkdtemp(prefix="tune-", dir=scratch)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(search_alg=search, num_samples=N, max_concurrent_trials=P,
-                                    reuse_actors=True, time_budget_s=CAP),
-        run_config=tune.RunConfig(storage_path=storage, name="peers", verbose=0),
-    )
-    setup = time.perf_counter() - SCRIPT_STARTED
-    started = time.perf_counter()
-    results = tuner.fit()
-    elapsed = time.perf_counter() - started
-    losses = [r.metrics["loss"] for r in results if r.error is None and r.metrics and "loss" in r.metrics]
-    report(elapsed, setup, len(losses), min(losses) if losses else None)
+        def trainable(config):
+            return {"loss": objective(config)["loss"]}
+
+        p = case["p"]
+        search = ConcurrencyLimiter(
+            HyperOptSearch(space=space_of(case), metric="loss", mode="min", n_initial_points=STARTUP, random_state_seed=SEED),
+            max_concurrent=p,
+        )
+        storage = tempfile.mkdtemp(prefix="tune-", dir=scratch)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=search, num_samples=case["n"], max_concurrent_trials=p,
+                                        reuse_actors=True, time_budget_s=case.get("cap")),
+            run_config=tune.RunConfig(storage_path=storage, name=f"peers-{case['id']}", verbose=0),
+        )
+        setup = clock.setup()
+        started = time.perf_counter()
+        results = tuner.fit()
+        elapsed = time.perf_counter() - started
+        losses = [r.metrics["loss"] for r in results if r.error is None and r.metrics and "loss" in r.metrics]
+        return (elapsed, setup, len(losses), min(losses) if losses else None)
+
+    each_case(one)
     ray.shutdown()
 
 
