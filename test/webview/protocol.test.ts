@@ -136,4 +136,15 @@ test('the HTML builder escapes what it is given and refuses a weak nonce or a ba
   assert.ok(html.includes('&lt;b&gt;study&lt;/b&gt;'));
   assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: 'https://a.b', nonce: 'abc' }), /nonce/);
   assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: "https://a.b; script-src 'unsafe-inline'", nonce: createNonce() }), /CSP source/);
+  assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: "'self' 'unsafe-inline'", nonce: createNonce() }), /CSP source/);
+  assert.throws(() => renderWebviewHtml({ scriptUri: 'a', styleUri: 'b', cspSource: 'https://a.b\nscript-src *', nonce: createNonce() }), /CSP source/);
+});
+
+test('the panel HTML takes the CSP source VS Code for the web and code-server give (a list with \'self\')', () => {
+  const nonce = createNonce();
+  const cspSource = "'self' https://*.vscode-cdn.net";
+  const html = renderWebviewHtml({ scriptUri: 'https://file+.vscode-resource.vscode-cdn.net/ext/dist/webview.js', styleUri: 'https://file+.vscode-resource.vscode-cdn.net/ext/dist/webview.css', cspSource, nonce });
+  assert.equal(contentSecurityPolicy(cspSource, nonce), `default-src 'none'; script-src 'nonce-${nonce}'; style-src ${cspSource} 'nonce-${nonce}'; img-src ${cspSource} data:; font-src ${cspSource}`);
+  assert.ok(html.includes(`content="default-src 'none'; script-src 'nonce-${nonce}'; style-src ${cspSource} `));
+  assert.doesNotMatch(html, /unsafe-inline|unsafe-eval/);
 });

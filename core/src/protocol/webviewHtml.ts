@@ -24,8 +24,18 @@ export function createNonce(): string {
 }
 
 const NONCE = /^[A-Za-z0-9+/=_-]{16,}$/;
-/** The resource origin VS Code gives a webview; no spaces, quotes or semicolons. */
-const SOURCE = /^[^\s;'",]+$/;
+/**
+ * What VS Code gives as `webview.cspSource`: one resource origin on the desktop
+ * (`https://file+.vscode-resource.vscode-cdn.net`), a list in VS Code for the web and code-server
+ * (`'self' https://*.vscode-cdn.net`). Each item is an origin (no quotes, semicolons or commas)
+ * or the keyword 'self'; nothing else ('unsafe-inline' and the like) is let through.
+ */
+const SOURCE_ITEM = /^(?:[^\s;'",]+|'self')$/;
+
+function isCspSource(text: string): boolean {
+  const items = text.trim().split(/ +/);
+  return text.length <= 1_000 && !/[\t\n\r\f]/.test(text) && items.length <= 8 && items.every((item) => SOURCE_ITEM.test(item));
+}
 
 function escapeAttribute(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -44,7 +54,7 @@ export function contentSecurityPolicy(cspSource: string, nonce: string): string 
 export function renderWebviewHtml(options: WebviewHtmlOptions): string {
   const { scriptUri, styleUri, cspSource, nonce } = options;
   if (!NONCE.test(nonce)) throw new Error('renderWebviewHtml: the nonce must be at least 16 base64 characters');
-  if (!SOURCE.test(cspSource)) throw new Error(`renderWebviewHtml: not a CSP source: ${cspSource}`);
+  if (!isCspSource(cspSource)) throw new Error(`renderWebviewHtml: not a CSP source: ${cspSource}`);
   const csp = contentSecurityPolicy(cspSource, nonce);
   const title = escapeAttribute(options.title ?? 'Hyperopt trials');
   return `<!DOCTYPE html>
