@@ -92,6 +92,15 @@ async function main(): Promise<void> {
     return { passed: Number(match?.[1] ?? 0), failed: Number(match?.[2] ?? 0), exitCode: result.status ?? 1 };
   });
 
+  // The trials panel inside the editor: its charts and its Stop and Cancel (test/vscode/panel).
+  await suite('panel check', async () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'panel/panel-check.ts')], { cwd: ROOT, encoding: 'utf8', timeout: 420_000 });
+    process.stdout.write(result.stdout ?? '');
+    process.stderr.write(result.stderr ?? '');
+    const match = /^(\d+) passed, (\d+) failed$/m.exec(result.stdout ?? '');
+    return { passed: Number(match?.[1] ?? 0), failed: Number(match?.[2] ?? 0), exitCode: result.status ?? 1 };
+  });
+
   console.log(`\n${timings.join('\n')}\neditor tier took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`${passed} passed, ${failed} failed`);
   process.exitCode = failed > 0 ? 1 : 0;
