@@ -186,6 +186,39 @@ def _now_ms() -> int:
 # ---------------------------------------------------------------------------------------------
 # Worker: the trial's child run.
 
+#: One client per tracking URI for the worker's life: its HTTP session (and connection) is reused.
+_clients: Dict[str, Any] = {}
+
+
+def _client_for(mlflow: Any, uri: str) -> Any:
+    client = _clients.get(uri)
+    if client is None:
+        from mlflow.tracking import MlflowClient
+
+        client = _clients[uri] = MlflowClient(tracking_uri=uri)
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+    return client
+
+
+def _activate(mlflow: Any, run: Any) -> None:
+    """Makes ``run`` the active run, as ``mlflow.start_run(run_id=...)`` would, without its three
+    requests (read the run, mark it RUNNING, read it again): the run was just created RUNNING
+    and ``run`` holds what those reads return. Falls back to ``start_run`` when mlflow's fluent
+    state is not laid out as in mlflow 2.x/3.x, when a run is already active (``start_run``
+    then says why that is an error) and when system metrics are on (``start_run`` starts them)."""
+    try:
+        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if isinstance(stack, list) and not stack and not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
+            stack.append(fluent.ActiveRun(run))
+            return
+    except Exception:  # noqa: BLE001 - private layout changed; the public call does the same
+        pass
+    mlflow.start_run(run_id=run.info.run_id)
+
 
 class TrialRun:
     """One trial's child run: opened before the objective runs, closed with its outcome."""
@@ -206,21 +239,21 @@ class TrialRun:
         t = self.tracking
         try:
             import mlflow
-            from mlflow.entities import Param
-            from mlflow.tracking import MlflowClient
+            from mlflow.entities import Param, Run, RunData, RunTag
 
-            mlflow.set_tracking_uri(t["uri"])
-            self._client = MlflowClient(tracking_uri=t["uri"])
+            self._client = _client_for(mlflow, t["uri"])
             tags = {"mlflow.parentRunId": t["parentRunId"], "runSource": RUN_SOURCE, **t["tags"]}
             run = self._client.create_run(t["experimentId"], run_name=t["runName"], tags=tags)
             self.run_id = run.info.run_id
-            if t["params"]:
-                self._client.log_batch(self.run_id, params=[Param(k, v[:6000]) for k, v in t["params"].items()])
+            params = [Param(k, v[:6000]) for k, v in t["params"].items()]
+            if params:
+                self._client.log_batch(self.run_id, params=params)
             for name, value in (("MLFLOW_TRACKING_URI", t["uri"]), ("MLFLOW_RUN_ID", self.run_id)):
                 self._saved_env[name] = os.environ.get(name)
                 os.environ[name] = value
             # The objective's own mlflow.log_* calls land in this run.
-            mlflow.start_run(run_id=self.run_id)
+            run_tags = [RunTag(k, v) for k, v in run.data.tags.items()]
+            _activate(mlflow, Run(run.info, RunData(params=params, tags=run_tags)))
         except Exception as exc:  # noqa: BLE001 - tracking never fails a trial
             self.error = _short(exc)
 
