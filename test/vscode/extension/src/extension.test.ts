@@ -8,6 +8,19 @@ import { api, controller, folder, processesMentioning, until } from './helpers';
 
 const RUN_LENS = '$(play) Run with executor...';
 
+/** Awaits `promise`, failing after `ms` (a settings write that stalls must not hang the suite). */
+async function bounded<T>(what: string, promise: Thenable<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took more than ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([Promise.resolve(promise), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function lensLines(file: string): Promise<number[]> {
   const uri = vscode.Uri.file(join(folder(), file));
   await vscode.workspace.openTextDocument(uri);
@@ -84,6 +97,82 @@ describe('Hyperopt Runner in VS Code', () => {
     assert.equal(c.store.study(studyId)?.reason, 'cancelled');
     const left = await until('no process to be left', () => processesMentioning(folder()).length === 0 || undefined, 10_000).catch(() => processesMentioning(folder()));
     assert.equal(left, true, `processes left: ${JSON.stringify(left)}`);
+  });
+
+  it('with tracking on, the Runs tree shows MLflow experiment > study (parent run) > trials (child runs) with losses', async function () {
+    // The embedded MLflow server takes 10-30 s to start on a busy machine, more under load.
+    this.timeout(420_000);
+    const c = await controller();
+    const config = vscode.workspace.getConfiguration('hyperoptRunner');
+    await c.rememberChoice(['local:2']);
+    await bounded('turning tracking on', config.update('tracking', true, vscode.ConfigurationTarget.Workspace), 60_000);
+    try {
+      await until('the setting to take effect', () => c.settings().settings.trackingUri === '' || undefined, 30_000);
+      const script = join(folder(), 'tracked_study.py');
+      const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
+      assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
+      await until('the tracked run to end', () => c.store.run(run)?.state === 'ended', 300_000);
+      const studyId = c.store.run(run)!.studies[0]!;
+      const study = c.store.study(studyId)!;
+      assert.equal(study.reason, 'max_evals', `the study ended by ${study.reason}: ${study.message ?? ''}`);
+      assert.equal(countsOf(study).ok, 5);
+      const parentRunId = study.tracking?.parentRunId;
+      assert.ok(parentRunId, 'the study was logged as an MLflow parent run');
+
+      // Read the tree as VS Code does: root, then each branch's children, through the provider.
+      const found = await until(
+        'the study under an MLflow experiment with its five trials',
+        async () => {
+          c.tree.refresh();
+          const root = await c.tree.getChildren();
+          for (const experiment of root) {
+            if (experiment.kind !== 'mlflow' || experiment.node.kind !== 'experiment') continue;
+            const studies = await c.tree.getChildren(experiment);
+            const parent = studies.find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
+            if (!parent) continue;
+            const trials = (await c.tree.getChildren(parent)).filter((n) => n.kind === 'mlflow' && n.node.kind === 'trial');
+            if (trials.length < 5 || trials.some((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.loss === undefined)) continue;
+            return { experiment, parent, trials };
+          }
+          return undefined;
+        },
+        120_000,
+      );
+      const { experiment, trials } = found;
+      // A study node carries the counts of the trials read so far: read the branch again, as the
+      // tree does when the model reports the trials it has read.
+      const parent = (await c.tree.getChildren(experiment)).find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
+      assert.ok(parent);
+      // Once its experiment has been read, the study is listed under MLflow only, not again
+      // among the studies MLflow does not list.
+      const root = await c.tree.getChildren();
+      assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `root: ${root.map((n) => n.id).join(', ')}`);
+      assert.ok(c.tree.mlflowUri?.startsWith('http://127.0.0.'), `the embedded server serves the tree: ${c.tree.mlflowUri}`);
+      const experimentItem = c.tree.getTreeItem(experiment);
+      assert.ok(String(experimentItem.label).length > 0);
+      assert.equal(experimentItem.collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
+      const parentItem = c.tree.getTreeItem(parent);
+      assert.match(String(parentItem.label), /tracked_study(\.py)?:9$/);
+      assert.match(String(parentItem.description), /^best [\d.e-]+ · 5 trials/);
+      assert.equal(trials.length, 5);
+      const best = Math.min(...[...study.trials.values()].map((t) => t.loss ?? Infinity));
+      const losses: number[] = [];
+      for (const trial of trials) {
+        assert.ok(trial.kind === 'mlflow' && trial.node.kind === 'trial');
+        assert.equal(trial.node.status, 'FINISHED');
+        assert.ok(trial.node.runId && trial.node.runId !== parentRunId, 'each trial is its own child run');
+        const local = study.trials.get(trial.node.tid!);
+        assert.ok(local, `trial ${trial.node.tid} of the study`);
+        assert.ok(Math.abs(trial.node.loss! - local.loss!) <= 1e-9 * Math.max(1, Math.abs(local.loss!)), `trial ${trial.node.tid}: MLflow loss ${trial.node.loss}, study loss ${local.loss}`);
+        losses.push(trial.node.loss!);
+        assert.match(String(c.tree.getTreeItem(trial).description), /loss [-\d.e]+/);
+      }
+      assert.equal(trials.filter((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.isBest).length, 1, 'one trial is marked best');
+      assert.ok(Math.abs(Math.min(...losses) - best) <= 1e-9 * Math.max(1, Math.abs(best)));
+      console.log(`MLflow branch: ${String(experimentItem.label)} > ${String(parentItem.label)} (${String(parentItem.description)}) > ${trials.length} trials`);
+    } finally {
+      await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
+    }
   });
 
   it('says what is wrong with invalid settings', async () => {
