@@ -208,6 +208,8 @@ describe('MlflowServerSupervisor with a real mlflow server', () => {
     const stateDir = join(workspace, '.hyperopt-runner');
     assert.ok(existsSync(join(stateDir, 'mlflow.db')));
     assert.ok(existsSync(join(stateDir, 'mlartifacts')));
+    const journalMode = execFileSync(VENV_PYTHON, ['-c', 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA journal_mode").fetchone()[0])', join(stateDir, 'mlflow.db')]);
+    assert.equal(journalMode.toString().trim(), 'wal', 'the default store keeps a write-ahead log');
     const state = JSON.parse(readFileSync(join(stateDir, 'mlflow-server.json'), 'utf8'));
     assert.equal(state.pid, pid);
     assert.equal(state.uri, uri);
