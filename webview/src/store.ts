@@ -50,7 +50,7 @@ export class TrialStore {
   readonly notes = new Map<number, string>();
   /** Bumped on every change; views compare it with the version they drew. */
   version = 0;
-  /** Bumped when the set of rows or their order by tid changes. */
+  /** The row count `tidOrder` was sorted for; -1 once a row is added. */
   private orderVersion = -1;
   private tidOrder = new Int32Array(0);
   private sortedByTid = true;
@@ -177,9 +177,9 @@ export class TrialStore {
     return id;
   }
 
-  /** Row indices in tid order. */
+  /** Row indices in tid order: `size` of them (the buffer behind them holds more). */
   byTid(): Int32Array {
-    if (this.orderVersion === this.size) return this.tidOrder;
+    if (this.orderVersion === this.size) return this.tidOrder.subarray(0, this.size);
     if (this.tidOrder.length < this.capacity) this.tidOrder = new Int32Array(this.capacity);
     const order = this.tidOrder.subarray(0, this.size);
     for (let i = 0; i < this.size; i++) order[i] = i;
