@@ -270,6 +270,9 @@ export class Engine {
           // Nothing in flight and no point offered: the algorithm has nothing more to give.
           study.exhausted = 'algo_stopped';
         }
+        // Points that answer a request made before Stop, Cancel or a timeout are cancelled at once
+        // (see enqueue); with nothing else running they were the last thing the study waited for.
+        this.maybeEnd(study);
         this.pump(study);
         return;
       }

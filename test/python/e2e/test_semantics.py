@@ -33,6 +33,17 @@ def test_timeout_returns_within_the_deadline_plus_a_margin(runner):
     assert study["trials"]["cancelled"] >= 1
 
 
+def test_timeout_ends_a_study_of_instant_trials(runner):
+    # Suggestions are always in flight here: points that answer a request made before the
+    # timeout must be cancelled and the study must still end, not wait for them forever.
+    result = runner.run(SCRIPTS / "instant.py", "3", executor="local:4", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "FMIN_RETURNED" in result.stdout
+    study = result.summary[0]
+    assert study["state"] == "timeout"
+    assert study["trials"]["ok"] > 0
+
+
 def test_cli_timeout_applies_to_every_study(runner):
     started = time.monotonic()
     result = runner.run(SCRIPTS / "sleepy.py", "100", "1", "0", executor="local:2", extra=("--timeout", "2"))
