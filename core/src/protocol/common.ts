@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Version of both channels (driver and worker); a peer with another major version is refused. */
 export const PROTOCOL_VERSION = 1;

@@ -2,7 +2,7 @@
  * Driver (the user's script, in Python) <-> coordinator channel. Newline-delimited JSON over a
  * loopback TCP connection; the first message must carry the per-run secret token.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { Blob, Loss, ParamValue, ResultSummary, TrialError, Versions } from './common';
 
 export const DriverHello = z.object({
