@@ -10,6 +10,7 @@ import {
   encodeTrials,
   parseHostToWebview,
   parseWebviewToHost,
+  trialColumnsProblem,
 } from '../../core/src/protocol/webview';
 import { contentSecurityPolicy, createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
 import { makeStudy, rowsOf, trialsMessage } from './fixtures/study';
@@ -114,6 +115,71 @@ test('trials survive the column encoding unchanged', () => {
   const parsed = parseHostToWebview(JSON.parse(JSON.stringify({ type: 'trials', trials: encodeTrials(rows) })));
   assert.ok(parsed.ok);
   assert.deepEqual(parsed.ok && parsed.message.type === 'trials' ? decodeTrials(parsed.message.trials) : undefined, rows);
+});
+
+test('the hand-written check of the trial columns rejects what a schema would, and says where', () => {
+  const init = makeStudy({ trials: 20 });
+  type Columns = ReturnType<typeof trialsMessage>['trials'];
+  const columns = (): Columns => JSON.parse(JSON.stringify(init.trials)) as Columns;
+  assert.equal(trialColumnsProblem(columns()), undefined);
+  assert.equal(trialColumnsProblem(encodeTrials([])), undefined, 'no trials at all');
+  const withRun = columns();
+  withRun.runIds.push({ i: 19, runId: 'r'.repeat(500) });
+  assert.equal(trialColumnsProblem(withRun), undefined, 'a run id of the longest name');
+  const nonFinite = columns();
+  nonFinite.loss[0] = 'NaN';
+  nonFinite.loss[1] = '-Infinity';
+  nonFinite.params.x![0] = null;
+  nonFinite.params.optimizer![1] = true;
+  assert.equal(trialColumnsProblem(nonFinite), undefined, 'spelled-out losses, null and boolean parameter values');
+
+  const cases: Array<[string, (c: Columns) => void, RegExp]> = [
+    ['trials not an object', () => undefined, /expected trial columns/],
+    ['a column missing', (c) => delete (c as Partial<Columns>).slot, /^slot: expected an array of slots$/],
+    ['a column not an array', (c) => ((c as unknown as Record<string, unknown>).endedAt = { 0: 1 }), /^endedAt: expected an array of times$/],
+    ['a fractional tid', (c) => (c.tid[4] = 4.5), /^tid: expected an array of trial ids \(entry 4 is not\)$/],
+    ['a tid as text', (c) => ((c.tid as unknown[])[2] = '2'), /^tid: .*entry 2/],
+    ['an unknown state', (c) => ((c.state as unknown[])[3] = 'paused'), /^state: expected an array of trial states \(entry 3/],
+    ['an infinite loss as a number', (c) => (c.loss[5] = Infinity), /^loss: .*entry 5/],
+    ['a loss in words', (c) => ((c.loss as unknown[])[6] = 'low'), /^loss: .*entry 6/],
+    ['a status too long', (c) => (c.status[7] = 's'.repeat(501)), /^status: expected an array of statuses \(entry 7/],
+    ['a slot that is a number', (c) => ((c.slot as unknown[])[8] = 3), /^slot: .*entry 8/],
+    ['a negative start', (c) => (c.startedAt[9] = -1), /^startedAt: .*entry 9/],
+    ['an end that is NaN', (c) => (c.endedAt[10] = Number.NaN), /^endedAt: .*entry 10/],
+    ['a fractional attempt', (c) => (c.attempt[11] = 1.5), /^attempt: expected an array of attempts \(entry 11/],
+    ['columns of different lengths', (c) => c.attempt.pop(), /^attempt: has 19 entries for 20 trials$/],
+    ['parameters not a record', (c) => ((c as unknown as Record<string, unknown>).params = [1]), /^params: expected a record/],
+    ['a parameter value that is an object', (c) => ((c.params.x as unknown[])[12] = { nested: true }), /^params\.x: expected an array of parameter values \(entry 12/],
+    ['an infinite parameter value', (c) => (c.params.lr![13] = -Infinity), /^params\.lr: .*entry 13/],
+    ['a parameter text too long', (c) => (c.params.optimizer![14] = 'o'.repeat(4_001)), /^params\.optimizer: .*entry 14/],
+    ['a parameter column too short', (c) => c.params.layers!.pop(), /^params\.layers: has 19 entries for 20 trials$/],
+    ['a parameter name too long', (c) => (c.params['p'.repeat(501)] = new Array(20).fill(1)), /^params: a parameter name is longer/],
+    ['errors not an array', (c) => ((c as unknown as Record<string, unknown>).errors = {}), /^errors: expected an array$/],
+    ['an error without its message', (c) => (c.errors as unknown[]).push({ i: 0, type: 'E' }), /^errors\.\d+: expected \{ i, type, message \}$/],
+    ['an error message too long', (c) => c.errors.push({ i: 0, type: 'E', message: 'm'.repeat(4_001) }), /^errors\.\d+:/],
+    ['an error for a trial that is not there', (c) => c.errors.push({ i: 20, type: 'E', message: 'm' }), /^errors: index out of range$/],
+    ['a run id at a fractional index', (c) => c.runIds.push({ i: 0.5, runId: 'r' }), /^runIds\.0: expected \{ i, runId \}$/],
+    ['a run id that is a number', (c) => (c.runIds as unknown[]).push({ i: 0, runId: 7 }), /^runIds\.0:/],
+    ['a run id for a trial that is not there', (c) => c.runIds.push({ i: 99, runId: 'r' }), /^runIds: index out of range$/],
+  ];
+  for (const [what, change, reason] of cases) {
+    let c: Columns | undefined = columns();
+    if (what === 'trials not an object') c = undefined;
+    else change(c);
+    const problem = trialColumnsProblem(c);
+    assert.ok(problem, what);
+    assert.match(`${problem.path.join('.')}${problem.path.length > 0 ? ': ' : ''}${problem.message}`, reason, what);
+    // The same rejection through the message parser, with the path under `trials`.
+    const parsed = parseHostToWebview({ type: 'trials', trials: c });
+    assert.equal(parsed.ok, false, what);
+    if (!parsed.ok) assert.match(parsed.error, /^invalid "trials" message: trials/, what);
+  }
+  // A message of another type with such columns is refused the same way (`init` carries them too).
+  const badInit = JSON.parse(JSON.stringify(init)) as typeof init;
+  badInit.trials.tid[0] = -1;
+  const parsed = parseHostToWebview(badInit);
+  assert.equal(parsed.ok, false);
+  if (!parsed.ok) assert.match(parsed.error, /trials\.tid: expected an array of trial ids \(entry 0 is not\)/);
 });
 
 test('the panel HTML has a strict CSP with a fresh nonce and only the extension’s own files', () => {
