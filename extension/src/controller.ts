@@ -136,15 +136,34 @@ export class Controller implements vscode.Disposable {
   /** What activation does beyond construction, without delaying it. */
   start(): void {
     // Re-attach to the studies a service runs for this workspace (after a window reload).
-    if (this.connection.serviceRecorded()) {
-      this.connection.ensure().catch((error: unknown) => traceInfo(`no background service to re-attach to: ${errorText(error)}`));
-    }
+    if (this.connection.serviceRecorded()) void this.reattach(Date.now() + 120_000);
     setTimeout(() => {
       this.tree.loadJournals();
       void this.index.scanWorkspace();
     }, 0);
     const { problems } = this.settings();
     for (const p of problems) void reportError(p.message, 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', p.key));
+  }
+
+  /**
+   * Connects to the recorded service. On a busy machine its hello can miss the client's short
+   * deadline (the window then knows the studies only from their journals): try again while the
+   * recorded process lives, until `deadline`.
+   */
+  private async reattach(deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.connection.ensure();
+        return;
+      } catch (error) {
+        if (!this.connection.serviceRecorded() || Date.now() > deadline) {
+          traceInfo(`no background service to re-attach to: ${errorText(error)}`);
+          return;
+        }
+        traceInfo(`re-attaching to the background service failed (${errorText(error)}); trying again`);
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+    }
   }
 
   settings(): ReadResult {
