@@ -217,7 +217,9 @@ async function tryExisting(options: LaunchOptions, freshOnly = false): Promise<C
   if (!record || !pidAlive(record.pid)) return undefined;
   let client: ControlClient;
   try {
-    client = await ControlClient.connect(record.port, record.token, { client: options.client, log: options.log, timeoutMs: 3_000 });
+    // A live service that is slow to answer (a busy machine) is still better than starting a
+    // second one that loses the lock: the first attempt waits longer than the polling ones.
+    client = await ControlClient.connect(record.port, record.token, { client: options.client, log: options.log, timeoutMs: freshOnly ? 3_000 : 10_000 });
   } catch (error) {
     if (error instanceof ControlRequestError && error.code === 'protocol_mismatch') return replaceOutdated(record, options);
     return undefined;
