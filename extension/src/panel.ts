@@ -15,7 +15,7 @@ import { commands } from './host/commands';
 import { window } from './host/window';
 import { errorText, traceInfo, traceWarn } from './log';
 import type { ServiceConnection } from './model/serviceConnection';
-import type { LocalStudy, StudyStore } from './model/studyStore';
+import { countsOf, type LocalStudy, type StudyStore } from './model/studyStore';
 import { studyLabel } from './model/treeNodes';
 
 export const PANEL_VIEW_TYPE = 'hyperoptRunner.trials';
@@ -44,6 +44,8 @@ class TrialsPanel {
   private model: StudyViewModel;
   private ready = false;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** The store changed: compare it with the model at the next flush (see `reconcile`). */
+  private storeChanged = false;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -65,13 +67,41 @@ class TrialsPanel {
     });
     this.disposables.push(panel.webview.onDidReceiveMessage((raw: unknown) => void this.onMessage(raw)));
     const offEvents = host.connection.events.on(({ event }) => this.onEvent(event));
-    this.disposables.push({ dispose: offEvents });
+    const offStore = host.store.changes.on((change) => {
+      if (change.studies && !change.studies.includes(studyId)) return;
+      this.storeChanged = true;
+      this.scheduleFlush();
+    });
+    this.disposables.push({ dispose: offEvents }, { dispose: offStore });
+  }
+
+  /**
+   * The model follows the engine's events, the store follows them too but also changes without
+   * one: a re-attach replaces it with the service's snapshot, a run that ends without its studies'
+   * end events marks them ended, a journal read refreshes a past study. When the store and the
+   * model no longer agree on the study's state or trial counts, the model is built again from the
+   * store. Returns true when it was (the webview then needs a fresh `init`).
+   */
+  private reconcile(): boolean {
+    if (!this.storeChanged) return false;
+    this.storeChanged = false;
+    const study = this.host.store.study(this.studyId);
+    if (!study) return false;
+    const mine = this.model.counts();
+    const theirs = countsOf(study);
+    const same =
+      this.model.studyState === study.state &&
+      mine.total === theirs.total && mine.ok === theirs.ok && mine.failed === theirs.failed &&
+      mine.cancelled === theirs.cancelled && mine.running === theirs.running && mine.queued === theirs.queued;
+    if (same) return false;
+    this.model = viewModelOf(study);
+    return true;
   }
 
   private capabilities() {
     const study = this.host.store.study(this.studyId);
     const live = study !== undefined && study.live && study.state !== 'ended';
-    return capabilitiesFor(this.model.status().state, {
+    return capabilitiesFor(this.model.studyState, {
       controllable: live,
       notControllableReason: 'This study is not running.',
       logs: true,
@@ -93,6 +123,10 @@ class TrialsPanel {
     if (!this.ready || this.flushTimer) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
+      if (this.reconcile()) {
+        this.post(this.model.init(this.capabilities()));
+        return;
+      }
       const updates = this.model.takeUpdates();
       if (updates) this.post(updates);
       this.post(this.model.stateMessage(this.capabilities()));
@@ -109,6 +143,7 @@ class TrialsPanel {
     switch (message.type) {
       case 'ready':
         this.ready = true;
+        this.reconcile();
         this.post(this.model.init(this.capabilities()));
         return;
       case 'control': {

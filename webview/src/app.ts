@@ -110,28 +110,38 @@ export class App {
     const messages = this.inbox;
     this.inbox = [];
     for (const message of messages) {
-      dispatchMessage(message, {
-        init: (m) => this.init(m),
-        trials: (m) => {
-          if (!this.model.study) return;
-          this.model.store.upsert(m.trials);
-          this.scheduler.invalidate('trials');
-        },
-        state: (m) => {
-          if (!this.model.study) return;
-          this.model.status = m.status;
-          this.model.clockOffset = m.status.now - Date.now();
-          if (m.capabilities) this.model.capabilities = m.capabilities;
-          this.scheduler.invalidate('status', 'capabilities');
-        },
-        importances: (m) => {
-          this.model.importances = m;
-          this.scheduler.invalidate('importances');
-        },
-        select: (m) => this.select(m.tid, true),
-        reply: () => undefined,
-      });
+      // A message that fails to apply is reported, and the ones after it are still applied.
+      try {
+        this.apply(message);
+      } catch (error) {
+        console.error(`[trials] a ${message.type} message failed to apply`, error);
+        this.host.post({ type: 'rejected', error: `failed to apply: ${String(error)}`.slice(0, 1_000), messageType: message.type });
+      }
     }
+  }
+
+  private apply(message: HostToWebview): void {
+    dispatchMessage(message, {
+      init: (m) => this.init(m),
+      trials: (m) => {
+        if (!this.model.study) return;
+        this.model.store.upsert(m.trials);
+        this.scheduler.invalidate('trials');
+      },
+      state: (m) => {
+        if (!this.model.study) return;
+        this.model.status = m.status;
+        this.model.clockOffset = m.status.now - Date.now();
+        if (m.capabilities) this.model.capabilities = m.capabilities;
+        this.scheduler.invalidate('status', 'capabilities');
+      },
+      importances: (m) => {
+        this.model.importances = m;
+        this.scheduler.invalidate('importances');
+      },
+      select: (m) => this.select(m.tid, true),
+      reply: () => undefined,
+    });
   }
 
   private init(m: InitMessage): void {

@@ -116,6 +116,10 @@ export class StudyViewModel {
     return this.header.id;
   }
 
+  get studyState(): StudyStatus['state'] {
+    return this.state;
+  }
+
   /** A past study read back from its journal. */
   static fromJournal(record: StudyRecord, source: StudySource = 'journal'): StudyViewModel {
     const model = new StudyViewModel(studyHeader(record.info, source), settingsOf(record.info));

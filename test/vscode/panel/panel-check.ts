@@ -3,12 +3,14 @@
 // inside the webview (VS Code nests it in two iframes; the panel's page is the inner one) for a
 // drawn loss chart that grows with the live study, then press Stop, and for a second study
 // Cancel, in the panel, and see the engine end each study for that reason (in the panel's header
-// and in the Runs tree). Screenshots go to test-results/.
+// and in the Runs tree); once each study has ended, the panel's header counts, chart marks and
+// table rows, the Runs tree and the study's journal agree. Screenshots go to test-results/.
 //   node --import tsx test/vscode/panel/panel-check.ts
 import assert from 'node:assert/strict';
 import { copyFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
+import { countTrials, listStudies } from '../../../core/src/journal/journal';
 import { openSession } from '../harness/session';
 import { makeWorkspace, removeWorkspace } from '../extension/workspace';
 
@@ -115,6 +117,77 @@ async function headerState(frame: Frame): Promise<{ state: string | null; text: 
   });
 }
 
+/** What the panel shows of a study's trials: the header's counts, the loss chart's marks, the table's rows. */
+interface PanelCounts {
+  header: { total: number; ok: number; failed: number; cancelled: number; running: number; queued: number };
+  chart: { ok: number; failed: number; cancelled: number };
+  tableRows: number;
+  text: string;
+}
+
+async function panelCounts(frame: Frame): Promise<PanelCounts> {
+  return frame.evaluate(() => {
+    // No named functions in here: the page has no `__name` helper for them.
+    const text = document.querySelector('[data-testid="counts"]')?.textContent ?? '';
+    const [ok, failed, cancelled, running, queued] = ['ok', 'failed', 'cancelled', 'running', 'queued'].map((word) => Number(new RegExp(`(\\d+) ${word}`).exec(text)?.[1] ?? 0));
+    const chart = document.querySelector('[data-chart="history"]');
+    const [points, chartFailed, chartCancelled] = ['points', 'failed', 'cancelled'].map((name) => Number(chart?.getAttribute(`data-${name}`) ?? -1));
+    return {
+      header: { total: Number(/^(\d+)/.exec(text)?.[1] ?? -1), ok: ok as number, failed: failed as number, cancelled: cancelled as number, running: running as number, queued: queued as number },
+      chart: { ok: points as number, failed: chartFailed as number, cancelled: chartCancelled as number },
+      tableRows: Number(document.querySelector('vscode-table')?.getAttribute('data-rows') ?? -1),
+      text,
+    };
+  });
+}
+
+/**
+ * After a study has ended, the panel's header, loss chart and table, the Runs tree and the
+ * study's journal (what the engine recorded) must come to the same trial counts. Waits for them
+ * to agree (the panel batches updates, its views redraw a few times a second), then asserts.
+ */
+async function checkConverged(page: Page, frame: Frame, workspace: string, file: string): Promise<string> {
+  const read = async () => {
+    const { studies } = listStudies(join(workspace, '.hyperopt-runner', 'journal'));
+    const record = studies.filter((s) => s.info.script.endsWith(file) && s.state === 'ended').pop();
+    const engine = record ? countTrials(record.trials.values()) : undefined;
+    // The row's description starts with finished/max_evals (its label, file:line, is a separate element).
+    const description = await page.locator(ROWS, { hasText: `${file}:` }).first().locator('.label-description').innerText().catch(() => '');
+    const tree = Number(/^(\d+)\/\d+/.exec(description.trim())?.[1] ?? -1);
+    return { engine, tree, panel: await panelCounts(frame) };
+  };
+  let last: Awaited<ReturnType<typeof read>> | undefined;
+  const agree = (r: Awaited<ReturnType<typeof read>>): boolean => {
+    const { engine, tree, panel } = r;
+    if (!engine) return false;
+    const finished = engine.ok + engine.failed + engine.cancelled;
+    return (
+      finished === engine.total &&
+      tree === finished &&
+      panel.header.total === engine.total &&
+      panel.header.ok === engine.ok &&
+      panel.header.failed === engine.failed &&
+      panel.header.cancelled === engine.cancelled &&
+      panel.header.running === 0 &&
+      panel.header.queued === 0 &&
+      panel.chart.ok === engine.ok &&
+      panel.chart.failed === engine.failed &&
+      panel.chart.cancelled === engine.cancelled &&
+      panel.tableRows === engine.total
+    );
+  };
+  try {
+    await until(`the panel, the Runs tree and the journal to agree on ${file}'s trials`, async () => {
+      last = await read();
+      return agree(last);
+    }, 30_000);
+  } catch {
+    assert.fail(`after ${file}'s study ended, the panel, the Runs tree and the engine disagree: ${JSON.stringify(last)}`);
+  }
+  const { engine, panel } = last as Awaited<ReturnType<typeof read>>;
+  return `${panel.text} = chart ${panel.chart.ok}/${panel.chart.failed}/${panel.chart.cancelled} = ${panel.tableRows} table rows = journal ${engine?.total}`;
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const workspace = makeWorkspace();
@@ -178,7 +251,8 @@ async function main(): Promise<void> {
           const text = await studyRow(page, 'stop_study.py');
           return text && /stopped/.test(text) ? text : undefined;
         });
-        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}`);
+        const agreed = await checkConverged(page, frame, workspace, 'stop_study.py');
+        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}; after the end: ${agreed}`);
         await session.workbench.screenshot('vscode-panel-stopped');
       },
     ],
@@ -204,7 +278,8 @@ async function main(): Promise<void> {
           const text = await studyRow(page, 'cancel_study.py');
           return text && /cancelled/.test(text) ? text : undefined;
         });
-        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}`);
+        const agreed = await checkConverged(page, frame, workspace, 'cancel_study.py');
+        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}; after the end: ${agreed}`);
         await session.workbench.screenshot('vscode-panel-cancelled');
       },
     ],
