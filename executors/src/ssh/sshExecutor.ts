@@ -732,6 +732,8 @@ export class SshExecutor implements Executor {
   async close(): Promise<void> {
     this.closed = true;
     const grace = this.options.killGraceMs ?? 2000;
+    const started = performance.now();
     await Promise.all(this.sessions.map((s) => s.close(grace)));
+    this.options.debug?.(`ssh closed ${JSON.stringify({ hosts: this.sessions.length, closeMs: performance.now() - started })}`);
   }
 }
