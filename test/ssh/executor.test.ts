@@ -164,6 +164,24 @@ test('dispatch overhead per trial over SSH (reported, not asserted)', async (t) 
   }
 });
 
+test('the debug hook gets one timing line per host once they are ready, and one when the executor has closed', async () => {
+  const lines: string[] = [];
+  const { ex } = await started(['h1', 'h4'], fx.writeHostsFile(), { debug: (text) => lines.push(text) });
+  await ex.close();
+  const hosts = lines.filter((l) => l.startsWith('ssh host ')).map((l) => JSON.parse(l.slice('ssh host '.length)) as Record<string, unknown>);
+  assert.deepEqual(hosts.map((h) => h.host), ['h1', 'h4']);
+  for (const host of hosts) {
+    for (const key of ['startedAtMs', 'connectMs', 'prepareMs', 'readyMs']) assert.equal(typeof host[key], 'number', `${key} in ${JSON.stringify(host)}`);
+    assert.ok((host.readyMs as number) >= (host.connectMs as number) + (host.prepareMs as number), JSON.stringify(host));
+    assert.equal(typeof host.runtimeUploaded, 'boolean');
+  }
+  const closed = lines.filter((l) => l.startsWith('ssh closed '));
+  assert.equal(closed.length, 1, lines.join('\n'));
+  assert.equal((JSON.parse(closed[0]!.slice('ssh closed '.length)) as { hosts: number }).hosts, 2);
+  assert.equal(lines.length, 3, lines.join('\n'));
+  assert.deepEqual(fixturePids(fx), []);
+});
+
 test('aborting a trial kills its process group on the host, grandchildren included, and the slot recovers', async () => {
   const { ex } = await started(['h1'], fx.writeHostsFile({ defaults: { slots: 1 } }));
   try {
