@@ -5,10 +5,8 @@ import { RunsModel, type RunsNode, type StudyNode, type TrialNode } from '../../
 import { parseFlags, resolvePython } from './options';
 import { formatDuration, formatLoss } from './progress';
 
-async function allChildren(model: RunsModel, node?: RunsNode): Promise<RunsNode[]> {
-  const nodes = [...(await model.getChildren(node))];
-  while (model.hasMore(node)) nodes.push(...(await model.loadMore(node)));
-  return nodes;
+function allChildren(model: RunsModel, node?: RunsNode): Promise<RunsNode[]> {
+  return model.loadAll(node);
 }
 
 function trialLine(t: TrialNode): string {
