@@ -11,7 +11,7 @@ import type { EngineEvent } from '../../core/src/coordinator/events';
 import { lossToNumber } from '../../core/src/protocol/common';
 import { errorText, traceInfo, traceWarn } from './log';
 import { loadMoreNode, mlflowNode, present, studyNode, trialNode, type TreeNode } from './model/treeNodes';
-import type { StudyStore } from './model/studyStore';
+import type { LocalStudy, StudyStore } from './model/studyStore';
 
 export interface TrackingSource {
   /** The URI views read runs from, or undefined (with a reason) when there is none. */
@@ -144,9 +144,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
       }
     }
     // Studies MLflow does not list yet (not tracked, or not logged so far) come from this window.
+    // A study tracked in an experiment listed here shows under it, not at the root as well.
+    const listed = new Set(mlflowRoot.flatMap((n) => (n.kind === 'experiment' ? [n.experimentId] : [])));
+    const underExperiment = (s: LocalStudy): boolean => s.tracking !== undefined && sameServer(s.tracking.uri, this.modelUri) && listed.has(s.tracking.experimentId);
     const local = this.store
       .studies()
-      .filter((s) => !this.model?.findStudy({ studyId: s.id, runId: s.tracking?.parentRunId }));
+      .filter((s) => !underExperiment(s) && !this.model?.findStudy({ studyId: s.id, runId: s.tracking?.parentRunId }));
     result.push(...local.slice(0, this.rootLimit).map((s) => studyNode(s.id)));
     if (local.length > this.rootLimit) result.push(loadMoreNode(undefined));
     result.push(...mlflowRoot.filter((n) => n.kind === 'experiment').map(mlflowNode));
@@ -216,4 +219,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.changeEmitter.dispose();
   }
+}
+
+function sameServer(a: string, b: string | undefined): boolean {
+  return b !== undefined && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 }

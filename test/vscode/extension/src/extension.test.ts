@@ -125,6 +125,9 @@ describe('Hyperopt Runner in VS Code', () => {
         async () => {
           c.tree.refresh();
           const root = await c.tree.getChildren();
+          // Before any experiment is expanded: a study whose experiment is listed shows only under it.
+          const listed = root.some((n) => n.kind === 'mlflow' && n.node.kind === 'experiment' && n.node.experimentId === study.tracking?.experimentId);
+          if (listed) assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `the study is listed twice at the root: ${root.map((n) => n.id).join(', ')}`);
           for (const experiment of root) {
             if (experiment.kind !== 'mlflow' || experiment.node.kind !== 'experiment') continue;
             const studies = await c.tree.getChildren(experiment);
