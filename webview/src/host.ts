@@ -77,7 +77,10 @@ export class Host {
   }
 
   private receive(raw: unknown): void {
+    const t0 = performance.now();
     const parsed = parseHostToWebview(raw);
+    // For the benchmark: how long checking a study's whole trials took.
+    if (parsed.ok && parsed.message.type === 'init') performance.measure('trials:init-checked', { start: t0 });
     if (!parsed.ok) {
       this.rejectedCount += 1;
       document.body.dataset.rejectedMessages = String(this.rejectedCount);
