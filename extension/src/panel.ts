@@ -87,13 +87,7 @@ class TrialsPanel {
     this.storeChanged = false;
     const study = this.host.store.study(this.studyId);
     if (!study) return false;
-    const mine = this.model.counts();
-    const theirs = countsOf(study);
-    const same =
-      this.model.studyState === study.state &&
-      mine.total === theirs.total && mine.ok === theirs.ok && mine.failed === theirs.failed &&
-      mine.cancelled === theirs.cancelled && mine.running === theirs.running && mine.queued === theirs.queued;
-    if (same) return false;
+    if (this.model.agrees(study.state, countsOf(study))) return false;
     this.model = viewModelOf(study);
     return true;
   }

@@ -177,3 +177,18 @@ test('extending a study without a timeout gives it one from now; impossible requ
   const ended = applyControl(engine, 's1', { action: 'cancel' }, 0);
   assert.deepEqual(ended, { ok: false, error: 'The study has ended.' });
 });
+
+test('a model fed by events tells when another record of the study has moved on without an event', () => {
+  const model = new StudyViewModel(studyHeader(info, 'live'), settings);
+  model.apply({ type: 'trial.queued', study: 's1', tid: 0, params: { x: 0.5 } });
+  model.apply({ type: 'trial.started', study: 's1', tid: 0, slot: 'local/0', at: 2_000, attempt: 1 });
+  const counts = { total: 1, ok: 0, failed: 0, cancelled: 0, running: 1, queued: 0 };
+  assert.equal(model.agrees('running', counts), true);
+  // A snapshot taken after a re-attach: the trial finished and another started meanwhile.
+  assert.equal(model.agrees('running', { ...counts, total: 2, ok: 1 }), false);
+  // The run ended without the study's end event (its driver died): same trials, another state.
+  assert.equal(model.agrees('ended', counts), false);
+  model.apply({ type: 'trial.finished', study: 's1', tid: 0, state: 'done', summary: { status: 'ok', loss: 0.2 }, endedAt: 3_000 });
+  model.apply({ type: 'study.state', study: 's1', state: 'ended', reason: 'completed' });
+  assert.equal(model.agrees('ended', { total: 1, ok: 1, failed: 0, cancelled: 0, running: 0, queued: 0 }), true);
+});

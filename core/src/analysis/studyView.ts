@@ -249,6 +249,18 @@ export class StudyViewModel {
     return c;
   }
 
+  /**
+   * Whether this model shows a study in `state` with these trial counts. A host whose model
+   * follows engine events, while another record of the study (a snapshot after a re-attach, a
+   * journal read) can change without one, compares the two with this and builds the model again
+   * from that record when they differ.
+   */
+  agrees(state: StudyStatus['state'], counts: Omit<TrialCounts, 'done'>): boolean {
+    if (this.state !== state) return false;
+    const mine = this.counts();
+    return mine.total === counts.total && mine.ok === counts.ok && mine.failed === counts.failed && mine.cancelled === counts.cancelled && mine.running === counts.running && mine.queued === counts.queued;
+  }
+
   status(now: number = Date.now()): StudyStatus {
     return {
       state: this.state,
