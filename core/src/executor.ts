@@ -3,7 +3,7 @@
  * It assumes neither local processes nor SSH, so cluster engines can implement it too.
  */
 import type { TrialError } from './protocol/common';
-import type { TrialTracking, WorkerHello, WorkerResult } from './protocol/worker';
+import type { TrialTracking, WorkerHello, WorkerResult, WorkerTracked } from './protocol/worker';
 
 export interface TrialJob {
   readonly study: string;
@@ -20,6 +20,12 @@ export interface TrialJob {
   readonly onEvaluating?: () => void;
   /** Output the objective printed while this trial ran. */
   readonly onOutput?: (text: string) => void;
+  /**
+   * The worker finished writing the trial's MLflow run after its result (or failed to). It may
+   * come after `run` resolved, or never (the worker died first); the run is then completed
+   * from the journal.
+   */
+  readonly onTracked?: (message: WorkerTracked) => void;
 }
 
 export type SlotOutcome =

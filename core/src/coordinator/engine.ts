@@ -14,7 +14,7 @@ import { lossToNumber, type TrialError } from '../protocol/common';
 import type { DriverToCoordinator, EndReason, ExhaustReason, FinishedTrial, NewTrial, Open } from '../protocol/driver';
 import type { DriverConnection } from './driverChannel';
 import { FMIN_UUID_TAG, HOST_TAG, SLOT_TAG, TRIAL_TID_TAG } from '../mlflow/tags';
-import type { TrialTracking } from '../protocol/worker';
+import type { TrialTracking, WorkerTracked } from '../protocol/worker';
 import { DriverServer } from './driverChannel';
 import type { EngineEvent, StudySettings } from './events';
 
@@ -55,6 +55,10 @@ interface RunningTrial {
   /** Why the engine aborted it, which decides the trial's final state. */
   abortReason?: { state: 'cancel' | 'error'; error: TrialError };
   timer?: NodeJS.Timeout;
+  /** The trial's end is in the journal: its `tracked` record may follow. */
+  settled?: boolean;
+  /** A `tracked` message that came before the result was handled (same read of the pipe). */
+  earlyTracked?: WorkerTracked;
 }
 
 export function newStudyId(now = new Date()): string {
@@ -485,6 +489,10 @@ export class Engine {
           ...(study.tracking ? { tracking: this.trialTracking(study, queued.trial, slot) } : {}),
           onEvaluating: armTrialTimeout,
           onOutput: (text) => this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text }),
+          onTracked: (message) => {
+            if (run.settled) this.onTracked(study, message);
+            else run.earlyTracked = message;
+          },
         },
         run.abort.signal,
       )
@@ -501,14 +509,17 @@ export class Engine {
     if (outcome.kind === 'result') {
       const r = outcome.result;
       const mlflowRunId = r.tracking?.runId ?? undefined;
-      // A run the worker opened but could not complete is finished later from the journal.
-      const mlflowIncomplete = r.tracking?.error !== undefined && mlflowRunId !== undefined ? true : undefined;
+      // The worker completes the run in the background: until its `tracked` record says so, the
+      // run counts as incomplete, and a sync completes it from the journal if the worker dies first.
+      const mlflowIncomplete = mlflowRunId !== undefined ? true : undefined;
       if (r.tracking?.error) this.warnTracking(study, `trial ${run.tid}: ${r.tracking.error}`);
       if (r.outcome === 'ok') {
         this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
       } else {
         this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
       }
+      run.settled = true;
+      if (run.earlyTracked) this.onTracked(study, run.earlyTracked);
     } else if (outcome.kind === 'aborted') {
       const reason = run.abortReason ?? { state: 'cancel' as const, error: { type: 'Cancelled', message: 'cancelled' } };
       this.finishTrial(study, run.tid, reason.state, { error: reason.error, slot: run.slot.id, startedAt: run.startedAt });
@@ -523,6 +534,12 @@ export class Engine {
       this.checkStarved(study);
     }
     this.afterChange(study);
+  }
+
+  /** The worker finished writing a trial's run (or gave up): one journal record, after its end. */
+  private onTracked(study: Study, message: WorkerTracked): void {
+    this.write(study, { k: 'tracked', tid: message.tid, mlflowRunId: message.runId, complete: message.complete, ...(message.error ? { error: message.error } : {}), at: Date.now() });
+    if (message.error) this.warnTracking(study, `trial ${message.tid}: ${message.error}`);
   }
 
   private onInfrastructureFailure(study: Study, queued: QueuedTrial, run: RunningTrial, error: unknown): void {

@@ -39,6 +39,7 @@ export interface JournalTrial {
   attempts: number;
   /** The trial's MLflow child run, once written (by its worker or by a sync). */
   mlflowRunId?: string;
+  /** The run exists but is not known to be complete (no complete `tracked` or `synced` record). */
   mlflowIncomplete?: boolean;
 }
 
@@ -125,6 +126,11 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       t.endedAt = r.endedAt;
       t.mlflowRunId = r.mlflowRunId;
       t.mlflowIncomplete = r.mlflowIncomplete;
+      return;
+    }
+    case 'tracked': {
+      const t = study.trials.get(r.tid);
+      if (t && r.complete && t.mlflowRunId === r.mlflowRunId) t.mlflowIncomplete = undefined;
       return;
     }
     case 'synced': {

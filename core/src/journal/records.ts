@@ -48,9 +48,15 @@ export const JournalRecord = z.discriminatedUnion('k', [
     endedAt: z.number().optional(),
     /** The trial's MLflow child run; absent when it could not be written (sync writes it later). */
     mlflowRunId: z.string().optional(),
-    /** The child run exists but its worker could not finish writing it. */
+    /**
+     * The child run exists but is not known to be complete: its worker writes the rest after
+     * the result and a `tracked` record says when it did. Journals written before `tracked`
+     * existed set it only when the worker failed.
+     */
     mlflowIncomplete: z.boolean().optional(),
   }),
+  /** The worker finished writing a trial's child run after its result (`complete`), or failed to. */
+  z.object({ k: z.literal('tracked'), tid: z.number().int(), mlflowRunId: z.string(), complete: z.boolean(), error: z.string().optional(), at: z.number() }),
   z.object({ k: z.literal('tracking'), uri: z.string(), experimentId: z.string(), parentRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('requeue'), tid: z.number().int(), slot: z.string(), reason: z.string(), at: z.number() }),

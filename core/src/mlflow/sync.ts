@@ -1,8 +1,9 @@
 /**
- * Writes to MLflow what a study's workers could not (the server was down or not yet up): the
- * journal holds every finished trial's params, loss and status, so nothing is lost.
+ * Writes to MLflow what a study's workers could not (the server was down or not yet up, or a
+ * worker ended before its background logger had written a trial's run): the journal holds every
+ * finished trial's params, loss and status, so nothing is lost.
  */
-import { JournalWriter, type StudyRecord } from '../journal/journal';
+import { JournalWriter, type JournalTrial, type StudyRecord } from '../journal/journal';
 import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
 import {
@@ -15,7 +16,10 @@ export interface SyncResult {
   parentCreated: boolean;
 }
 
-/** Creates the missing child runs (and the parent run when even that is missing). */
+/**
+ * Creates the missing child runs (and the parent run when even that is missing), and completes
+ * the runs a worker created but never reported complete (no complete `tracked` record).
+ */
 export async function syncStudy(study: StudyRecord, client: MlflowClient, signal?: AbortSignal): Promise<SyncResult> {
   const journal = new JournalWriter(study.path);
   let parentCreated = false;
@@ -62,7 +66,7 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
             [TRIAL_TID_TAG]: String(trial.tid),
             [TRIAL_STATUS_TAG]: trial.state === 'error' ? 'error' : (trial.summary?.status ?? 'unknown'),
             ...(trial.slot ? { [SLOT_TAG]: trial.slot } : {}),
-            ...(trial.error ? { [TRACEBACK_TAG]: (trial.error.traceback ?? `${trial.error.type}: ${trial.error.message}`).slice(-5000) } : {}),
+            ...tracebackTag(trial),
           },
         },
         signal,
@@ -77,7 +81,7 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
         signal,
       );
       if (trial.mlflowRunId) {
-        await client.logBatch(runId, { tags: { [TRIAL_STATUS_TAG]: trial.state === 'error' ? 'error' : (trial.summary?.status ?? 'unknown') } }, signal);
+        await client.logBatch(runId, { tags: { [TRIAL_STATUS_TAG]: trial.state === 'error' ? 'error' : (trial.summary?.status ?? 'unknown'), ...tracebackTag(trial) } }, signal);
       }
       await client.finishRun(runId, ok ? 'FINISHED' : 'FAILED', trial.endedAt ?? Date.now(), signal);
       journal.append({ k: 'synced', tid: trial.tid, mlflowRunId: runId, at: Date.now() });
@@ -91,7 +95,11 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
   }
 }
 
-/** Trials that finished but have no MLflow run yet. */
+function tracebackTag(trial: JournalTrial): Record<string, string> {
+  return trial.error ? { [TRACEBACK_TAG]: (trial.error.traceback ?? `${trial.error.type}: ${trial.error.message}`).slice(-5000) } : {};
+}
+
+/** Trials that finished but have no complete MLflow run yet. */
 export function unsyncedTrials(study: StudyRecord): number {
   let n = 0;
   for (const t of study.trials.values()) if ((!t.mlflowRunId || t.mlflowIncomplete) && (t.state === 'done' || t.state === 'error')) n += 1;

@@ -64,19 +64,37 @@ export const WorkerResult = z.object({
   error: TrialError.optional(),
   startedAt: z.number(),
   endedAt: z.number(),
-  /** The trial's child run, or why it could not be written (the coordinator writes it later). */
+  /**
+   * The trial's child run, created before the objective ran (its completion follows in a
+   * `tracked` message), or why it could not be created (the coordinator writes it later).
+   */
   tracking: z.object({ runId: z.string().nullable(), error: z.string().optional() }).optional(),
+});
+
+/**
+ * Sent after `result` once the worker's background logger has written the rest of the trial's
+ * child run (loss, status tags, FINISHED or FAILED), or failed to: `complete` false leaves the
+ * run for the coordinator to complete from the journal.
+ */
+export const WorkerTracked = z.object({
+  type: z.literal('tracked'),
+  study: z.string(),
+  tid: z.number().int(),
+  runId: z.string(),
+  complete: z.boolean(),
+  error: z.string().optional(),
 });
 
 export const WorkerShutdown = z.object({ type: z.literal('shutdown') });
 
-export const WorkerToCoordinator = z.discriminatedUnion('type', [WorkerHello, WorkerLoaded, WorkerLoadFailed, WorkerResult]);
+export const WorkerToCoordinator = z.discriminatedUnion('type', [WorkerHello, WorkerLoaded, WorkerLoadFailed, WorkerResult, WorkerTracked]);
 export type WorkerToCoordinator = z.infer<typeof WorkerToCoordinator>;
 export const CoordinatorToWorker = z.discriminatedUnion('type', [WorkerLoad, WorkerEvaluate, WorkerShutdown]);
 export type CoordinatorToWorker = z.infer<typeof CoordinatorToWorker>;
 
 export type WorkerHello = z.infer<typeof WorkerHello>;
 export type WorkerResult = z.infer<typeof WorkerResult>;
+export type WorkerTracked = z.infer<typeof WorkerTracked>;
 
 /**
  * Markers the worker writes to stderr around each trial so output is attributed to the right

@@ -17,6 +17,11 @@ export interface LocalExecutorOptions {
 
 /** A worker that dies this many times in a row before its hello retires the slot. */
 const MAX_START_FAILURES = 3;
+/**
+ * How long a worker told to shut down may take to exit: it first writes the MLflow runs its
+ * background logger still holds (for at most 30 s); what is left is completed from the journal.
+ */
+const SHUTDOWN_DRAIN_MS = 35_000;
 
 class LocalSlot implements Slot {
   readonly host = 'localhost';
@@ -118,6 +123,9 @@ class LocalSlot implements Slot {
     const worker = this.worker;
     if (!worker) return;
     worker.shutdown();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([worker.exited, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS)))]);
+    clearTimeout(timer);
     await worker.kill(this.options.killGraceMs ?? 2000);
   }
 }

@@ -350,6 +350,14 @@ _WORKER_TO_COORDINATOR: Dict[str, Validator] = {
         "endedAt": _number,
         "tracking": _Optional(_object({"runId": _nullable(_string), "error": _Optional(_string)})),
     }),
+    "tracked": _object({
+        "type": _literal("tracked"),
+        "study": _string,
+        "tid": _integer,
+        "runId": _string,
+        "complete": _boolean,
+        "error": _Optional(_string),
+    }),
 }
 
 _COORDINATOR_TO_WORKER: Dict[str, Validator] = {

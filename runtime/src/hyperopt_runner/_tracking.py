@@ -2,7 +2,9 @@
 
 The driver owns the study's parent run (the script's active run when it opened one); each
 worker opens its trial's child run and makes it the active run while the objective runs, so
-the objective's own ``mlflow.log_*`` calls land in it. Logging never fails a study or a trial:
+the objective's own ``mlflow.log_*`` calls land in it. Once the objective returned, the rest of
+the run (loss, status tags, termination) is written by the worker's background logger, so the
+trial's result reaches the coordinator at once. Logging never fails a study or a trial:
 a failure becomes one warning, and the coordinator writes what is missing later from the
 journal.
 """
@@ -11,8 +13,11 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import queue
 import sys
-from typing import Any, Dict, Optional
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
 
 #: Set by the coordinator when the run is tracked; MLFLOW_TRACKING_URI names the server.
 TRACKING_ENV = "HYPEROPT_RUNNER_TRACKING"
@@ -201,12 +206,13 @@ def _client_for(mlflow: Any, uri: str) -> Any:
     return client
 
 
-def _activate(mlflow: Any, run: Any) -> None:
+def _activate(mlflow: Any, run: Any) -> bool:
     """Makes ``run`` the active run, as ``mlflow.start_run(run_id=...)`` would, without its three
     requests (read the run, mark it RUNNING, read it again): the run was just created RUNNING
     and ``run`` holds what those reads return. Falls back to ``start_run`` when mlflow's fluent
     state is not laid out as in mlflow 2.x/3.x, when a run is already active (``start_run``
-    then says why that is an error) and when system metrics are on (``start_run`` starts them)."""
+    then says why that is an error) and when system metrics are on (``start_run`` starts them).
+    True when the run was activated directly, False when ``start_run`` did it."""
     try:
         from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
         from mlflow.tracking import fluent
@@ -214,94 +220,124 @@ def _activate(mlflow: Any, run: Any) -> None:
         stack = fluent._active_run_stack.get()
         if isinstance(stack, list) and not stack and not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
             stack.append(fluent.ActiveRun(run))
-            return
+            return True
     except Exception:  # noqa: BLE001 - private layout changed; the public call does the same
         pass
     mlflow.start_run(run_id=run.info.run_id)
+    return False
 
 
 class TrialRun:
-    """One trial's child run: opened before the objective runs, closed with its outcome."""
+    """One trial's child run. ``begin`` creates it (one request) and makes it the active run
+    before the objective runs; ``finish`` puts it back to inactive at once and hands the outcome
+    to the worker's :class:`TrialLogger`, so the trial's result does not wait for MLflow."""
 
-    def __init__(self, tracking: Dict[str, Any], tid: int):
+    def __init__(self, tracking: Dict[str, Any], study: str, tid: int):
         self.tracking = tracking
+        self.study = study
         self.tid = tid
         self.run_id: Optional[str] = None
         self.error: Optional[str] = None
+        #: Set by the logger's thread when a write for this run failed.
+        self.write_error: Optional[str] = None
         self._saved_env: Dict[str, Optional[str]] = {}
         self._client: Any = None
+        self._started_with_start_run = False
+        self._outcome: Optional[_Outcome] = None
 
-    def begin(self) -> None:
+    def begin(self, logger: "TrialLogger") -> None:
         with _FailFast():
             self._begin()
+        if self.run_id is not None and self.tracking["params"]:
+            logger.submit(self._log_params)
 
     def _begin(self) -> None:
         t = self.tracking
         try:
             import mlflow
-            from mlflow.entities import Param, Run, RunData, RunTag
+            from mlflow.entities import Run, RunData, RunTag
 
             self._client = _client_for(mlflow, t["uri"])
             tags = {"mlflow.parentRunId": t["parentRunId"], "runSource": RUN_SOURCE, **t["tags"]}
             run = self._client.create_run(t["experimentId"], run_name=t["runName"], tags=tags)
             self.run_id = run.info.run_id
-            params = [Param(k, v[:6000]) for k, v in t["params"].items()]
-            if params:
-                self._client.log_batch(self.run_id, params=params)
             for name, value in (("MLFLOW_TRACKING_URI", t["uri"]), ("MLFLOW_RUN_ID", self.run_id)):
                 self._saved_env[name] = os.environ.get(name)
                 os.environ[name] = value
             # The objective's own mlflow.log_* calls land in this run.
             run_tags = [RunTag(k, v) for k, v in run.data.tags.items()]
-            _activate(mlflow, Run(run.info, RunData(params=params, tags=run_tags)))
+            self._started_with_start_run = not _activate(mlflow, Run(run.info, RunData(tags=run_tags)))
         except Exception as exc:  # noqa: BLE001 - tracking never fails a trial
             self.error = _short(exc)
 
-    def end(self, reply: Dict[str, Any]) -> Dict[str, Any]:
-        """Logs the outcome; returns the ``tracking`` part of the result message."""
-        with _FailFast():
-            return self._end(reply)
-
-    def _end(self, reply: Dict[str, Any]) -> Dict[str, Any]:
-        if self.run_id is None:
-            self._restore_env()
-            return {"runId": None, "error": self.error or "the trial's run was not created"}
+    def finish(self, reply: Dict[str, Any], ended_at: float) -> Dict[str, Any]:
+        """Ends the run's time as the active run; returns the ``tracking`` part of the result
+        message. ``submit_outcome`` then hands the rest to the logger."""
         try:
-            import mlflow
-            from mlflow.entities import Metric, RunTag
-
-            failed = reply.get("outcome") != "ok"
-            summary = reply.get("summary") or {}
-            status_text = "error" if failed else str(summary.get("status"))
-            tags = [RunTag("trial_status", status_text)]
-            metrics = []
-            loss = summary.get("loss")
-            if not failed and loss is not None:
-                value = float(loss) if not isinstance(loss, str) else float(loss.replace("Infinity", "inf"))
-                metrics.append(Metric("loss", value, _now_ms(), 0))
-            if failed and reply.get("error"):
-                error = reply["error"]
-                text = error.get("traceback") or f"{error.get('type')}: {error.get('message')}"
-                tags.append(RunTag(TRACEBACK_TAG, text[-TAG_LIMIT:]))
-            self._client.log_batch(self.run_id, metrics=metrics, tags=tags)
-            if failed and reply.get("error", {}).get("traceback"):
-                self._client.log_text(self.run_id, reply["error"]["traceback"], "traceback.txt")
-            status = "FAILED" if failed or status_text != "ok" else "FINISHED"
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id == self.run_id:
-                mlflow.end_run(status=status)
-            else:
-                self._client.set_terminated(self.run_id, status=status)
+            if self.run_id is None:
+                return {"runId": None, "error": self.error or "the trial's run was not created"}
+            self._outcome = _Outcome(reply, ended_at)
+            self._deactivate(self._outcome.status)
             return {"runId": self.run_id}
-        except Exception as exc:  # noqa: BLE001
-            try:
-                mlflow.end_run()
-            except Exception:  # noqa: BLE001
-                pass
-            # The run exists but may be incomplete: the coordinator completes it from the journal.
-            return {"runId": self.run_id, "error": _short(exc)}
         finally:
             self._restore_env()
+
+    def submit_outcome(self, logger: "TrialLogger") -> None:
+        """Queues the outcome's writes (waiting while the queue is full); the ``tracked`` message
+        follows once they are done."""
+        outcome = self._outcome
+        if outcome is not None:
+            logger.submit(lambda: self._write_outcome(outcome, logger))
+
+    def _deactivate(self, status: str) -> None:
+        """The run stops being the active run without a request (the logger terminates it),
+        unless ``start_run`` opened it: then ``end_run`` undoes what it set up."""
+        try:
+            import mlflow
+            from mlflow.tracking import fluent
+
+            if self._started_with_start_run:
+                with _FailFast():
+                    mlflow.end_run(status=status)
+                return
+            stack = fluent._active_run_stack.get()
+            if stack and stack[-1].info.run_id == self.run_id:
+                stack.pop()
+                fluent._last_active_run_id.set(self.run_id)
+            elif stack and any(r.info.run_id == self.run_id for r in stack):
+                # The objective started nested runs and left them open: end them as end_run would.
+                while stack and stack[-1].info.run_id != self.run_id:
+                    with _FailFast():
+                        mlflow.end_run()
+                stack.pop()
+        except Exception as exc:  # noqa: BLE001 - the logger still terminates the run
+            self.write_error = _short(exc)
+
+    def _log_params(self) -> None:
+        params = [{"key": k, "value": v[:6000]} for k, v in self.tracking["params"].items()]
+        try:
+            _rest(self._client, "runs/log-batch", {"run_id": self.run_id, "params": params})
+        except Exception as exc:  # noqa: BLE001
+            self.write_error = self.write_error or _short(exc)
+
+    def _write_outcome(self, outcome: "_Outcome", logger: "TrialLogger") -> None:
+        message: Dict[str, Any] = {"type": "tracked", "study": self.study, "tid": self.tid, "runId": self.run_id}
+        try:
+            body: Dict[str, Any] = {"run_id": self.run_id, "tags": [{"key": k, "value": v} for k, v in outcome.tags.items()]}
+            if outcome.loss is not None:
+                body["metrics"] = [{"key": "loss", "value": outcome.loss, "timestamp": int(round(outcome.ended_at)), "step": 0}]
+            _rest(self._client, "runs/log-batch", body)
+            if outcome.traceback:
+                self._client.log_text(self.run_id, outcome.traceback, "traceback.txt")
+            _rest(self._client, "runs/update", {"run_id": self.run_id, "status": outcome.status, "end_time": int(round(outcome.ended_at))})
+            if self.write_error:
+                message.update(complete=False, error=self.write_error)
+            else:
+                message["complete"] = True
+        except Exception as exc:  # noqa: BLE001
+            # The run exists but is incomplete: the coordinator completes it from the journal.
+            message.update(complete=False, error=_short(exc))
+        logger.send(message)
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
@@ -310,3 +346,87 @@ class TrialRun:
             else:
                 os.environ[name] = value
         self._saved_env.clear()
+
+
+class _Outcome:
+    """What the logger writes once the objective returned: loss, status tags, run status."""
+
+    def __init__(self, reply: Dict[str, Any], ended_at: float):
+        failed = reply.get("outcome") != "ok"
+        summary = reply.get("summary") or {}
+        status_text = "error" if failed else str(summary.get("status"))
+        self.ended_at = ended_at
+        self.tags = {"trial_status": status_text}
+        self.loss: Any = None
+        loss = summary.get("loss")
+        if not failed and loss is not None:
+            # The REST API's JSON spells non-finite values as these strings.
+            self.loss = loss if isinstance(loss, str) else float(loss)
+        self.traceback: Optional[str] = None
+        if failed and reply.get("error"):
+            error = reply["error"]
+            text = error.get("traceback") or f"{error.get('type')}: {error.get('message')}"
+            self.tags[TRACEBACK_TAG] = text[-TAG_LIMIT:]
+            self.traceback = error.get("traceback")
+        self.status = "FAILED" if failed or status_text != "ok" else "FINISHED"
+
+
+def _rest(client: Any, path: str, body: Dict[str, Any]) -> None:
+    """One tracking REST call from the logger's thread, failing fast by its own arguments: the
+    environment switch of :class:`_FailFast` would reach the objective's calls, which run
+    meanwhile in the main thread."""
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    creds = client._tracking_client.store.get_host_creds()
+    endpoint = f"/api/2.0/mlflow/{path}"
+    response = http_request(creds, endpoint, "POST", max_retries=0, timeout=int(_FailFast.SETTINGS["MLFLOW_HTTP_REQUEST_TIMEOUT"]), json=body)
+    verify_rest_response(response, endpoint)
+
+
+#: How many writes a worker holds before a trial waits for the logger (back-pressure, never a drop).
+LOGGER_CAPACITY = 64
+#: How long a worker that was told to exit waits for its logger to write what it holds.
+DRAIN_SECONDS = 30.0
+
+
+class TrialLogger:
+    """The worker's background writer: one thread, a bounded queue of writes, in order.
+
+    ``send`` delivers the ``tracked`` message of each finished run to the coordinator. A worker
+    that dies before its queue is written leaves those runs without ``tracked``; the coordinator
+    completes them from the journal."""
+
+    def __init__(self, send: Callable[[Dict[str, Any]], None], capacity: int = LOGGER_CAPACITY):
+        self.send = send
+        self._jobs: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue(maxsize=capacity)
+        self._thread: Optional[threading.Thread] = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queues a write; blocks while the queue is full."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hyperopt-runner-mlflow", daemon=True)
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a write that fails is reported by its tracked message
+                pass
+
+    def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
+        """Writes what is queued, waiting at most ``timeout`` seconds; True when all was written."""
+        thread = self._thread
+        if thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        try:
+            self._jobs.put(None, timeout=timeout)
+        except queue.Full:
+            return False
+        thread.join(max(0.0, deadline - time.monotonic()))
+        return not thread.is_alive()

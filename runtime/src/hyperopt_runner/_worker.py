@@ -202,6 +202,7 @@ class Worker:
         self.in_trial = False
         self.eof = False
         self.write_lock = threading.Lock()
+        self.logger: Any = None
 
     # -- protocol I/O -------------------------------------------------------------------------
 
@@ -277,10 +278,12 @@ class Worker:
             _flush_all()
             os.write(2, P.trial_begin_marker(tid).encode())
             if message.get("tracking"):
-                from ._tracking import TrialRun
+                from ._tracking import TrialLogger, TrialRun
 
-                trial_run = TrialRun(message["tracking"], tid)
-                trial_run.begin()
+                if self.logger is None:
+                    self.logger = TrialLogger(self.send)
+                trial_run = TrialRun(message["tracking"], study, tid)
+                trial_run.begin(self.logger)
             try:
                 domain = self.domains.get(study)
                 if domain is None:
@@ -297,16 +300,19 @@ class Worker:
                 reply["outcome"] = "error"
                 reply["error"] = describe_exception(exc)
             finally:
+                reply["endedAt"] = time.time() * 1000.0
                 if trial_run is not None:
-                    reply["tracking"] = trial_run.end(reply)
+                    reply["tracking"] = trial_run.finish(reply, reply["endedAt"])
                 _flush_all()
                 os.write(2, P.trial_end_marker(tid).encode())
         finally:
             with self.lock:
                 self.in_trial = False
         reply["startedAt"] = started
-        reply["endedAt"] = time.time() * 1000.0
         self.send(reply)
+        if trial_run is not None:
+            # The result is out; the background logger completes the run and sends ``tracked``.
+            trial_run.submit_outcome(self.logger)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -318,17 +324,23 @@ class Worker:
         # needs hyperopt, whose import (scipy.stats) costs seconds that would otherwise land on
         # the first trial, inside the study's timeout.
         _preload()
-        while True:
-            message = self.inbox.get()
-            if message is _EOF:
-                return 0
-            kind = message["type"]
-            if kind == "shutdown":
-                return 0
-            if kind == "load":
-                self.load(message)
-            elif kind == "evaluate":
-                self.evaluate(message)
+        try:
+            while True:
+                message = self.inbox.get()
+                if message is _EOF:
+                    return 0
+                kind = message["type"]
+                if kind == "shutdown":
+                    return 0
+                if kind == "load":
+                    self.load(message)
+                elif kind == "evaluate":
+                    self.evaluate(message)
+        finally:
+            # Trials' runs still being written: finish them (bounded); what is left is completed
+            # by the coordinator from the journal.
+            if self.logger is not None:
+                self.logger.drain()
 
 
 def _preload() -> None:
