@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { bestTrial, countTrials, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { RunnerError } from '../../core/src/errors';
+import { unsyncedTrials } from '../../core/src/mlflow/sync';
 
 const info: StudyInfo = {
   id: 's1', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
@@ -55,4 +56,35 @@ test('a corrupt journal is reported with its path, and listing skips it', () => 
   const { studies, unreadable } = listStudies(dir);
   assert.deepEqual(studies.map((s) => s.info.id), ['s1']);
   assert.deepEqual(unreadable, [bad]);
+});
+
+test('a trial run counts as complete only once a complete tracked record follows its end; journals from before tracked stay readable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const path = join(dir, 's1.jsonl');
+  const w = new JournalWriter(path);
+  w.append({ k: 'study', v: 1, study: info });
+  w.append({ k: 'tracking', uri: 'http://127.0.0.1:5000', experimentId: '0', parentRunId: 'p', at: 1 });
+  for (const tid of [0, 1, 2, 3, 4]) w.append({ k: 'trial', tid, vals: { x: [tid / 10] }, params: { x: tid / 10 }, at: 2 });
+  const end = (tid: number, run: Record<string, unknown>): void =>
+    w.append({ k: 'end', tid, state: 'done', summary: { status: 'ok', loss: tid }, result: 'AA==', endedAt: 4, ...run });
+  end(0, { mlflowRunId: 'r0', mlflowIncomplete: true });
+  w.append({ k: 'tracked', tid: 0, mlflowRunId: 'r0', complete: true, at: 5 });
+  // The worker died before writing the run: no tracked record.
+  end(1, { mlflowRunId: 'r1', mlflowIncomplete: true });
+  // The worker's logger failed: tracked says incomplete.
+  end(2, { mlflowRunId: 'r2', mlflowIncomplete: true });
+  w.append({ k: 'tracked', tid: 2, mlflowRunId: 'r2', complete: false, error: 'ConnectionError: refused', at: 5 });
+  // Written before tracked existed: a run id without mlflowIncomplete was complete.
+  end(3, { mlflowRunId: 'r3' });
+  // The run could not be created at all.
+  end(4, {});
+  w.close();
+  const study = readJournal(path);
+  assert.deepEqual(
+    [...study.trials.values()].map((t) => [t.tid, t.mlflowRunId, Boolean(t.mlflowIncomplete)]),
+    [[0, 'r0', false], [1, 'r1', true], [2, 'r2', true], [3, 'r3', false], [4, undefined, false]],
+  );
+  assert.equal(unsyncedTrials(study), 3);
+  appendFileSync(path, JSON.stringify({ k: 'synced', tid: 1, mlflowRunId: 'r1', at: 6 }) + '\n');
+  assert.equal(unsyncedTrials(readJournal(path)), 2);
 });

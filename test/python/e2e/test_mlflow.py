@@ -117,6 +117,14 @@ def test_a_study_is_a_parent_run_with_a_child_per_trial(runner, server):
     for kid in failed:
         assert "ValueError" in tags(kid)["hyperopt_runner.traceback"]
     assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(20))
+    # Each worker reported its run complete after the result: one tracked record per trial,
+    # nothing left for the sync.
+    records = result.study_records()
+    ends = {r["tid"]: r for r in records if r["k"] == "end"}
+    tracked = {r["tid"]: r for r in records if r["k"] == "tracked"}
+    assert sorted(tracked) == list(range(20)) and all(r["complete"] for r in tracked.values()), tracked
+    assert all(tracked[tid]["mlflowRunId"] == ends[tid]["mlflowRunId"] for tid in ends)
+    assert not [r for r in records if r["k"] == "synced"]
 
 
 def test_the_scripts_active_run_is_the_parent(runner, server):
@@ -153,6 +161,50 @@ def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_
         assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(24)), result.stderr[-3000:]
         assert all("loss" in metrics(k) for k in kids)
         assert result.stderr.count("MLflow:") <= 3, result.stderr  # one warning, not one per trial
+    finally:
+        s.stop()
+
+
+def test_runs_of_workers_killed_after_their_results_are_completed_by_the_sync(runner, tmp_path):
+    s = Server(tmp_path / "mlflow.db", free_port())
+    s.start()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    try:
+        proc = runner.start(SCRIPTS / "held_tracked.py", str(marks), executor="local:4", extra=("--tracking-uri", s.uri))
+        wait_for(lambda: len(list(marks.iterdir())) >= 4, timeout=180, what="four objectives running in their child runs")
+        time.sleep(0.5)
+
+        def ends() -> list[dict]:
+            journals = list(runner.journal_dir.glob("*.jsonl"))
+            records = [json.loads(line) for p in journals for line in p.read_text().splitlines() if line]
+            return [r for r in records if r["k"] == "end"]
+
+        # Freeze the server: every MLflow request now hangs (the worker's own give up after 10 s).
+        os.killpg(s.proc.pid, signal.SIGSTOP)
+        try:
+            # The results do not wait for the runs to be written: all four arrive while it is frozen.
+            wait_for(lambda: len(ends()) >= 4, timeout=9, what="four results while the server is frozen")
+            workers = [pid for pid, cmd in tagged_pids(runner.tag) if "hyperopt_runner.worker" in cmd]
+            assert len(workers) == 4, workers
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+        finally:
+            os.killpg(s.proc.pid, signal.SIGCONT)
+        result = runner.finish(proc, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "FMIN_RETURNED" in result.stdout
+        records = result.study_records()
+        assert not [r for r in records if r["k"] == "tracked"], "the killed workers never reported their runs"
+        assert sorted(r["tid"] for r in records if r["k"] == "synced") == [0, 1, 2, 3]
+        study = result.summary[0]["study"]
+        parent = s.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")[0]
+        kids = children(s, parent["info"]["run_id"])
+        run_ids = {r["tid"]: r["mlflowRunId"] for r in records if r["k"] == "end"}
+        assert sorted(k["info"]["run_id"] for k in kids) == sorted(run_ids.values()), "the sync completed the workers' runs, no new ones"
+        for kid in kids:
+            assert kid["info"]["status"] == "FINISHED" and "loss" in metrics(kid) and tags(kid)["trial_status"] == "ok"
+            assert "x" in params(kid)
     finally:
         s.stop()
 
