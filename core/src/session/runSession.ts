@@ -121,7 +121,10 @@ export class RunSession {
 
   private async execute(): Promise<RunOutcome> {
     const request = this.request;
-    requireHyperopt(await probeInterpreter(request.python, this.env));
+    // The interpreter check runs beside the executors' start (hosts connect, workers import
+    // hyperopt); its error, when there is one, is the one reported.
+    const interpreterChecked = probeInterpreter(request.python, this.env).then(requireHyperopt);
+    interpreterChecked.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const port = await this.engine.listen();
     // Workers warm up while the tracking server starts and the script imports its own modules.
     const executorsReady = this.engine.startExecutors();
@@ -129,6 +132,7 @@ export class RunSession {
       () => undefined,
       (error: unknown) => error,
     );
+    await interpreterChecked;
     if (request.startAfter) {
       const failedOnly = executorsReady.then(() => new Promise<never>(() => undefined), (error: unknown) => error);
       const early = await Promise.race([request.startAfter.then(() => undefined), failedOnly]);
