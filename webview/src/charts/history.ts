@@ -25,6 +25,8 @@ export class HistoryView implements View {
   private readonly legend = h('p', { class: 'legend', 'aria-hidden': 'true' });
   private xs = new Float64Array(0);
   private ys: Array<number | null> = [];
+  /** The same losses for the dots, NaN where there is none. */
+  private yv = new Float64Array(0);
   private failed: number[] = [];
   private cancelled: number[] = [];
   private logY = false;
@@ -69,7 +71,10 @@ export class HistoryView implements View {
     const store = this.model.store;
     const order = store.byTid();
     const n = order.length;
-    if (this.xs.length !== n) this.xs = new Float64Array(n);
+    if (this.xs.length !== n) {
+      this.xs = new Float64Array(n);
+      this.yv = new Float64Array(n);
+    }
     this.ys = new Array<number | null>(n);
     this.failed = [];
     this.cancelled = [];
@@ -85,6 +90,7 @@ export class HistoryView implements View {
       const loss = store.loss[row] as number;
       const finite = outcome === Outcome.Ok && Number.isFinite(loss);
       this.ys[i] = finite ? loss : null;
+      this.yv[i] = finite ? loss : Number.NaN;
       if (finite) {
         points += 1;
         if (!(loss >= best)) {
@@ -128,7 +134,7 @@ export class HistoryView implements View {
       hooks: {
         draw: [
           (u: uPlot) => {
-            drawDots(u, this.xs, this.ys, p.ok, 0.6, this.xs.length > 3000 ? 3.5 : 5);
+            drawDots(u, this.xs, this.yv, p.ok, 0.6, this.xs.length > 3000 ? 3.5 : 5);
             this.drawBest(u);
             this.drawMarks(u);
           },

@@ -42,89 +42,117 @@ export function logAxis(): Partial<uPlot.Axis> {
   };
 }
 
-/** Coverage masks of a dot (its disc, and its outline ring), in device pixels. */
-interface DotMask {
+/**
+ * A dot's footprint in device pixels: the pixels it covers at all, as offsets from its corner,
+ * with their opacity out of 255 (the outline ring opaque, the inside at the fill's opacity).
+ */
+interface Stamp {
   size: number;
-  disc: Float32Array;
-  ring: Float32Array;
+  dx: Int32Array;
+  dy: Int32Array;
+  alpha: Int32Array;
 }
 
-const masks = new Map<string, DotMask>();
+const stamps = new Map<string, Stamp>();
 
-function dotMask(diameter: number, ratio: number): DotMask {
-  const key = `${diameter}|${ratio}`;
-  let mask = masks.get(key);
-  if (mask) return mask;
+function dotStamp(diameter: number, ratio: number, fillAlpha: number): Stamp {
+  const key = `${diameter}|${ratio}|${fillAlpha}`;
+  const known = stamps.get(key);
+  if (known) return known;
   const r = (diameter / 2) * ratio;
   const inner = Math.max(0, r - ratio);
   const size = Math.ceil(2 * r) + 2;
   const c = size / 2;
-  const disc = new Float32Array(size * size);
-  const ring = new Float32Array(size * size);
   const SUB = 4;
+  const dx: number[] = [];
+  const dy: number[] = [];
+  const alpha: number[] = [];
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       let inDisc = 0;
       let inInner = 0;
       for (let sy = 0; sy < SUB; sy++) {
         for (let sx = 0; sx < SUB; sx++) {
-          const dx = x + (sx + 0.5) / SUB - c;
-          const dy = y + (sy + 0.5) / SUB - c;
-          const d2 = dx * dx + dy * dy;
+          const ox = x + (sx + 0.5) / SUB - c;
+          const oy = y + (sy + 0.5) / SUB - c;
+          const d2 = ox * ox + oy * oy;
           if (d2 <= r * r) inDisc++;
           if (d2 <= inner * inner) inInner++;
         }
       }
-      disc[y * size + x] = inDisc / (SUB * SUB);
-      ring[y * size + x] = (inDisc - inInner) / (SUB * SUB);
+      const disc = inDisc / (SUB * SUB);
+      const ring = (inDisc - inInner) / (SUB * SUB);
+      const a = Math.round((ring + disc * fillAlpha * (1 - ring)) * 255);
+      if (a <= 0) continue;
+      dx.push(x);
+      dy.push(y);
+      alpha.push(a);
     }
   }
-  mask = { size, disc, ring };
-  masks.set(key, mask);
-  return mask;
+  const stamp = { size, dx: Int32Array.from(dx), dy: Int32Array.from(dy), alpha: Int32Array.from(alpha) };
+  if (stamps.size > 16) stamps.clear();
+  stamps.set(key, stamp);
+  return stamp;
 }
 
-/** Per chart: the layer the dots are composited on, and its coverage buffer (reused, no garbage). */
-const layers = new WeakMap<uPlot, { canvas: OffscreenCanvas; alpha: Float32Array; image: ImageData }>();
+/**
+ * The dots' pixels, shared by every chart: one buffer per plot size (the slices share theirs),
+ * and one canvas they are put on before being drawn over the chart.
+ */
+const buffers = new Map<string, ImageData>();
+let scratch: OffscreenCanvasRenderingContext2D | null | undefined;
+
+function pixelBuffer(w: number, h: number): ImageData {
+  const key = `${w}x${h}`;
+  let image = buffers.get(key);
+  if (image) new Uint32Array(image.data.buffer).fill(0);
+  else {
+    if (buffers.size > 8) buffers.clear();
+    image = new ImageData(w, h);
+    buffers.set(key, image);
+  }
+  return image;
+}
+
+function scratchCanvas(w: number, h: number): OffscreenCanvasRenderingContext2D | null {
+  if (scratch === undefined) scratch = new OffscreenCanvas(w, h).getContext('2d');
+  if (!scratch) return null;
+  const canvas = scratch.canvas;
+  if (canvas.width < w || canvas.height < h) {
+    canvas.width = Math.max(w, canvas.width);
+    canvas.height = Math.max(h, canvas.height);
+  }
+  return scratch;
+}
 
 /**
  * Draws a scatter series in a uPlot draw hook: a dot (outline in `colour`, inside at `fillAlpha`)
- * per (x, y), skipping missing values and what lies outside the plot. The dots are composited in
- * a pixel buffer and drawn with one call: a canvas spends microseconds on every arc or stamp,
- * which adds up to a visible stall at 10,000 points. Returns how many dots it drew.
+ * per (x, y), skipping missing (NaN) values and what lies outside the plot. The dots are
+ * composited straight into the alpha of a pixel buffer of the plot's size (one colour, so a pixel
+ * is its opacity; integer maths, only the pixels a dot covers are touched) and drawn with one
+ * call: a canvas spends microseconds on every arc or stamp, which adds up to a visible stall at
+ * 10,000 points, and in a fresh page every pass over every pixel of a plot runs as cold code.
+ * Returns how many dots it drew.
  */
-export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number | null>, colour: string, fillAlpha: number, diameter: number): number {
+export function drawDots(u: uPlot, xs: Float64Array, ys: Float64Array, colour: string, fillAlpha: number, diameter: number): number {
   const { left, top, width, height } = u.bbox;
   const w = Math.max(1, Math.round(width));
   const hgt = Math.max(1, Math.round(height));
-  const ratio = pixelRatio();
-  const mask = dotMask(diameter, ratio);
-  const half = mask.size / 2;
-  // The dot's pixels that it covers at all, with their opacity.
-  const dxs: number[] = [];
-  const dys: number[] = [];
-  const coverList: number[] = [];
-  for (let m = 0; m < mask.size * mask.size; m++) {
-    const ring = mask.ring[m] as number;
-    const a = ring + (mask.disc[m] as number) * fillAlpha * (1 - ring);
-    if (a <= 0) continue;
-    dxs.push(m % mask.size);
-    dys.push(Math.floor(m / mask.size));
-    coverList.push(a);
-  }
-  const cover = Float32Array.from(coverList);
+  const stamp = dotStamp(diameter, pixelRatio(), fillAlpha);
+  const size = stamp.size;
+  const half = size / 2;
+  const dxs = stamp.dx;
+  const dys = stamp.dy;
+  const cover = stamp.alpha;
+  const count = cover.length;
   // Where each of those pixels lies from the dot's corner in the buffer (for dots wholly inside).
-  const offsets = new Int32Array(cover.length);
-  for (let j = 0; j < cover.length; j++) offsets[j] = (dys[j] as number) * w + (dxs[j] as number);
-  let layer = layers.get(u);
-  if (!layer || layer.canvas.width !== w || layer.canvas.height !== hgt) {
-    const canvas = new OffscreenCanvas(w, hgt);
-    layer = { canvas, alpha: new Float32Array(w * hgt), image: new ImageData(w, hgt) };
-    layers.set(u, layer);
-  } else {
-    layer.alpha.fill(0);
-  }
-  const alpha = layer.alpha;
+  const offsets = new Int32Array(count);
+  for (let j = 0; j < count; j++) offsets[j] = (dys[j] as number) * w + (dxs[j] as number);
+  const image = pixelBuffer(w, hgt);
+  const px = new Uint32Array(image.data.buffer);
+  const [r, g, b] = rgbOf(colour);
+  // Little-endian RGBA: the colour in the low bytes, the opacity in the high one.
+  const rgb = ((b & 255) << 16) | ((g & 255) << 8) | (r & 255);
   // uPlot's valToPos, inlined for linear and log scales (one call per point adds up).
   const sx = u.scales.x as uPlot.Scale;
   const sy = u.scales.y as uPlot.Scale;
@@ -136,47 +164,44 @@ export function drawDots(u: uPlot, xs: ArrayLike<number>, ys: ArrayLike<number |
   const y1s = logY ? Math.log10(sy.max as number) : (sy.max as number);
   const kx = x1s === x0s ? 0 : width / (x1s - x0s);
   const ky = y1s === y0s ? 0 : height / (y1s - y0s);
+  const maxX = w - size;
+  const maxY = hgt - size;
   let drawn = 0;
   for (let i = 0; i < xs.length; i++) {
-    const y = ys[i];
-    if (y === null || y === undefined || !Number.isFinite(y)) continue;
+    const y = ys[i] as number;
     const x = xs[i] as number;
-    const px = ((logX ? Math.log10(x) : x) - x0s) * kx;
-    const py = height - ((logY ? Math.log10(y) : y) - y0s) * ky;
-    if (!(px >= -half && px <= w + half && py >= -half && py <= hgt + half)) continue;
-    const x0 = Math.round(px - half);
-    const y0 = Math.round(py - half);
-    if (x0 >= 0 && y0 >= 0 && x0 + mask.size <= w && y0 + mask.size <= hgt) {
+    const pxf = ((logX ? Math.log10(x) : x) - x0s) * kx;
+    const pyf = height - ((logY ? Math.log10(y) : y) - y0s) * ky;
+    // NaN (a missing value) fails these tests too.
+    if (!(pxf >= -half && pxf <= w + half && pyf >= -half && pyf <= hgt + half)) continue;
+    const x0 = Math.round(pxf - half);
+    const y0 = Math.round(pyf - half);
+    if (x0 >= 0 && y0 >= 0 && x0 <= maxX && y0 <= maxY) {
       const base = y0 * w + x0;
-      for (let j = 0; j < cover.length; j++) {
+      for (let j = 0; j < count; j++) {
         const k = base + (offsets[j] as number);
         const a = cover[j] as number;
-        alpha[k] = a + (alpha[k] as number) * (1 - a);
+        // a over the pixel's opacity: a + old * (255 - a) / 255, rounded.
+        const old = (px[k] as number) >>> 24;
+        px[k] = ((a + ((old * (255 - a) * 257 + 32896) >>> 16)) << 24) | rgb;
       }
     } else {
-      for (let j = 0; j < cover.length; j++) {
+      for (let j = 0; j < count; j++) {
         const xx = x0 + (dxs[j] as number);
         const yy = y0 + (dys[j] as number);
         if (xx < 0 || xx >= w || yy < 0 || yy >= hgt) continue;
         const k = yy * w + xx;
         const a = cover[j] as number;
-        alpha[k] = a + (alpha[k] as number) * (1 - a);
+        const old = (px[k] as number) >>> 24;
+        px[k] = ((a + ((old * (255 - a) * 257 + 32896) >>> 16)) << 24) | rgb;
       }
     }
     drawn += 1;
   }
-  const lctx = layer.canvas.getContext('2d');
-  if (!lctx) return drawn;
-  const [r, g, b] = rgbOf(colour);
-  // Little-endian RGBA, one write per pixel.
-  const rgbBits = ((b & 255) << 16) | ((g & 255) << 8) | (r & 255);
-  const px = new Uint32Array(layer.image.data.buffer);
-  for (let k = 0; k < alpha.length; k++) {
-    const a = alpha[k] as number;
-    px[k] = a > 0 ? ((((a * 255 + 0.5) | 0) << 24) | rgbBits) >>> 0 : 0;
-  }
-  lctx.putImageData(layer.image, 0, 0);
-  u.ctx.drawImage(layer.canvas, left, top);
+  const layer = scratchCanvas(w, hgt);
+  if (!layer) return drawn;
+  layer.putImageData(image, 0, 0);
+  u.ctx.drawImage(layer.canvas, 0, 0, w, hgt, left, top, w, hgt);
   return drawn;
 }
 
@@ -227,8 +252,13 @@ export class UChart {
     this.plot?.destroy();
     this.width = Math.max(120, this.measured ?? (Math.floor(this.box.clientWidth) || 400));
     const hooks = options.hooks ?? {};
-    const draw = [...(hooks.draw ?? []), () => this.placeMarker()];
-    this.plot = new uPlot({ ...options, width: this.width, height: this.height, hooks: { ...hooks, draw } }, data, this.box);
+    const draw = [...(hooks.draw ?? []), (u: uPlot) => this.placeMarker(u)];
+    // Drawn now, inside the view's render (uPlot would draw in a microtask, after the frame's
+    // views, outside their measured cost).
+    this.plot = new uPlot({ ...options, width: this.width, height: this.height, hooks: { ...hooks, draw } }, data, (u, init) => {
+      this.box.append(u.root);
+      u.batch(() => init());
+    });
     this.plot.over.append(this.marker);
     this.plot.over.addEventListener('click', (event: MouseEvent) => {
       const rect = this.plot?.over.getBoundingClientRect();
@@ -249,8 +279,7 @@ export class UChart {
     this.placeMarker();
   }
 
-  private placeMarker(): void {
-    const plot = this.plot;
+  private placeMarker(plot = this.plot): void {
     const at = this.markerAt;
     if (!plot || !at || !Number.isFinite(at.x) || !Number.isFinite(at.y)) {
       this.marker.hidden = true;
