@@ -47,7 +47,7 @@ async function retrying(what: string, attempt: () => Promise<void>, undo: () => 
       if (n > 1) console.log(`  ${what}: attempt ${n} succeeded`);
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what} failed for ${STEP_MS / 1000} s: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      if (Date.now() > deadline) throw new Error(`${what} failed for ${STEP_MS / 1000} s: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
       await undo().catch(() => undefined);
     }
   }
