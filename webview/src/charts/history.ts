@@ -30,6 +30,8 @@ export class HistoryView implements View {
   private failed: number[] = [];
   private cancelled: number[] = [];
   private logY = false;
+  /** Whether there is a loss and every loss is positive (a log scale can show them). */
+  private allPositive = false;
 
   constructor(
     private readonly model: Model,
@@ -47,7 +49,7 @@ export class HistoryView implements View {
 
   render(changed: ReadonlySet<Topic>): void {
     if (changed.has('trials') || changed.has('scale') || !this.chart.plot) this.collect();
-    const wantLog = this.model.logLoss && this.positive();
+    const wantLog = this.model.logLoss && this.allPositive;
     if (changed.has('theme') || changed.has('scale') || !this.chart.plot || wantLog !== this.logY) {
       this.logY = wantLog;
       this.chart.build(this.options(), this.data());
@@ -55,16 +57,6 @@ export class HistoryView implements View {
       this.chart.setData(this.data());
     }
     this.markSelection();
-  }
-
-  private positive(): boolean {
-    let any = false;
-    for (const y of this.ys) {
-      if (y === null) continue;
-      if (y <= 0) return false;
-      any = true;
-    }
-    return any;
   }
 
   private collect(): void {
@@ -83,6 +75,7 @@ export class HistoryView implements View {
     const stepX: number[] = [];
     const stepY: number[] = [];
     let best = Number.NaN;
+    let smallest = Infinity;
     for (let i = 0; i < n; i++) {
       const row = order[i] as number;
       this.xs[i] = store.tid[row] as number;
@@ -93,6 +86,7 @@ export class HistoryView implements View {
       this.yv[i] = finite ? loss : Number.NaN;
       if (finite) {
         points += 1;
+        if (loss < smallest) smallest = loss;
         if (!(loss >= best)) {
           best = loss;
           stepX.push(this.xs[i] as number);
@@ -102,10 +96,11 @@ export class HistoryView implements View {
       if (outcome === Outcome.Failed) this.failed.push(i);
       else if (outcome === Outcome.Cancelled) this.cancelled.push(i);
     }
+    this.allPositive = points > 0 && smallest > 0;
     this.stepX = stepX;
     this.stepY = stepY;
     this.chart.count('points', points);
-    this.chart.count('scale-y', this.model.logLoss && this.positive() ? 'log' : 'linear');
+    this.chart.count('scale-y', this.model.logLoss && this.allPositive ? 'log' : 'linear');
     this.chart.count('failed', this.failed.length);
     this.chart.count('cancelled', this.cancelled.length);
     setText(this.legend, `● ok ${points}   ✕ failed ${this.failed.length}   ▽ cancelled ${this.cancelled.length}   ─ best so far`);

@@ -9,7 +9,7 @@ import type { Model, Topic } from '../model';
 import type { RenderContext, View } from '../scheduler';
 import { type ParamColumn, Outcome } from '../store';
 import type { Selector } from './history';
-import { UChart, axisOptions, drawDots, extent, logAxis, numberTicks } from './uplotChart';
+import { UChart, axisOptions, drawDots, logAxis, numberTicks } from './uplotChart';
 
 /** A fixed spread in [-0.3, 0.3] per trial id, so categorical points keep their place. */
 function jitter(tid: number): number {
@@ -44,12 +44,8 @@ class SliceChart {
   render(changed: ReadonlySet<Topic>): void {
     if (changed.has('trials') || changed.has('scale') || !this.chart.plot) this.collect();
     const axis = this.column.axis;
-    let positiveX = this.xs.length > 0;
-    for (const x of this.xs) if (!(x > 0)) positiveX = false;
-    const logX = axis.kind === 'log' && positiveX;
-    let positiveY = this.ys.length > 0;
-    for (const y of this.ys) if (!(y > 0)) positiveY = false;
-    const logY = this.model.logLoss && positiveY;
+    const logX = axis.kind === 'log' && this.positiveX;
+    const logY = this.model.logLoss && this.positiveY;
     const categories = axis.kind === 'categorical' ? axis.categories.length : 0;
     const rebuild =
       changed.has('theme') || changed.has('scale') || !this.chart.plot || logX !== this.logX || logY !== this.logY || axis.kind !== this.kind || categories !== this.categoryCount;
@@ -58,9 +54,9 @@ class SliceChart {
       this.logY = logY;
       this.kind = axis.kind;
       this.categoryCount = categories;
-      this.chart.build(this.options(), extent(this.xs, this.ys));
+      this.chart.build(this.options(), this.bounds);
     } else if (changed.has('trials')) {
-      this.chart.setData(extent(this.xs, this.ys));
+      this.chart.setData(this.bounds);
     }
     this.chart.count('points', this.xs.length);
     this.chart.count('scale', axis.kind === 'categorical' ? 'categorical' : logX ? 'log' : 'linear');
@@ -69,30 +65,60 @@ class SliceChart {
     this.markSelection();
   }
 
+  /**
+   * The points, in one pass over the store: their rows, x and y, and what the render needs of
+   * them (the corners uPlot is given, whether every x and every y is positive).
+   */
   private collect(): void {
     const store = this.model.store;
     const values = this.column.values;
     const categorical = this.column.axis.kind === 'categorical';
     const loss = store.loss;
     const outcome = store.outcome;
-    const rows = new Int32Array(store.size);
-    const xs = new Float64Array(store.size);
-    const ys = new Float64Array(store.size);
+    const tids = store.tid;
+    const size = store.size;
+    const rows = new Int32Array(size);
+    const xs = new Float64Array(size);
+    const ys = new Float64Array(size);
     let n = 0;
-    for (let row = 0; row < store.size; row++) {
+    let x0 = Infinity;
+    let x1 = -Infinity;
+    let y0 = Infinity;
+    let y1 = -Infinity;
+    for (let row = 0; row < size; row++) {
       if (outcome[row] !== Outcome.Ok) continue;
       const y = loss[row] as number;
       const value = values[row] as number;
       if (!Number.isFinite(y) || !Number.isFinite(value)) continue;
+      const x = categorical ? value + jitter(tids[row] as number) : value;
       rows[n] = row;
-      xs[n] = categorical ? value + jitter(store.tid[row] as number) : value;
+      xs[n] = x;
       ys[n] = y;
       n += 1;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
     }
     this.rows = rows.subarray(0, n);
     this.xs = xs.subarray(0, n);
     this.ys = ys.subarray(0, n);
+    // Every value is finite: all are positive when the smallest is.
+    this.positiveX = n > 0 && x0 > 0;
+    this.positiveY = n > 0 && y0 > 0;
+    this.bounds = n > 0 ? [[x0, x1], [y0, y1]] : [[], []];
   }
+
+  private positiveX = false;
+  private positiveY = false;
+  /**
+   * What uPlot is given in place of the points: the two corners of their bounding box. uPlot's
+   * automatic ranges read only the extremes of the data, so its scales come out as they would
+   * from every point, while the points themselves are drawn by a draw hook (drawDots) from the
+   * chart's own arrays: no sort by x and no pass of uPlot's over thousands of values. One
+   * difference: zooming x does not refit y to the points inside the window.
+   */
+  private bounds: uPlot.AlignedData = [[], []];
 
   private options(): Omit<uPlot.Options, 'width' | 'height'> {
     const p = this.model.palette;

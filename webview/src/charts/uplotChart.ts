@@ -162,16 +162,21 @@ export function drawDots(u: uPlot, xs: Float64Array, ys: Float64Array, colour: s
   const x1s = logX ? Math.log10(sx.max as number) : (sx.max as number);
   const y0s = logY ? Math.log10(sy.min as number) : (sy.min as number);
   const y1s = logY ? Math.log10(sy.max as number) : (sy.max as number);
+  // Position = value * k + b. The value is first multiplied by a fraction: had a chart with
+  // whole-number values (trial ids) run first with a subtraction first, the optimised code
+  // would expect whole numbers and be thrown away at the next chart's first fraction.
   const kx = x1s === x0s ? 0 : width / (x1s - x0s);
-  const ky = y1s === y0s ? 0 : height / (y1s - y0s);
+  const ky = y1s === y0s ? 0 : -height / (y1s - y0s);
+  const bx = -x0s * kx;
+  const by = height - y0s * ky;
   const maxX = w - size;
   const maxY = hgt - size;
   let drawn = 0;
   for (let i = 0; i < xs.length; i++) {
     const y = ys[i] as number;
     const x = xs[i] as number;
-    const pxf = ((logX ? Math.log10(x) : x) - x0s) * kx;
-    const pyf = height - ((logY ? Math.log10(y) : y) - y0s) * ky;
+    const pxf = (logX ? Math.log10(x) : x) * kx + bx;
+    const pyf = (logY ? Math.log10(y) : y) * ky + by;
     // NaN (a missing value) fails these tests too.
     if (!(pxf >= -half && pxf <= w + half && pyf >= -half && pyf <= hgt + half)) continue;
     const x0 = Math.round(pxf - half);
@@ -203,30 +208,6 @@ export function drawDots(u: uPlot, xs: Float64Array, ys: Float64Array, colour: s
   layer.putImageData(image, 0, 0);
   u.ctx.drawImage(layer.canvas, 0, 0, w, hgt, left, top, w, hgt);
   return drawn;
-}
-
-/**
- * What a scatter chart hands uPlot in place of its points: the two corners of their bounding
- * box. uPlot's automatic ranges read only the extremes of the data, so its scales come out as
- * they would from every point, while the points themselves are drawn by a draw hook (drawDots)
- * from the view's own arrays, in any order: no sort by x and no pass of uPlot's over thousands
- * of values. One difference: zooming x does not refit y to the points inside the window.
- */
-export function extent(xs: ArrayLike<number>, ys: ArrayLike<number>): uPlot.AlignedData {
-  let x0 = Infinity;
-  let x1 = -Infinity;
-  let y0 = Infinity;
-  let y1 = -Infinity;
-  for (let i = 0; i < xs.length; i++) {
-    const x = xs[i] as number;
-    const y = ys[i] as number;
-    if (x < x0) x0 = x;
-    if (x > x1) x1 = x;
-    if (y < y0) y0 = y;
-    if (y > y1) y1 = y;
-  }
-  if (!(x1 >= x0) || !(y1 >= y0)) return [[], []];
-  return [[x0, x1], [y0, y1]];
 }
 
 export class UChart {
