@@ -24,6 +24,8 @@ type Waiter =
 const STDERR_TAIL = 2000;
 /** Trials whose `tracked` message a channel waits for at most (a worker holds no more runs). */
 const TRACKED_LIMIT = 1000;
+/** How long a result waits for its trial's end marker on stderr (the output before it). */
+const RESULT_HOLD_MS = 2000;
 
 export interface WorkerChannelOptions {
   readonly slot: string;
@@ -44,6 +46,10 @@ export class WorkerChannel {
   private stderrTail = '';
   private stderrCarry = '';
   private currentTid: number | undefined;
+  /** The last trial whose end marker came through stderr. */
+  private endedTid: number | undefined;
+  /** A result that came on stdout before its trial's output on stderr had all arrived. */
+  private heldResult: { tid: number; deliver: () => void; timer: NodeJS.Timeout } | undefined;
   private onOutput: ((text: string) => void) | undefined;
   private readyPromise: Promise<WorkerHello> | undefined;
   private endedWith: Error | undefined;
@@ -69,6 +75,8 @@ export class WorkerChannel {
 
   /** The worker is gone: every pending and later request fails with this error. */
   end(error: Error): void {
+    // A result already received is the trial's outcome, whatever happens to the worker after it.
+    this.releaseResult();
     this.endedWith ??= error;
     this.trackedListeners.clear();
     const waiter = this.waiter;
@@ -165,7 +173,7 @@ export class WorkerChannel {
     } else if (message.type === 'result' && waiter?.kind === 'result' && waiter.tid === message.tid) {
       this.waiter = undefined;
       if (!message.tracking?.runId) this.trackedListeners.delete(`${message.study}/${message.tid}`);
-      waiter.resolve(message);
+      this.holdUntilOutput(message.tid, () => waiter.resolve(message));
     } else if (message.type === 'tracked' && this.trackedListeners.has(`${message.study}/${message.tid}`)) {
       const key = `${message.study}/${message.tid}`;
       const listener = this.trackedListeners.get(key)!;
@@ -186,13 +194,39 @@ export class WorkerChannel {
       this.emitOutput(text.slice(last, match.index));
       last = match.index + match[0].length;
       this.currentTid = match[1] === 'begin' ? Number(match[2]) : undefined;
-      if (match[1] === 'end') this.onOutput = undefined;
+      if (match[1] === 'end') {
+        this.onOutput = undefined;
+        this.endedTid = Number(match[2]);
+        if (this.heldResult?.tid === this.endedTid) this.releaseResult();
+      }
     }
     // A marker cut in two by the transport: hold its start back until the rest arrives.
     const open = text.indexOf('\x1e', last);
     const cut = open !== -1 && text.length - open < 32 ? open : text.length;
     this.emitOutput(text.slice(last, cut));
     this.stderrCarry = text.slice(cut);
+  }
+
+  /**
+   * The worker writes a trial's end marker to stderr before its result to stdout, but the two
+   * pipes are read independently: the result waits (briefly) for the marker, so a trial's output
+   * is all delivered before its result is.
+   */
+  private holdUntilOutput(tid: number, deliver: () => void): void {
+    if (this.endedTid === tid) {
+      deliver();
+      return;
+    }
+    this.releaseResult();
+    this.heldResult = { tid, deliver, timer: setTimeout(() => this.releaseResult(), RESULT_HOLD_MS) };
+  }
+
+  private releaseResult(): void {
+    const held = this.heldResult;
+    if (!held) return;
+    this.heldResult = undefined;
+    clearTimeout(held.timer);
+    held.deliver();
   }
 
   private emitOutput(text: string): void {
