@@ -50,10 +50,12 @@ export class HistoryView implements View {
   render(changed: ReadonlySet<Topic>): void {
     if (changed.has('trials') || changed.has('scale') || !this.chart.plot) this.collect();
     const wantLog = this.model.logLoss && this.allPositive;
-    if (changed.has('theme') || changed.has('scale') || !this.chart.plot || wantLog !== this.logY) {
+    // The chart is rebuilt only when its options change (theme, log scale): a new study's
+    // trials, as the rest, are new data for the chart already there.
+    if (changed.has('theme') || !this.chart.plot || wantLog !== this.logY) {
       this.logY = wantLog;
       this.chart.build(this.options(), this.data());
-    } else if (changed.has('trials')) {
+    } else if (changed.has('trials') || changed.has('scale')) {
       this.chart.setData(this.data());
     }
     this.markSelection();

@@ -248,10 +248,21 @@ export class UChart {
     });
   }
 
-  /** New data, drawn now (uPlot would draw in a microtask, outside the view's measured cost). */
+  /**
+   * New data, drawn now (uPlot would draw in a microtask, outside the view's measured cost), at
+   * the width measured in this frame (one drawing, not one now and another on the resize).
+   */
   setData(data: uPlot.AlignedData): void {
     const plot = this.plot;
-    if (plot) plot.batch(() => plot.setData(data));
+    if (!plot) return;
+    const width = this.measured;
+    plot.batch(() => {
+      if (width !== undefined && Math.abs(width - this.width) >= 2) {
+        this.width = Math.max(120, width);
+        plot.setSize({ width: this.width, height: this.height });
+      }
+      plot.setData(data);
+    });
   }
 
   /** Rings the point (x, y) on the y scale `scaleY`; null hides the ring. */
