@@ -7,6 +7,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { openSession } from '../harness/session';
+import { runChecks } from '../harness/ui';
 import { makeWorkspace, removeWorkspace } from './workspace';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -218,17 +219,7 @@ async function main(): Promise<void> {
     await session.workbench.waitUntilReady(STEP_MS);
     await whenRestored(page);
     console.log(`workbench restored after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    for (const [name, check] of checks) {
-      const t0 = Date.now();
-      try {
-        await check();
-        console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      } catch (error) {
-        failed++;
-        console.log(`not ok - ${name}\n  ${error instanceof Error ? error.message : String(error)}`);
-        await session.workbench.screenshot(`vscode-extension-ui-failed-${failed}`).catch(() => undefined);
-      }
-    }
+    failed += await runChecks(checks, (n) => session.workbench.screenshot(`vscode-extension-ui-failed-${n}`));
   } finally {
     await session.close();
     // The service, its scripts and workers must not outlive the window and the workspace.

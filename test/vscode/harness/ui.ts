@@ -120,3 +120,23 @@ export class Workbench {
     return file;
   }
 }
+
+/**
+ * Runs named checks in order, printing `ok - name (time)` or `not ok - name` with the error;
+ * `onFailure` gets the running failure count (for a screenshot). Returns how many failed.
+ */
+export async function runChecks(checks: ReadonlyArray<[string, () => Promise<void>]>, onFailure?: (failed: number) => Promise<unknown>): Promise<number> {
+  let failed = 0;
+  for (const [name, check] of checks) {
+    const t0 = Date.now();
+    try {
+      await check();
+      console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } catch (error) {
+      failed++;
+      console.log(`not ok - ${name}\n  ${error instanceof Error ? error.message : String(error)}`);
+      await onFailure?.(failed).catch(() => undefined);
+    }
+  }
+  return failed;
+}

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import type { Frame, Page } from 'playwright-core';
 import { countTrials, listStudies } from '../../../core/src/journal/journal';
 import { openSession } from '../harness/session';
+import { runChecks } from '../harness/ui';
 import { makeWorkspace, removeWorkspace } from '../extension/workspace';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -288,17 +289,7 @@ async function main(): Promise<void> {
   try {
     await session.workbench.waitUntilReady();
     console.log(`workbench ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    for (const [name, check] of checks) {
-      const t0 = Date.now();
-      try {
-        await check();
-        console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      } catch (error) {
-        failed++;
-        console.log(`not ok - ${name}\n  ${error instanceof Error ? error.message : String(error)}`);
-        await session.workbench.screenshot(`vscode-panel-failed-${failed}`).catch(() => undefined);
-      }
-    }
+    failed += await runChecks(checks, (n) => session.workbench.screenshot(`vscode-panel-failed-${n}`));
   } finally {
     await session.close();
     await removeWorkspace(workspace);

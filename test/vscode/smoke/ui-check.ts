@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openSession } from '../harness/session';
+import { runChecks } from '../harness/ui';
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -35,16 +36,7 @@ async function main(): Promise<void> {
   try {
     await session.workbench.waitUntilReady();
     console.log(`workbench ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    for (const [name, check] of checks) {
-      const t0 = Date.now();
-      try {
-        await check();
-        console.log(`ok - ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      } catch (error) {
-        failed++;
-        console.log(`not ok - ${name}\n  ${error instanceof Error ? error.message : String(error)}`);
-      }
-    }
+    failed += await runChecks(checks);
     await session.workbench.openNotificationCenter();
     console.log(`screenshot: ${await session.workbench.screenshot('vscode-smoke-ui')}`);
   } finally {
