@@ -134,7 +134,6 @@ def test_the_scripts_active_run_is_the_parent(runner, server):
     kids = children(server, outer)
     assert len(kids) == 20
     assert all("custom" in metrics(k) for k in kids if k["info"]["status"] == "FINISHED")
-    run = server.api("runs/get", {"run_id": outer})["run"] if False else None  # noqa: F841
     assert params(server.runs(f"attributes.run_id = '{outer}'")[0])["max_evals"] == "20"
 
 
