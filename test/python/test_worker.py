@@ -316,6 +316,19 @@ def test_eof_without_a_trial_exits(worker):
     assert w.proc.wait(timeout=30) == 0
 
 
+def test_shutdown_during_the_preload_does_not_wait_for_the_imports(worker, monkeypatch):
+    # A replacement worker told to go while it still imports hyperopt (a study ended right after
+    # a cancel) exits at once: nothing ran in it. Python's import-time log shows whether the
+    # import of hyperopt completed (its line is written when it does).
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    w = worker()
+    w.send({"type": "shutdown"})
+    w.proc.stdin.close()
+    assert w.proc.wait(timeout=30) == 0
+    finished = [line for line in w.stderr().splitlines() if line.rstrip().endswith("| hyperopt")]
+    assert finished == [], "the worker finished importing hyperopt before it exited"
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)

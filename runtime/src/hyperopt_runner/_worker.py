@@ -201,6 +201,8 @@ class Worker:
         self.lock = threading.Lock()
         self.in_trial = False
         self.eof = False
+        # True while the imports after hello run: nothing has been evaluated or logged yet.
+        self.preloading = False
         self.write_lock = threading.Lock()
         self.logger: Any = None
 
@@ -223,8 +225,13 @@ class Worker:
                 with self.lock:
                     self.eof = True
                     running = self.in_trial
+                    warming = self.preloading
                 if running:
                     _kill_everything()
+                if warming:
+                    # Told to go before its imports finished (a replacement worker when a study
+                    # ends): there is nothing to write, so it does not wait for them.
+                    os._exit(0)
                 self.inbox.put(_EOF)
                 return
             if not line.strip():
@@ -319,11 +326,15 @@ class Worker:
     def run(self) -> int:
         reader = threading.Thread(target=self.read_loop, name="hyperopt-runner-stdin", daemon=True)
         reader.start()
+        with self.lock:
+            self.preloading = True
         self.hello()
         # Warm up while the coordinator waits for the script to reach fmin: unpickling a domain
         # needs hyperopt, whose import (scipy.stats) costs seconds that would otherwise land on
         # the first trial, inside the study's timeout.
         _preload()
+        with self.lock:
+            self.preloading = False
         try:
             while True:
                 message = self.inbox.get()
