@@ -148,7 +148,7 @@ export function renderSection(results: Results): string[] {
   const gbm2 = caseOf(results, 'gbm2');
   const gbm4 = caseOf(results, 'gbm4');
   const cancelCase = caseOf(results, 'cancel');
-  const busy = Math.max(...m.loadAtStart.slice(0, 1), ...m.loadAtEnd.slice(0, 1)) > m.cores * 0.5;
+  const busy = otherWork(results);
   const out: string[] = [];
   const shared = results.sharedProcess ?? [];
   const slots = Math.max(...results.cases.map((c) => c.parallelism));
@@ -170,7 +170,7 @@ export function renderSection(results: Results): string[] {
     '',
     `- **Command:** \`${results.command}\` (${(results.totalSeconds / 60).toFixed(1)} min in all on ${results.date.slice(0, 10)}, of which ${(results.venvSeconds / 60).toFixed(1)} min creating or checking \`bench/peers/.venv\`). Raw results: [benchmarks-peers.json](benchmarks-peers.json).`,
     ...timeLines(results),
-    `- **Machine:** ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB; load average ${m.loadAtStart[0]} at the start and ${m.loadAtEnd[0]} at the end${busy ? ' — other work was running on the machine, so absolute times are inflated and noisy; the runners took turns, so the comparison within a round holds better than the absolute figures' : ''}.`,
+    `- **Machine:** ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB; ${m.idleBefore === undefined ? '' : `CPU ${Math.round(m.idleBefore * 100)} % idle over the 5 s before the first round; `}load average ${m.loadAtStart[0]} at the start and ${m.loadAtEnd[0]} at the end${m.idleBefore === undefined ? '' : ' (the benchmark\'s own by then)'}${busy ? ' — other work was running on the machine, so absolute times are inflated and noisy; the runners took turns, so the comparison within a round holds better than the absolute figures' : ''}.`,
     `- **Versions:** Python ${v.python}, hyperopt ${v.hyperopt}, cloudpickle ${v.cloudpickle}, numpy ${v.numpy}, scikit-learn ${v.sklearn}, pyspark ${v.pyspark} on ${v.java}, ray ${v.ray}, Node ${v.node}, ${v.openssh}, hyperopt-runner ${v.hyperoptRunner} (${v.commit}).`,
     '',
     (shared.length > 0
@@ -338,6 +338,12 @@ function timeLines(results: Results): string[] {
   ];
 }
 
+/** Whether other work shared the machine: CPU idle before the rounds when measured, else the load average at the start. */
+function otherWork(results: Results): boolean {
+  const m = results.machine;
+  return m.idleBefore !== undefined ? m.idleBefore < 0.8 : m.loadAtStart[0]! > m.cores * 0.5;
+}
+
 function times(a: number, b: number): string {
   return a / b >= 2 ? `${(a / b).toFixed(1)} times as much` : `${Math.round((a / b - 1) * 100)} % more`;
 }
@@ -361,17 +367,24 @@ export function behind(results: Results, d: Derived): string[] {
   const sleepP = caseOf(results, 'sleep').parallelism;
   const localOutside = stats(ok(results, 'local', 'sleep').map((r) => r.e2eSeconds! - r.fminSeconds!));
   if (serialOutside && localOutside && localOutside.median > serialOutside.median * 1.3) {
-    lines.push(`- **Start-up and shut-down around the study.** With ${sleepP} workers the command spent ${num(localOutside.median)} s outside the \`fmin\` call (Node, the interpreter check, the driver and ${sleepP} workers that each import hyperopt before the first trial, then stopping them), against ${num(serialOutside.median)} s for the serial script's own start-up, which is why the end-to-end efficiency of 1 s trials is ${d.sleep.local?.e2eEfficiency ? num(d.sleep.local.e2eEfficiency.median, 3) : '?'} where the study's is ${d.sleep.local?.efficiency ? num(d.sleep.local.efficiency.median, 3) : '?'}. On ${results.machine.cores} cores those imports queue behind each other; a short study pays this in full, a long one hardly notices it.`);
+    const imported = results.hyperoptImportSeconds;
+    const importCost = imported === undefined
+      ? ''
+      : ` One \`import hyperopt\` takes ${num(imported)} s of CPU in this venv (it imports scipy.stats, and pyspark when that is installed); the driver and ${sleepP} workers pay it ${sleepP + 1} times, about ${num(((sleepP + 1) * imported) / results.machine.cores)} s on ${results.machine.cores} cores before the study can start.`;
+    lines.push(`- **Start-up and shut-down around the study.** With ${sleepP} workers the command spent ${num(localOutside.median)} s outside the \`fmin\` call (Node, the interpreter check, the driver and ${sleepP} workers that each import hyperopt before the first trial, then stopping them), against ${num(serialOutside.median)} s for the serial script's own start-up, which is why the end-to-end efficiency of 1 s trials is ${d.sleep.local?.e2eEfficiency ? num(d.sleep.local.e2eEfficiency.median, 3) : '?'} where the study's is ${d.sleep.local?.efficiency ? num(d.sleep.local.efficiency.median, 3) : '?'}.${importCost} A short study pays this in full, a long one hardly notices it; workers forked from one process that has already imported hyperopt would pay it once, and are not built yet.`);
   }
   for (const id of ['gbm2', 'gbm4'] as const) {
     const speed = d.gbm[id].local?.speedup?.median;
     const p = caseOf(results, id).parallelism;
     if (speed !== undefined && speed < Math.min(p, results.machine.cores) * 0.75) {
       const others = (['spark', 'ray'] as const).filter((peer) => d.gbm[id][peer]?.speedup).map((peer) => `${LABELS[peer]} ${num(d.gbm[id][peer]!.speedup!.median)}`);
-      const busy = results.machine.loadAtStart[0]! > results.machine.cores * 0.5;
-      const cause = busy
-        ? `The machine's ${results.machine.cores} cores were also running other work (load average ${results.machine.loadAtStart[0]} at the start), so extra workers found little free CPU, and serial ran at a different moment than we did; with ${results.rounds} round${results.rounds === 1 ? '' : 's'} this run cannot tell that contention from our own per-trial cost, and an idle machine is needed to say how close parallelism ${Math.min(p, results.machine.cores)} comes to ${Math.min(p, results.machine.cores)}×.`
-        : `Part of every trial is serial — TPE's suggest in the driver and the result's way back through the coordinator and the journal — and the workers wait for it; these figures do not split that further.`;
+      const cores = results.machine.cores;
+      const atCores = id === 'gbm4' ? d.gbm.gbm2.local?.speedup?.median : undefined;
+      const cause = otherWork(results)
+        ? `The machine's ${cores} cores were also running other work, so extra workers found little free CPU, and serial ran at a different moment than we did; with ${results.rounds} round${results.rounds === 1 ? '' : 's'} this run cannot tell that contention from our own per-trial cost, and an idle machine is needed to say how close parallelism ${Math.min(p, cores)} comes to ${Math.min(p, cores)}×.`
+        : p > cores
+          ? `${p} workers share ${cores} cores with the driver and the coordinator, so the ceiling is ${cores}×, each trial runs slower, and TPE's suggest in the driver, which every new trial waits for, competes with the workers for CPU${atCores === undefined ? '' : ` (at parallelism ${cores} the same study reached ${num(atCores)}×)`}. More workers than cores only pays for objectives that wait on something other than the CPU.`
+          : `Part of every trial is serial — TPE's suggest in the driver and the result's way back through the coordinator and the journal — and the workers wait for it; these figures do not split that further.`;
       lines.push(`- **The model study at parallelism ${p} gained ${speed < 1 ? 'nothing' : 'little'} over serial** (speedup ${num(speed)}${others.length ? `; ${others.join(', ')}` : ''}). ${cause}`);
     }
   }
@@ -394,17 +407,24 @@ export function behind(results: Results, d: Derived): string[] {
       }
     }
   }
+  const lowerLoss: string[] = [];
+  let separated = false;
   for (const id of ['gbm2', 'gbm4'] as const) {
-    const ours = d.gbm[id].local?.best?.median;
-    const better = (['serial', 'spark', 'ray'] as const).filter((peer) => {
-      const theirs = (peer === 'serial' ? d.gbm['gbm-serial'].serial : d.gbm[id][peer])?.best?.median;
-      return theirs !== undefined && ours !== undefined && theirs < ours * 0.99;
-    });
-    if (better.length > 0 && ours !== undefined) {
-      lines.push(
-        `- **Best loss at parallelism ${caseOf(results, id).parallelism}.** ${better.map((peer) => `${LABELS[peer]} reached ${num((peer === 'serial' ? d.gbm['gbm-serial'].serial : d.gbm[id][peer])!.best!.median, 4)}`).join('; ')}, against our ${num(ours, 4)} (medians). With N trials in flight, TPE suggests each new point without the results of the N − 1 still running, as every parallel hyperopt runner does; which trials finish first depends on timing, so with ${results.rounds} round${results.rounds === 1 ? '' : 's'} this is within the noise unless the ranges do not overlap.`,
-      );
+    const ours = d.gbm[id].local?.best;
+    if (!ours) continue;
+    for (const peer of ['serial', 'spark', 'ray'] as const) {
+      const theirs = (peer === 'serial' ? d.gbm['gbm-serial'].serial : d.gbm[id][peer])?.best;
+      if (!theirs || theirs.median >= ours.median * 0.99) continue;
+      // Ranges over the rounds that do not overlap: the difference is larger than the noise.
+      const apart = theirs.max < ours.min;
+      separated ||= apart;
+      lowerLoss.push(`at parallelism ${caseOf(results, id).parallelism} ${LABELS[peer]} reached ${fmt(theirs, 4)} against our ${fmt(ours, 4)}${apart ? ', ranges apart' : ', ranges overlapping'}`);
     }
+  }
+  if (lowerLoss.length > 0) {
+    lines.push(
+      `- **Best loss of the model study** (median and range over ${results.rounds} round${results.rounds === 1 ? '' : 's'}): ${lowerLoss.join('; ')}. With N trials in flight, TPE suggests each new point without the results of the N − 1 still running, as every parallel hyperopt runner does, and which trials finish first depends on timing, so the same seed does not give the same trials. ${separated ? 'Where the ranges are apart the difference is larger than the variation between rounds here; more rounds would say whether it holds.' : 'The ranges overlap: within the variation between rounds.'}`,
+    );
   }
   const localCancel = d.cancel.local?.median;
   const fasterCancel = (['serial', 'spark', 'ray'] as const).filter((peer) => {

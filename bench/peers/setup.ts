@@ -40,8 +40,8 @@ export function ensureVenv(log: (line: string) => void): number {
   return (performance.now() - started) / 1000;
 }
 
+/** Builds the CLI bundle from the sources every time (a second or two): a stale bundle would be measured otherwise. */
 export function ensureBuild(log: (line: string) => void): void {
-  if (existsSync(join(ROOT, 'dist', 'cli.js'))) return;
   log('building the CLI bundle');
   run('npm', ['run', '--silent', 'build'], 'npm run build');
 }
@@ -114,6 +114,40 @@ export interface Machine {
   cpu: string;
   memoryGiB: number;
   loadAtStart: number[];
+  /** Share of CPU time idle over a few seconds right before the first round (other work shows here; the load average lags). */
+  idleBefore?: number;
+}
+
+function cpuTimes(): { idle: number; total: number } {
+  // /proc/stat's first line: cpu user nice system idle iowait irq softirq steal ...
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { idle: fields[3]! + (fields[4] ?? 0), total: fields.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/** The share of CPU time the machine spent idle over the next `ms` (Linux; undefined elsewhere). */
+export async function idleShare(ms: number): Promise<number | undefined> {
+  if (!existsSync('/proc/stat')) return undefined;
+  const before = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = cpuTimes();
+  const total = after.total - before.total;
+  return total > 0 ? Math.round(((after.idle - before.idle) / total) * 1000) / 1000 : undefined;
+}
+
+/**
+ * What one `import hyperopt` costs in the benchmark's venv, warm page cache: the median of three
+ * interpreters that import it, less the median of three that do nothing. Every worker pays it.
+ */
+export function hyperoptImportSeconds(): number {
+  const time = (code: string): number => {
+    const runs = [0, 1, 2].map(() => {
+      const started = performance.now();
+      spawnSync(PYTHON, ['-c', code], { stdio: 'ignore' });
+      return (performance.now() - started) / 1000;
+    });
+    return runs.sort((a, b) => a - b)[1]!;
+  };
+  return Math.round((time('import hyperopt') - time('pass')) * 100) / 100;
 }
 
 export function machine(): Machine {
