@@ -28,6 +28,18 @@ export interface TrialJob {
   readonly onTracked?: (message: WorkerTracked) => void;
 }
 
+/**
+ * The reason a slot's signal carries when the trial is killed because its whole study is ending
+ * (cancel, fmin's timeout, the coordinator closing) rather than for its own time limit: no next
+ * trial of that study waits for the slot, so it need not start a replacement worker at once.
+ */
+export const STUDY_ENDING = 'study-ending';
+
+/** True when the trial was aborted because its study is ending (see STUDY_ENDING). */
+export function abortedForStudyEnd(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason === STUDY_ENDING;
+}
+
 export type SlotOutcome =
   | { readonly kind: 'result'; readonly result: WorkerResult }
   /** The worker could not unpickle the domain: this slot cannot serve this study. */

@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfrastructureError, RunnerError } from '../../core/src/errors';
 import { pythonPath, runtimeSourceDir } from '../../core/src/runtimePath';
 import { LocalExecutor } from '../../executors/src/local/localExecutor';
-import type { Slot } from '../../core/src/executor';
+import { STUDY_ENDING, type Slot } from '../../core/src/executor';
 
 const root = join(__dirname, '..', '..');
 const python = join(root, '.venv', 'bin', 'python');
@@ -86,6 +86,50 @@ test('aborting a trial kills its whole process group, grandchildren included, an
     assert.ok(state === 'gone' || state === 'Z', `grandchild state ${state}`);
     const next = await slots[0]!.run({ study: 'q', tid: 8, spec: quick.specs[0]!, domain: quick.domain }, new AbortController().signal);
     assert.equal(next.kind, 'result');
+  }, { HR_TEST_PIDFILE: pidfile });
+});
+
+/** Live worker processes whose parent is this test process. */
+function workerChildren(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(ppid) !== process.pid || state === 'Z') return [];
+        return readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('hyperopt_runner.worker') ? [Number(entry)] : [];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+}
+
+test('a trial killed because its study ends leaves its slot to start a worker when needed; one killed for its own limit gets a warm replacement', async () => {
+  const sleeper = fixture('sleeper');
+  const pidfile = join(mkdtempSync(join(tmpdir(), 'hr-exec-')), 'pids');
+  await withExecutor(2, async (slots, executor) => {
+    const first = executor.workerInfo.map((hello) => hello.pid);
+    const killed = async (slot: Slot, tid: number, reason?: string): Promise<void> => {
+      const abort = new AbortController();
+      const job = { study: 'sleepy', tid, spec: sleeper.specs[0]!, domain: sleeper.domain, onOutput: (text: string) => text.includes('grandchild') && abort.abort(reason) };
+      assert.equal((await slot.run(job, abort.signal)).kind, 'aborted');
+    };
+    await Promise.all([killed(slots[0]!, 1, STUDY_ENDING), killed(slots[1]!, 2)]);
+    // Both kills are done, so a replacement of either has been spawned by now; wait for the one
+    // that should exist to say hello.
+    const deadline = Date.now() + 60_000;
+    let fresh: number[] = [];
+    while (fresh.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      fresh = executor.workerInfo.map((hello) => hello.pid).filter((pid) => !first.includes(pid));
+    }
+    assert.equal(fresh.length, 1, 'the slot whose trial hit its own limit has a new worker');
+    assert.deepEqual(workerChildren(), fresh, 'no worker was started for the slot whose study ended');
+    // That slot still serves the next study: its worker starts with the next trial.
+    const quick = fixture('quick');
+    const next = await slots[0]!.run({ study: 'q', tid: 3, spec: quick.specs[0]!, domain: quick.domain }, new AbortController().signal);
+    assert.equal(next.kind === 'result' && next.result.outcome, 'ok');
   }, { HR_TEST_PIDFILE: pidfile });
 });
 

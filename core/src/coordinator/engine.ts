@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InfrastructureError, messageOf, RunnerError } from '../errors';
-import type { Executor, Slot, SlotOutcome } from '../executor';
+import { STUDY_ENDING, type Executor, type Slot, type SlotOutcome } from '../executor';
 import { Emitter } from '../events';
 import { ensureJournalDir, journalPath, JournalWriter, type StudyRecord } from '../journal/journal';
 import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
@@ -194,7 +194,7 @@ export class Engine {
       this.cancelQueued(study, study.endMessage ?? reason);
       for (const run of study.running.values()) {
         run.abortReason ??= { state: 'cancel', error: { type: 'Cancelled', message: study.endMessage ?? reason } };
-        run.abort.abort();
+        run.abort.abort(STUDY_ENDING);
       }
       this.maybeEnd(study);
     }
@@ -679,7 +679,7 @@ export class Engine {
     for (const queued of study.queue.splice(0)) void queued;
     for (const run of study.running.values()) {
       run.abortReason ??= { state: 'cancel', error: { type: 'Cancelled', message: why } };
-      run.abort.abort();
+      run.abort.abort(STUDY_ENDING);
     }
     study.state = 'ended';
     this.write(study, { k: 'state', state: 'ended', reason: 'interrupted', message: why, at: Date.now() });

@@ -1,6 +1,6 @@
 /** The local pool: N warm Python workers on this machine, one per slot. */
 import { InfrastructureError, RunnerError } from '../../../core/src/errors';
-import type { Executor, ExecutorEvents, Slot, SlotOutcome, TrialJob } from '../../../core/src/executor';
+import { abortedForStudyEnd, type Executor, type ExecutorEvents, type Slot, type SlotOutcome, type TrialJob } from '../../../core/src/executor';
 import type { WorkerHello } from '../../../core/src/protocol/worker';
 import { WorkerProcess } from './workerProcess';
 
@@ -84,7 +84,10 @@ class LocalSlot implements Slot {
       throw new InfrastructureError(error instanceof Error ? error.message : String(error), this.id);
     }
     const onAbort = (): void => {
-      void worker.kill(this.options.killGraceMs).then(() => this.replace(worker));
+      // A study that ends needs no warm replacement; the next study's first trial starts one.
+      void worker.kill(this.options.killGraceMs).then(() => {
+        if (!abortedForStudyEnd(signal)) this.replace(worker);
+      });
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {

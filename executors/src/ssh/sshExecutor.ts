@@ -10,7 +10,7 @@ import { connect as netConnect } from 'node:net';
 import { isAbsolute } from 'node:path';
 import type { SFTPWrapper } from 'ssh2';
 import { InfrastructureError, messageOf, RunnerError } from '../../../core/src/errors';
-import type { Executor, ExecutorEvents, Slot, SlotOutcome, TrialJob } from '../../../core/src/executor';
+import { abortedForStudyEnd, type Executor, type ExecutorEvents, type Slot, type SlotOutcome, type TrialJob } from '../../../core/src/executor';
 import { probeInterpreter } from '../../../core/src/interpreter';
 import type { TrialTracking, WorkerHello } from '../../../core/src/protocol/worker';
 import { isPermanentFailure, SshConnection, type ConnectOptions } from './connection';
@@ -177,7 +177,10 @@ class SshSlot implements Slot {
     }
     const grace = this.session.options.killGraceMs;
     const onAbort = (): void => {
-      void worker.kill(grace).then(() => this.replace(worker));
+      // A study that ends needs no warm replacement; the next study's first trial starts one.
+      void worker.kill(grace).then(() => {
+        if (!abortedForStudyEnd(signal)) this.replace(worker);
+      });
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
