@@ -4,9 +4,17 @@
 # Ends with one line "N passed, N failed" over all tiers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
-
 results=$(mktemp -d)
+
+# OpenSSH's server (SSH tier), Chromium and code-server (webview and editor tiers) install in the
+# background from the start: mostly downloads, which overlap with the project's own setup and the
+# first tiers below.
+( bash scripts/setup-sshd.sh && bash scripts/setup-vscode.sh ) >"$results/tools.log" 2>&1 &
+tools_pid=$!
+
+bash scripts/setup.sh || { wait "$tools_pid"; echo "0 passed, 1 failed"; exit 1; }
+echo "=== setup took $SECONDS s"
+
 passed=0
 failed=0
 status=0
@@ -57,11 +65,6 @@ static_checks() {
   [ "$bad" -eq 0 ]
 }
 
-# OpenSSH's server (SSH tier), Chromium and code-server (webview and editor tiers) install in the
-# background: mostly downloads, which overlap with the CPU-bound tiers below.
-( bash scripts/setup-sshd.sh && bash scripts/setup-vscode.sh ) >"$results/tools.log" 2>&1 &
-tools_pid=$!
-
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
 tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
@@ -79,6 +82,7 @@ if [ -f test/vscode/run-suites.ts ]; then
 fi
 
 rm -rf "$results"
+echo "=== all tiers took $SECONDS s"
 echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$status" -eq 0 ]
