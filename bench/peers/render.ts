@@ -503,7 +503,7 @@ export function renderChart(results: Results): string {
   const parallel = results.runners.filter((r) => r !== 'serial');
   panel(
     `Parallel efficiency: ${sleepCase.n} trials of 1 s at parallelism ${sleepCase.parallelism}${results.quick ? ' (QUICK MODE)' : ''}`,
-    `(trials done x 1 s / parallelism) / measured time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores, load average ${results.machine.loadAtStart[0]} at the start`,
+    `(trials done x 1 s / parallelism) / measured time; median of ${results.rounds} round(s), line = range; ${results.machine.cores} cores, ${results.machine.idleBefore === undefined ? `load average ${results.machine.loadAtStart[0]} at the start` : `CPU ${Math.round(results.machine.idleBefore * 100)} % idle before the first round`}`,
     1,
     [0, 0.25, 0.5, 0.75, 1],
     parallel.map((r) => ({ label: LABELS[r], bars: [d.sleep[r]?.efficiency, d.sleep[r]?.e2eEfficiency] })),
