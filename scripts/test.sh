@@ -67,7 +67,8 @@ static_checks() {
 
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
-tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider; count_pytest python
+# Two pytest processes, each test file in one of them (a file's module-wide MLflow server starts once).
+tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider -n 2 --dist loadfile; count_pytest python
 # The installs of the later tiers finish meanwhile.
 wait "$tools_pid"; tools_rc=$?
 cat "$results/tools.log"
