@@ -125,8 +125,8 @@ class LocalSlot implements Slot {
     this.closed = true;
     const worker = this.worker;
     if (!worker) return;
-    // A worker still starting (a replacement after a cancel) has run no trial and holds no run
-    // to write: it is not waited for.
+    // A worker that never said hello (still starting, or stuck) has run no trial and holds no
+    // run to write: it is not waited for.
     if (!worker.hello) return worker.kill(0);
     worker.shutdown();
     let timer: NodeJS.Timeout | undefined;

@@ -229,8 +229,8 @@ class Worker:
                 if running:
                     _kill_everything()
                 if warming:
-                    # Told to go before its imports finished (a replacement worker when a study
-                    # ends): there is nothing to write, so it does not wait for them.
+                    # Told to go before its imports finished (the script or its study ended
+                    # first): it has run nothing and has nothing to write, so it does not wait.
                     os._exit(0)
                 self.inbox.put(_EOF)
                 return
