@@ -4,7 +4,7 @@
  * of docs/benchmarks.md. Run: npm run bench
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -34,6 +34,7 @@ function runner(script: string, args: string[], executor: string): { seconds: nu
     env: { ...process.env, HYPEROPT_RUNNER_PYTHON: python },
     maxBuffer: 64 * 1024 * 1024,
   });
+  rmSync(journal, { recursive: true, force: true });
   if (out.status !== 0) throw new Error(out.stderr.slice(-3000));
   return { seconds: fminSeconds(out.stdout), stdout: out.stdout };
 }
@@ -85,6 +86,7 @@ async function cancelLatency(): Promise<number> {
   while (workers().length > 0) await new Promise((r) => setTimeout(r, 2));
   const latency = performance.now() - t0;
   await new Promise((r) => child.on('exit', r));
+  rmSync(journal, { recursive: true, force: true });
   return latency;
 }
 
@@ -102,6 +104,7 @@ function peakRss(trials: number): { rssMb: number; seconds: number } {
     `],
     { encoding: 'utf8', env: { ...process.env, HYPEROPT_RUNNER_PYTHON: python }, maxBuffer: 64 * 1024 * 1024 },
   );
+  rmSync(journal, { recursive: true, force: true });
   const { peak, out: stdout } = JSON.parse(out.stdout.trim().split('\n').pop()!) as { peak: number; out: string };
   return { rssMb: peak / 1024, seconds: fminSeconds(stdout) };
 }
