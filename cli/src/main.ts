@@ -7,6 +7,7 @@ import { serveCommand } from './serveCommand';
 import { resumeCommand, studiesCommand } from './studiesCommand';
 import { runsCommand } from './runsCommand';
 import { syncCommand } from './syncCommand';
+import { trackingCommand, trackingServerCommand } from './trackingCommand';
 
 const USAGE = `usage:
   hyperopt-runner run SCRIPT.py [--executor local:N]... [--timeout S] [--trial-timeout S]
@@ -16,6 +17,7 @@ const USAGE = `usage:
   hyperopt-runner studies [--journal-dir DIR] [--json]
   hyperopt-runner runs [--experiment NAME] [--study ID] [--json] [--tracking-uri URI]
   hyperopt-runner sync [STUDY-ID...] [--journal-dir DIR] [--tracking-uri URI]
+  hyperopt-runner tracking [status|stop] [--json]   the workspace's MLflow tracking server (it outlives runs)
   hyperopt-runner serve [--workspace DIR] [--idle-timeout S]   (the editor's background service)
   hyperopt-runner hosts check [HOST...] [--hosts-file FILE] [--accept-new-host-keys] [--python PATH] [--json]
 
@@ -43,6 +45,10 @@ async function main(argv: string[]): Promise<number> {
       return hostsCommand(rest, process.env, cwd);
     case 'serve':
       return serveCommand(rest, cwd);
+    case 'tracking':
+      return trackingCommand(rest, cwd);
+    case 'tracking-server':
+      return trackingServerCommand(rest, cwd);
     case undefined:
     case '-h':
     case '--help':
@@ -50,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     default:
-      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume, studies, hosts or serve' });
+      throw new RunnerError('invalid_option', { option: 'command', value: command, reason: 'use run, resume, studies, runs, sync, hosts, tracking or serve' });
   }
 }
 

@@ -5,6 +5,7 @@ import { lossToNumber } from '../../core/src/protocol/common';
 import { RunSession, type RunRequest } from '../../core/src/session/runSession';
 import { createExecutor } from '../../executors/src/create';
 import { ProgressView } from './progress';
+import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
 
 export interface ScriptRun extends RunRequest {
@@ -59,9 +60,10 @@ export async function runScript(run: ScriptRun): Promise<number> {
     cliUri: run.trackingUri ?? undefined,
     env: process.env,
     disabled: run.noTracking,
+    cli: currentCliCommand(),
     notice,
   });
-  const session = new RunSession({ ...run, env: { ...run.env, ...tracking.processEnv }, stdin: 'inherit', startAfter: tracking.ready }, createExecutor);
+  const session = new RunSession({ ...run, env: { ...run.env, ...tracking.processEnv }, stdin: 'inherit', tracking: tracking.target(notice) }, createExecutor);
   session.engine.events.on((event) => view.onEvent(event));
   session.output.on(({ stream, text }) => view.write(text, stream === 'stdout' ? process.stdout : process.stderr));
 
@@ -96,7 +98,7 @@ export async function runScript(run: ScriptRun): Promise<number> {
     process.off('SIGHUP', onTerminate);
     const written = await tracking.syncJournals(session.journals, notice);
     if (written > 0) notice(`MLflow: wrote ${written} trial run(s) that could not be logged during the study`);
-    await tracking.stop();
+    tracking.stop();
     view.dispose();
     if (run.summaryJson) {
       const summaries = session.journals.map((path) => summarizeStudy(readJournal(path)));

@@ -1,5 +1,6 @@
 /** `hyperopt-runner runs`: experiments > studies > trials from the tracking server, as text or JSON. */
 import { RunnerError } from '../../core/src/errors';
+import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
 import { RunsModel, type RunsNode, type StudyNode, type TrialNode } from '../../core/src/mlflow/runsModel';
 import { parseFlags, resolvePython } from './options';
@@ -29,10 +30,11 @@ export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     workspace: cwd,
     cliUri: values.get('tracking-uri')?.[0],
     env,
+    cli: currentCliCommand(),
     notice,
   });
   try {
-    await tracking.ready;
+    await tracking.ready().catch(() => undefined);
     const client = tracking.client();
     if (!client) throw new RunnerError('invalid_option', { option: '--tracking-uri', value: '', reason: 'no tracking server could be reached' });
     const model = new RunsModel(client, { pageSize: 200 });
@@ -64,7 +66,7 @@ export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     }
     return 0;
   } finally {
-    await tracking.stop();
+    tracking.stop();
   }
 }
 

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { RunnerError } from '../../core/src/errors';
 import { journalPath, listStudies, readJournal } from '../../core/src/journal/journal';
+import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
 import { defaultJournalDir, parseFlags, resolvePython } from './options';
 
@@ -22,13 +23,13 @@ export async function syncCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
       })
     : listStudies(dir).studies.map((s) => s.path);
   const notice = (text: string): void => void process.stderr.write(`hyperopt-runner: ${text}\n`);
-  const tracking = await TrackingSession.start({ python: resolvePython(values.get('python')?.[0], env, cwd), workspace: cwd, cliUri: values.get('tracking-uri')?.[0], env, notice });
+  const tracking = await TrackingSession.start({ python: resolvePython(values.get('python')?.[0], env, cwd), workspace: cwd, cliUri: values.get('tracking-uri')?.[0], env, cli: currentCliCommand(), notice });
   try {
-    await tracking.ready;
+    await tracking.ready().catch(() => undefined);
     const written = await tracking.syncJournals(paths, notice);
     process.stdout.write(`wrote ${written} trial run(s) to MLflow\n`);
     return 0;
   } finally {
-    await tracking.stop();
+    tracking.stop();
   }
 }

@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'ssh_remote_failed'
   | 'ssh_no_host'
   | 'service_start_failed'
-  | 'service_unreachable';
+  | 'service_unreachable'
+  | 'tracking_server_start_failed';
 
 type Details = Record<string, string | number | undefined>;
 
@@ -71,6 +72,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   service_start_failed: (d) =>
     `the background service did not start within ${d.seconds} s${d.why ? ` (${d.why})` : ''}; see ${d.log}`,
   service_unreachable: (d) => `cannot reach the background service on port ${d.port}: ${d.reason}`,
+  tracking_server_start_failed: (d) =>
+    `the workspace's tracking server did not start (${d.why}); see ${d.log}, or run with --no-tracking`,
 };
 
 export class RunnerError extends Error {

@@ -3,7 +3,13 @@
  * It assumes neither local processes nor SSH, so cluster engines can implement it too.
  */
 import type { TrialError } from './protocol/common';
-import type { TrialTracking, WorkerHello, WorkerResult, WorkerTracked } from './protocol/worker';
+import type { TrialRun, TrialTracking, WorkerHello, WorkerResult } from './protocol/worker';
+
+/** A tracked trial's MLflow side: where the server is, and its child run once the coordinator created it. */
+export interface JobTracking extends TrialTracking {
+  /** Resolves with the trial's child run, or undefined when it could not be created. */
+  readonly run: Promise<TrialRun | undefined>;
+}
 
 export interface TrialJob {
   readonly study: string;
@@ -14,18 +20,12 @@ export interface TrialJob {
   readonly domain: string;
   /** Environment for this trial only. */
   readonly env?: Readonly<Record<string, string>>;
-  /** The trial's MLflow child run to open in the worker, when the study is tracked. */
-  readonly tracking?: TrialTracking;
+  /** When the study is tracked: the worker makes the trial's child run the active run for an objective that uses mlflow. */
+  readonly tracking?: JobTracking;
   /** Called when the worker is warm, has the domain and is handed the point: trial timeouts start here. */
   readonly onEvaluating?: () => void;
   /** Output the objective printed while this trial ran. */
   readonly onOutput?: (text: string) => void;
-  /**
-   * The worker finished writing the trial's MLflow run after its result (or failed to). It may
-   * come after `run` resolved, or never (the worker died first); the run is then completed
-   * from the journal.
-   */
-  readonly onTracked?: (message: WorkerTracked) => void;
 }
 
 /**

@@ -13,7 +13,6 @@ import {
   type CoordinatorToWorker,
   type WorkerHello,
   type WorkerResult,
-  type WorkerTracked,
 } from '../../core/src/protocol/worker';
 
 type Waiter =
@@ -22,8 +21,6 @@ type Waiter =
   | { kind: 'result'; tid: number; resolve: (m: WorkerResult) => void; reject: (e: Error) => void };
 
 const STDERR_TAIL = 2000;
-/** Trials whose `tracked` message a channel waits for at most (a worker holds no more runs). */
-const TRACKED_LIMIT = 1000;
 /** How long a result waits for its trial's end marker on stderr (the output before it). */
 const RESULT_HOLD_MS = 2000;
 
@@ -53,8 +50,6 @@ export class WorkerChannel {
   private onOutput: ((text: string) => void) | undefined;
   private readyPromise: Promise<WorkerHello> | undefined;
   private endedWith: Error | undefined;
-  /** Who hears each evaluated trial's `tracked` message, by "study/tid". */
-  private readonly trackedListeners = new Map<string, (message: WorkerTracked) => void>();
   hello: WorkerHello | undefined;
   helloAt: number | undefined;
   loadedStudy: string | undefined;
@@ -78,7 +73,6 @@ export class WorkerChannel {
     // A result already received is the trial's outcome, whatever happens to the worker after it.
     this.releaseResult();
     this.endedWith ??= error;
-    this.trackedListeners.clear();
     const waiter = this.waiter;
     this.waiter = undefined;
     waiter?.reject(error);
@@ -100,19 +94,20 @@ export class WorkerChannel {
     });
   }
 
-  evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput' | 'onTracked'>): Promise<WorkerResult> {
+  evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput'>): Promise<WorkerResult> {
     this.onOutput = job.onOutput;
     const { study, tid, spec, env, tracking } = job;
-    if (tracking && job.onTracked) {
-      this.trackedListeners.set(`${study}/${tid}`, job.onTracked);
-      // Runs whose worker never reported them are completed from the journal; forget the oldest.
-      if (this.trackedListeners.size > TRACKED_LIMIT) this.trackedListeners.delete(this.trackedListeners.keys().next().value!);
-    }
-    return new Promise<WorkerResult>((resolve, reject) => {
+    const result = new Promise<WorkerResult>((resolve, reject) => {
       if (this.await({ kind: 'result', tid, resolve, reject })) {
-        this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking } : {}) });
+        this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking: { uri: tracking.uri } } : {}) });
       }
     });
+    // The child run follows as soon as it exists; a worker whose objective uses mlflow waits for it.
+    void tracking?.run.then((run) => {
+      const waiter = this.waiter;
+      if (waiter?.kind === 'result' && waiter.tid === tid) this.send({ type: 'run', study, tid, run: run ?? null });
+    });
+    return result;
   }
 
   send(message: CoordinatorToWorker): void {
@@ -172,13 +167,7 @@ export class WorkerChannel {
       waiter.resolve(message.type === 'load_failed' ? message.error : undefined);
     } else if (message.type === 'result' && waiter?.kind === 'result' && waiter.tid === message.tid) {
       this.waiter = undefined;
-      if (!message.tracking?.runId) this.trackedListeners.delete(`${message.study}/${message.tid}`);
       this.holdUntilOutput(message.tid, () => waiter.resolve(message));
-    } else if (message.type === 'tracked' && this.trackedListeners.has(`${message.study}/${message.tid}`)) {
-      const key = `${message.study}/${message.tid}`;
-      const listener = this.trackedListeners.get(key)!;
-      this.trackedListeners.delete(key);
-      listener(message);
     } else {
       this.options.onStray(`worker on ${this.options.slot}: unexpected ${message.type}`);
     }

@@ -13,8 +13,9 @@ import { JOURNAL_VERSION } from '../journal/records';
 import { lossToNumber, type TrialError } from '../protocol/common';
 import type { DriverToCoordinator, EndReason, ExhaustReason, FinishedTrial, NewTrial, Open } from '../protocol/driver';
 import type { DriverConnection } from './driverChannel';
-import { FMIN_UUID_TAG, HOST_TAG, SLOT_TAG, TRIAL_TID_TAG } from '../mlflow/tags';
-import type { TrialTracking, WorkerTracked } from '../protocol/worker';
+import type { StudyCounts } from '../mlflow/runLayout';
+import type { RunWriter, StudyRuns } from '../mlflow/runWriter';
+import type { TrialRun } from '../protocol/worker';
 import { DriverServer } from './driverChannel';
 import type { EngineEvent, StudySettings } from './events';
 
@@ -40,6 +41,10 @@ export interface EngineOptions {
   readonly resume?: ReadonlyMap<number, StudyRecord>;
   /** How often a trial whose worker was lost is tried again before it counts as failed. */
   readonly maxRetries?: number;
+  /** Writes the studies' MLflow runs when the run is tracked. */
+  readonly tracking?: RunWriter;
+  /** How long closing waits for MLflow writes still queued (default 60 s; the rest is left to the sync). */
+  readonly trackingDrainMs?: number;
 }
 
 interface QueuedTrial {
@@ -55,10 +60,13 @@ interface RunningTrial {
   /** Why the engine aborted it, which decides the trial's final state. */
   abortReason?: { state: 'cancel' | 'error'; error: TrialError };
   timer?: NodeJS.Timeout;
-  /** The trial's end is in the journal: its `tracked` record may follow. */
-  settled?: boolean;
-  /** A `tracked` message that came before the result was handled (same read of the pipe). */
-  earlyTracked?: WorkerTracked;
+}
+
+/** A tracked trial's child run, created at its first dispatch and kept across attempts. */
+interface TrialRunRef {
+  readonly run: Promise<TrialRun | undefined>;
+  readonly params: NewTrial['params'];
+  runId?: string;
 }
 
 export function newStudyId(now = new Date()): string {
@@ -77,7 +85,7 @@ class Study {
   state: StudyState = 'running';
   readonly queue: QueuedTrial[] = [];
   readonly running = new Map<number, RunningTrial>();
-  readonly finished = new Map<number, { state: 'done' | 'error' | 'cancel'; loss?: number }>();
+  readonly finished = new Map<number, { state: 'done' | 'error' | 'cancel'; ok: boolean; loss?: number }>();
   /** Slots that could not load this study's domain. */
   readonly refusedSlots = new Set<string>();
   pendingSuggest = 0;
@@ -90,8 +98,9 @@ class Study {
   sinceImprovement = 0;
   deadlineTimer: NodeJS.Timeout | undefined;
   lastLoadError: TrialError | undefined;
-  /** The study's parent MLflow run, once the driver has reported it. */
-  tracking: { uri: string; experimentId: string; parentRunId: string } | undefined;
+  /** The study's MLflow runs, when the run is tracked. */
+  runs: StudyRuns | undefined;
+  readonly trialRuns = new Map<number, TrialRunRef>();
   trackingWarned = false;
 
   constructor(
@@ -236,6 +245,14 @@ export class Engine {
     this.lifetime.abort();
     this.server.close();
     await Promise.all(this.options.executors.map((e) => e.close()));
+    const writer = this.options.tracking;
+    if (writer && writer.pending > 0) {
+      const started = Date.now();
+      const progress = setTimeout(() => this.emit({ type: 'notice', text: `MLflow: writing the last runs (${writer.pending} left)...` }), 1_000);
+      const left = await writer.drain(this.options.trackingDrainMs ?? 60_000);
+      clearTimeout(progress);
+      if (left > 0) this.emit({ type: 'notice', text: `MLflow: ${left} run(s) were not written within ${Math.round((Date.now() - started) / 1000)} s; \`hyperopt-runner sync\` writes them from the journal` });
+    }
     for (const study of this.order) study.journal.close();
   }
 
@@ -293,19 +310,13 @@ export class Engine {
         const study = this.studyOf(driver, message.study);
         if (!study) return;
         study.closed = true;
+        void study.runs?.close({
+          counts: message.counts ?? this.countsOf(study),
+          bestLoss: lossToNumber(message.bestLoss),
+          failed: message.error !== undefined,
+          endReason: study.endReason,
+        });
         this.emit({ type: 'study.closed', study: study.id });
-        return;
-      }
-      case 'tracking': {
-        const study = this.studyOf(driver, message.study);
-        if (!study) return;
-        if (message.experimentId && message.parentRunId) {
-          study.tracking = { uri: message.uri, experimentId: message.experimentId, parentRunId: message.parentRunId };
-          this.write(study, { k: 'tracking', uri: message.uri, experimentId: message.experimentId, parentRunId: message.parentRunId, at: Date.now() });
-          this.emit({ type: 'study.tracking', study: study.id, ...study.tracking });
-        } else {
-          this.warnTracking(study, message.error ?? 'the study is not tracked');
-        }
         return;
       }
       case 'fatal':
@@ -372,7 +383,8 @@ export class Engine {
       for (const t of previous.trials.values()) {
         if (t.state !== 'done' && t.state !== 'error') continue;
         resume.push({ tid: t.tid, state: t.state, vals: t.vals, summary: t.summary, result: t.result, error: t.error, startedAt: t.startedAt, endedAt: t.endedAt });
-        study.finished.set(t.tid, { state: t.state, loss: t.state === 'done' && t.summary?.status === 'ok' ? lossToNumber(t.summary.loss) : undefined });
+        const ok = t.state === 'done' && t.summary?.status === 'ok';
+        study.finished.set(t.tid, { state: t.state, ok, loss: ok ? lossToNumber(t.summary?.loss) : undefined });
         this.trackBest(study, study.finished.get(t.tid)?.loss);
       }
       this.write(study, { k: 'resumed', runId: this.options.run.runId, at: now });
@@ -381,6 +393,7 @@ export class Engine {
     }
     this.emit({ type: 'study.opened', study: info, journal: journal.path, settings: { ...settings }, resumed: Boolean(previous) });
     driver.send({ type: 'opened', ref: open.ref, study: id, parallelism, journal: journal.path, ...(resume ? { resume } : {}) });
+    if (this.options.tracking && open.tracking) this.track(study, this.options.tracking, open.tracking, previous?.tracking);
 
     const alreadyEnded = previous && previous.state === 'ended' && previous.endReason !== 'interrupted';
     if (alreadyEnded) {
@@ -394,6 +407,35 @@ export class Engine {
     this.setState(study, 'running');
     this.armDeadline(study);
     this.pump(study);
+  }
+
+  /** Opens the study's parent MLflow run (a resumed study keeps its own); the journal records it once it exists. */
+  private track(study: Study, writer: RunWriter, request: NonNullable<Open['tracking']>, previous: StudyRecord['tracking']): void {
+    study.runs = writer.openStudy(study.info, {
+      params: request.params,
+      actualParallelism: study.info.parallelism,
+      mlflow: { activeRunId: request.activeRunId, experimentId: request.experimentId },
+      ...(previous ? { parent: { experimentId: previous.experimentId, parentRunId: previous.parentRunId } } : {}),
+    });
+    void study.runs.parent.then((parent) => {
+      if (!parent) return;
+      const tracking = { uri: parent.uri, experimentId: parent.experimentId, parentRunId: parent.parentRunId };
+      this.write(study, { k: 'tracking', ...tracking, at: Date.now() });
+      this.emit({ type: 'study.tracking', study: study.id, ...tracking });
+    });
+  }
+
+  /** The trial counts the engine knows (for a study whose driver could not report its own). */
+  private countsOf(study: Study): StudyCounts {
+    let ok = 0;
+    let failed = 0;
+    let cancelled = 0;
+    for (const t of study.finished.values()) {
+      if (t.state === 'cancel') cancelled += 1;
+      else if (t.ok) ok += 1;
+      else failed += 1;
+    }
+    return { ok, failed, cancelled, total: ok + failed + cancelled + study.queue.length + study.running.size };
   }
 
   private enqueue(study: Study, trial: NewTrial): void {
@@ -479,6 +521,18 @@ export class Engine {
         run.abort.abort();
       }, trialTimeout * 1000);
     };
+    let tracking: { uri: string; run: Promise<TrialRun | undefined> } | undefined;
+    if (study.runs && this.options.tracking) {
+      let ref = study.trialRuns.get(tid);
+      if (!ref) {
+        // Created as the trial goes out, once per trial: a retry after a lost worker reuses it.
+        const created: TrialRunRef = { run: study.runs.trialStarted(tid, { slot: slot.id, host: slot.host }, at), params: queued.trial.params };
+        void created.run.then((info) => (created.runId = info?.runId));
+        study.trialRuns.set(tid, created);
+        ref = created;
+      }
+      tracking = { uri: this.options.tracking.uri, run: ref.run };
+    }
     slot
       .run(
         {
@@ -486,13 +540,9 @@ export class Engine {
           tid,
           spec: queued.trial.spec,
           domain: study.domain,
-          ...(study.tracking ? { tracking: this.trialTracking(study, queued.trial, slot) } : {}),
+          ...(tracking ? { tracking } : {}),
           onEvaluating: armTrialTimeout,
           onOutput: (text) => this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text }),
-          onTracked: (message) => {
-            if (run.settled) this.onTracked(study, message);
-            else run.earlyTracked = message;
-          },
         },
         run.abort.signal,
       )
@@ -508,18 +558,12 @@ export class Engine {
     this.releaseSlot(run.slot);
     if (outcome.kind === 'result') {
       const r = outcome.result;
-      const mlflowRunId = r.tracking?.runId ?? undefined;
-      // The worker completes the run in the background: until its `tracked` record says so, the
-      // run counts as incomplete, and a sync completes it from the journal if the worker dies first.
-      const mlflowIncomplete = mlflowRunId !== undefined ? true : undefined;
       if (r.tracking?.error) this.warnTracking(study, `trial ${run.tid}: ${r.tracking.error}`);
       if (r.outcome === 'ok') {
-        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
+        this.finishTrial(study, run.tid, 'done', { summary: r.summary, result: r.result, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt });
       } else {
-        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt, mlflowRunId, mlflowIncomplete });
+        this.finishTrial(study, run.tid, 'error', { error: r.error, slot: run.slot.id, startedAt: r.startedAt, endedAt: r.endedAt });
       }
-      run.settled = true;
-      if (run.earlyTracked) this.onTracked(study, run.earlyTracked);
     } else if (outcome.kind === 'aborted') {
       const reason = run.abortReason ?? { state: 'cancel' as const, error: { type: 'Cancelled', message: 'cancelled' } };
       this.finishTrial(study, run.tid, reason.state, { error: reason.error, slot: run.slot.id, startedAt: run.startedAt });
@@ -534,12 +578,6 @@ export class Engine {
       this.checkStarved(study);
     }
     this.afterChange(study);
-  }
-
-  /** The worker finished writing a trial's run (or gave up): one journal record, after its end. */
-  private onTracked(study: Study, message: WorkerTracked): void {
-    this.write(study, { k: 'tracked', tid: message.tid, mlflowRunId: message.runId, complete: message.complete, ...(message.error ? { error: message.error } : {}), at: Date.now() });
-    if (message.error) this.warnTracking(study, `trial ${message.tid}: ${message.error}`);
   }
 
   private onInfrastructureFailure(study: Study, queued: QueuedTrial, run: RunningTrial, error: unknown): void {
@@ -594,13 +632,25 @@ export class Engine {
     study: Study,
     tid: number,
     state: 'done' | 'error' | 'cancel',
-    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number; mlflowRunId?: string; mlflowIncomplete?: boolean },
+    detail: { summary?: FinishedTrial['summary']; result?: string; error?: TrialError; slot?: string; startedAt?: number; endedAt?: number },
   ): void {
     const endedAt = detail.endedAt ?? Date.now();
-    const loss = state === 'done' && detail.summary?.status === 'ok' ? lossToNumber(detail.summary.loss) : undefined;
-    study.finished.set(tid, { state, loss });
+    const ok = state === 'done' && detail.summary?.status === 'ok';
+    const loss = ok ? lossToNumber(detail.summary?.loss) : undefined;
+    study.finished.set(tid, { state, ok, loss });
+    // A run whose writes follow is incomplete until its `tracked` record says otherwise; a sync
+    // completes it from the journal if the coordinator dies first.
+    const runRef = study.trialRuns.get(tid);
     // Journal first: once this line is written the result survives any later crash.
-    this.write(study, { k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt, mlflowRunId: detail.mlflowRunId, mlflowIncomplete: detail.mlflowIncomplete });
+    this.write(study, {
+      k: 'end', tid, state, summary: detail.summary, result: detail.result, error: detail.error, slot: detail.slot, startedAt: detail.startedAt, endedAt,
+      ...(runRef ? { mlflowRunId: runRef.runId, mlflowIncomplete: true } : {}),
+    });
+    if (runRef && study.runs) {
+      study.runs.trialEnded(tid, runRef.run, { state, summary: detail.summary, error: detail.error, params: runRef.params, endedAt, slot: detail.slot }, (tracked) => {
+        this.write(study, { k: 'tracked', tid, mlflowRunId: tracked.runId, complete: tracked.complete, ...(tracked.error ? { error: tracked.error } : {}), at: Date.now() });
+      });
+    }
     study.driver.send({
       type: 'finished',
       study: study.id,
@@ -619,17 +669,10 @@ export class Engine {
     }
   }
 
-  private trialTracking(study: Study, trial: NewTrial, slot: Slot): TrialTracking {
-    const tracking = study.tracking!;
-    const params = Object.fromEntries(Object.entries(trial.params).map(([k, v]) => [k, String(v)]));
-    return {
-      uri: tracking.uri,
-      experimentId: tracking.experimentId,
-      parentRunId: tracking.parentRunId,
-      runName: `trial ${trial.tid}`,
-      params,
-      tags: { [FMIN_UUID_TAG]: study.id, [TRIAL_TID_TAG]: String(trial.tid), [SLOT_TAG]: slot.id, [HOST_TAG]: slot.host },
-    };
+  /** A problem with a study's MLflow runs, from whoever writes them: one notice per study. */
+  trackingProblem(studyId: string, text: string): void {
+    const study = this.studies.get(studyId);
+    if (study) this.warnTracking(study, text);
   }
 
   /** One warning per study: MLflow trouble never stops a study, and must not flood the terminal. */
@@ -684,6 +727,9 @@ export class Engine {
     study.state = 'ended';
     this.write(study, { k: 'state', state: 'ended', reason: 'interrupted', message: why, at: Date.now() });
     this.emit({ type: 'study.state', study: study.id, state: 'ended', reason: 'interrupted', message: why });
+    if (!study.closed) {
+      void study.runs?.close({ counts: this.countsOf(study), bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
+    }
   }
 
   private armDeadline(study: Study): void {

@@ -129,8 +129,12 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       return;
     }
     case 'tracked': {
+      // The run's writes are done (or failed); its id may come only now, when the run was still
+      // being created as the trial ended.
       const t = study.trials.get(r.tid);
-      if (t && r.complete && t.mlflowRunId === r.mlflowRunId) t.mlflowIncomplete = undefined;
+      if (!t || (t.mlflowRunId !== undefined && t.mlflowRunId !== r.mlflowRunId)) return;
+      t.mlflowRunId = r.mlflowRunId;
+      t.mlflowIncomplete = r.complete ? undefined : true;
       return;
     }
     case 'synced': {

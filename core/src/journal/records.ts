@@ -46,16 +46,16 @@ export const JournalRecord = z.discriminatedUnion('k', [
     slot: z.string().optional(),
     startedAt: z.number().optional(),
     endedAt: z.number().optional(),
-    /** The trial's MLflow child run; absent when it could not be written (sync writes it later). */
+    /** The trial's MLflow child run, when it existed by then (else its `tracked` record names it). */
     mlflowRunId: z.string().optional(),
     /**
-     * The child run exists but is not known to be complete: its worker writes the rest after
-     * the result and a `tracked` record says when it did. Journals written before `tracked`
-     * existed set it only when the worker failed.
+     * The trial is tracked and its run not known to be complete: the rest is written after the
+     * result and a `tracked` record says when it was. Journals written before `tracked` existed
+     * set it only when the worker failed.
      */
     mlflowIncomplete: z.boolean().optional(),
   }),
-  /** The worker finished writing a trial's child run after its result (`complete`), or failed to. */
+  /** A trial's child run was written after its end (`complete`), or could not be. */
   z.object({ k: z.literal('tracked'), tid: z.number().int(), mlflowRunId: z.string(), complete: z.boolean(), error: z.string().optional(), at: z.number() }),
   z.object({ k: z.literal('tracking'), uri: z.string(), experimentId: z.string(), parentRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),

@@ -392,6 +392,17 @@ export class MlflowClient {
     } while (metrics.length > 0 || params.length > 0 || tags.length > 0);
   }
 
+  /**
+   * Uploads a small text file into a run's artifacts through the server's artifact proxy: the
+   * `mlflow-artifacts:` URIs a server started with `--serve-artifacts` gives its runs.
+   */
+  async uploadArtifact(artifactUri: string, name: string, text: string, signal?: AbortSignal): Promise<void> {
+    const match = /^mlflow-artifacts:(?:\/\/[^/]*)?\/(.+)$/.exec(artifactUri);
+    if (!match?.[1]) throw new MlflowError('bad_request', `${artifactUri} is not served by the tracking server's artifact proxy`, artifactUri);
+    const path = `/api/2.0/mlflow-artifacts/artifacts/${match[1].replace(/\/+$/, '')}/${encodeURIComponent(name)}`;
+    await this.send({ method: 'PUT', path, raw: { body: text, contentType: 'text/plain; charset=utf-8' } }, signal);
+  }
+
   async setTag(runId: string, key: string, value: string, signal?: AbortSignal): Promise<void> {
     await this.api('POST', '/runs/set-tag', { body: { run_id: runId, key, value } }, ignoreBody, signal);
   }
@@ -449,10 +460,12 @@ export class MlflowClient {
    */
   private async send(
     request: {
-      method: 'GET' | 'POST';
+      method: 'GET' | 'POST' | 'PUT';
       path: string;
       query?: Record<string, string | number | undefined>;
       body?: unknown;
+      /** A body sent as it is, instead of JSON. */
+      raw?: { body: string; contentType: string };
     },
     signal?: AbortSignal,
   ): Promise<string> {
@@ -461,7 +474,10 @@ export class MlflowClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.authHeader) headers.authorization = this.authHeader;
     let payload: string | undefined;
-    if (request.body !== undefined) {
+    if (request.raw) {
+      headers['content-type'] = request.raw.contentType;
+      payload = request.raw.body;
+    } else if (request.body !== undefined) {
       headers['content-type'] = 'application/json';
       payload = JSON.stringify(request.body, nonFiniteAsString);
     }

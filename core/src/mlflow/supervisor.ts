@@ -26,9 +26,8 @@ import { Emitter, type Unsubscribe } from '../events';
 import { MlflowClient, MlflowError } from './client';
 
 export const STATE_DIR = '.hyperopt-runner';
-const STATE_FILE = 'mlflow-server.json';
-const LOCK_FILE = 'mlflow-server.lock';
-const LOG_FILE = 'mlflow-server.log';
+/** The state, lock and log files are `<stem>.json`, `<stem>.lock` and `<stem>.log` in the state folder. */
+const DEFAULT_FILE_STEM = 'mlflow-server';
 const HOST = '127.0.0.1';
 const LOG_MAX_BYTES = 2 * 1024 * 1024;
 const PORT_TAKEN = /address already in use|Errno 98|Errno 48|EADDRINUSE|error while attempting to bind/i;
@@ -274,6 +273,8 @@ export interface SupervisorOptions {
   watchIntervalMs?: number;
   /** The server's environment (default `process.env`). */
   env?: Record<string, string | undefined>;
+  /** Names its state, lock and log files (default `mlflow-server`); one stem per store. */
+  fileStem?: string;
 }
 
 interface ServerState {
@@ -303,6 +304,8 @@ export class MlflowServerSupervisor {
   readonly storeUri: string;
   readonly stateDir: string;
   readonly logPath: string;
+  private readonly stateFile: string;
+  private readonly lockFile: string;
   private readonly options: SupervisorOptions;
   private readonly artifactsDir: string;
   private readonly events = new Emitter<SupervisorEvent>();
@@ -322,7 +325,10 @@ export class MlflowServerSupervisor {
     this.options = options;
     const workspace = resolve(options.workspace);
     this.stateDir = join(workspace, STATE_DIR);
-    this.logPath = join(this.stateDir, LOG_FILE);
+    const stem = options.fileStem ?? DEFAULT_FILE_STEM;
+    this.logPath = join(this.stateDir, `${stem}.log`);
+    this.stateFile = join(this.stateDir, `${stem}.json`);
+    this.lockFile = join(this.stateDir, `${stem}.lock`);
     this.storeUri = options.storeUri ?? defaultStoreUri(workspace);
     this.artifactsDir = options.artifactsDir ?? join(this.stateDir, 'mlartifacts');
   }
@@ -711,7 +717,7 @@ export class MlflowServerSupervisor {
 
   private async readState(): Promise<ServerState | undefined> {
     try {
-      const raw: unknown = JSON.parse(await fs.readFile(join(this.stateDir, STATE_FILE), 'utf8'));
+      const raw: unknown = JSON.parse(await fs.readFile(this.stateFile, 'utf8'));
       if (!isState(raw)) return undefined;
       return raw;
     } catch {
@@ -720,9 +726,9 @@ export class MlflowServerSupervisor {
   }
 
   private async writeState(state: ServerState): Promise<void> {
-    const path = join(this.stateDir, STATE_FILE);
+    const path = this.stateFile;
     const temporary = `${path}.${process.pid}.tmp`;
-    await fs.writeFile(temporary, JSON.stringify(state, null, 2) + '\n');
+    await fs.writeFile(temporary, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
     await fs.rename(temporary, path);
   }
 
@@ -730,12 +736,12 @@ export class MlflowServerSupervisor {
   private async removeStateIf(pid: number): Promise<void> {
     const state = await this.readState();
     if (state && state.pid !== pid) return;
-    await fs.rm(join(this.stateDir, STATE_FILE), { force: true });
+    await fs.rm(this.stateFile, { force: true });
   }
 
   /** Serialises starts across processes sharing the workspace: a lock file created exclusively. */
   private async lock(signal: AbortSignal): Promise<() => Promise<void>> {
-    const path = join(this.stateDir, LOCK_FILE);
+    const path = this.lockFile;
     const staleAfterMs = (this.options.startTimeoutMs ?? 120_000) + 30_000;
     let delay = 50;
     for (;;) {

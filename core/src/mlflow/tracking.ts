@@ -1,12 +1,14 @@
 /**
- * Tracking for one run of the engine: where runs go (an http server as given, or the embedded
- * server over the workspace's store), the environment that tells the driver and the workers,
- * and, at the end, writing from the journal whatever the workers could not log.
+ * Tracking for one command: where runs go (an http server as given, or the workspace's tracking
+ * server over its store, shared and kept between commands), the environment that tells the
+ * driver and the workers, and, at the end, writing from the journal whatever could not be logged.
  */
 import { readJournal } from '../journal/journal';
 import { messageOf } from '../errors';
 import { MlflowClient, mlflowAuthFromEnv } from './client';
-import { checkMlflowInstallation, findFreePort, MlflowServerSupervisor, resolveTrackingUri } from './supervisor';
+import type { TrackingTarget } from './runWriter';
+import { acquireTrackingServer, type CliCommand, type TrackingServerLease } from './serverLease';
+import { resolveTrackingUri } from './supervisor';
 import { syncStudy, unsyncedTrials } from './sync';
 
 export interface TrackingRequest {
@@ -16,18 +18,23 @@ export interface TrackingRequest {
   setting?: string;
   env: NodeJS.ProcessEnv;
   disabled?: boolean;
-  /** Who owns an embedded server it starts: recorded in its state file. */
-  ownerLabel?: string;
+  /** How to start the workspace's tracking server daemon when none runs (this program's CLI). */
+  cli: CliCommand;
+  /** Idle timeout of a daemon started here. */
+  idleTimeoutSeconds?: number;
   notice: (text: string) => void;
 }
 
+/** How long a tracking server given by URI may take to answer its first health check. */
+const REMOTE_CHECK_MS = 5_000;
+
 export class TrackingSession {
+  private readyOnce: Promise<void> | undefined;
+
   private constructor(
     readonly uri: string | undefined,
-    private readonly supervisor: MlflowServerSupervisor | undefined,
     private readonly env: NodeJS.ProcessEnv,
-    /** Resolves when the server answers (at once for a remote server or no tracking). */
-    readonly ready: Promise<void> = Promise.resolve(),
+    private readonly lease?: TrackingServerLease,
   ) {}
 
   /** Environment for the driver and the workers (empty when the run is not tracked). */
@@ -39,53 +46,89 @@ export class TrackingSession {
   }
 
   /**
-   * Resolves where runs go. For the embedded default the server's port is chosen first, so the
-   * URI is known at once and workers can warm up while the server starts; `ready` tells when
-   * it answers.
+   * Resolves where runs go. The workspace's own server is leased (started when none runs): its
+   * URI is valid at once, requests made while MLflow still starts wait for it, so nothing here
+   * waits for MLflow itself.
    */
   static async start(request: TrackingRequest): Promise<TrackingSession> {
-    if (request.disabled) return new TrackingSession(undefined, undefined, request.env);
+    if (request.disabled) return new TrackingSession(undefined, request.env);
     const target = resolveTrackingUri({ cliUri: request.cliUri, env: request.env, setting: request.setting, workspace: request.workspace });
     if (target.kind === 'unsupported') {
       request.notice(`MLflow: ${target.reason}; the run is not tracked`);
-      return new TrackingSession(undefined, undefined, request.env);
+      return new TrackingSession(undefined, request.env);
     }
-    if (target.kind === 'remote') return new TrackingSession(target.uri, undefined, request.env);
-    const installation = await checkMlflowInstallation(request.python, { env: request.env });
-    if (!installation.canServe) {
-      request.notice(`MLflow: ${installation.warning ?? 'mlflow cannot serve from this interpreter'}; the run is not tracked`);
-      return new TrackingSession(undefined, undefined, request.env);
+    if (target.kind === 'remote') return new TrackingSession(target.uri, request.env);
+    let lease: TrackingServerLease;
+    try {
+      lease = await acquireTrackingServer({
+        workspace: request.workspace,
+        storeUri: target.storeUri,
+        python: request.python,
+        cli: request.cli,
+        env: request.env,
+        idleTimeoutSeconds: request.idleTimeoutSeconds,
+        notice: request.notice,
+      });
+    } catch (error) {
+      request.notice(`MLflow: ${messageOf(error)}; the run is not tracked (trials can be logged later with \`hyperopt-runner sync\`)`);
+      return new TrackingSession(undefined, request.env);
     }
-    const port = await findFreePort();
-    const supervisor = new MlflowServerSupervisor({
-      python: request.python,
-      workspace: request.workspace,
-      storeUri: target.storeUri,
-      port,
-      ownerLabel: request.ownerLabel ?? 'cli',
-      env: request.env,
+    if (lease.started) {
+      request.notice(
+        `MLflow: starting the workspace's tracking server for ${target.storeUri} at ${lease.uri}; it stays up for the next runs (\`hyperopt-runner tracking stop\` ends it)`,
+      );
+    }
+    if (lease.state === 'failed') request.notice(`MLflow: the workspace's tracking server is not available (${lease.message}); trials are logged later with \`hyperopt-runner sync\``);
+    lease.changes.on(({ state, message }) => {
+      if (state === 'failed' || state === 'lost') {
+        request.notice(`MLflow: the workspace's tracking server is not available (${message ?? state}); trials are logged later with \`hyperopt-runner sync\``);
+      }
     });
-    supervisor.onEvent((event) => {
-      if (event.type === 'warning') request.notice(`MLflow: ${event.text}`);
-    });
-    const started = Date.now();
-    request.notice(`MLflow: starting the tracking server for ${target.storeUri}`);
-    const ready = supervisor.start().then(
-      (uri) => request.notice(`MLflow: tracking server ready at ${uri} (${((Date.now() - started) / 1000).toFixed(1)} s)`),
-      (error: unknown) => request.notice(`MLflow: the tracking server did not start (${messageOf(error)}); trials are logged later with \`hyperopt-runner sync\``),
-    );
-    return new TrackingSession(`http://127.0.0.1:${port}`, supervisor, request.env, ready);
+    return new TrackingSession(lease.uri, request.env, lease);
+  }
+
+  /**
+   * Resolves when MLflow answers; rejects when it cannot: the workspace's server failed to start,
+   * or a server given by URI did not answer a health check within a few seconds.
+   */
+  ready(): Promise<void> {
+    this.readyOnce ??= this.lease
+      ? this.lease.ready()
+      : this.uri
+        ? new MlflowClient({ trackingUri: this.uri, auth: mlflowAuthFromEnv(this.env), maxRetries: 0, requestTimeoutMs: REMOTE_CHECK_MS }).health()
+        : Promise.resolve();
+    return this.readyOnce;
   }
 
   client(): MlflowClient | undefined {
-    const uri = this.supervisor ? this.supervisor.uri : this.uri;
-    return uri ? new MlflowClient({ trackingUri: uri, auth: mlflowAuthFromEnv(this.env) }) : undefined;
+    if (!this.uri || this.lease?.state === 'failed' || this.lease?.state === 'lost') return undefined;
+    return new MlflowClient({ trackingUri: this.uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env) });
   }
 
-  /** Writes the runs the workers could not; returns how many. Failures leave them for `sync`. */
+  /**
+   * Where the engine writes the studies' runs: its requests give up quickly (a study never waits
+   * for MLflow; the journal keeps what was not written).
+   */
+  target(notice: (text: string) => void): TrackingTarget | undefined {
+    if (!this.uri) return undefined;
+    const uri = this.uri;
+    const client = new MlflowClient({ trackingUri: uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env), maxRetries: 1, requestTimeoutMs: 10_000 });
+    return {
+      uri,
+      client,
+      env: this.env,
+      ready: () =>
+        this.ready().catch((error: unknown) => {
+          if (!this.lease) notice(`MLflow: ${uri} does not answer (${messageOf(error)}); the runs are written later with \`hyperopt-runner sync\``);
+          throw error;
+        }),
+    };
+  }
+
+  /** Writes the runs the study could not; returns how many. Failures leave them for `sync`. */
   async syncJournals(journals: readonly string[], notice: (text: string) => void): Promise<number> {
     const client = this.client();
-    if (!client) return 0;
+    if (!client || !(await this.ready().then(() => true, () => false))) return 0;
     let written = 0;
     for (const path of journals) {
       try {
@@ -99,7 +142,8 @@ export class TrackingSession {
     return written;
   }
 
-  async stop(): Promise<void> {
-    await this.supervisor?.stop();
+  /** Lets go of the workspace's server (it stays up for the next command until it is idle). */
+  stop(): void {
+    this.lease?.release();
   }
 }

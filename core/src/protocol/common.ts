@@ -1,7 +1,7 @@
 import * as z from 'zod';
 
 /** Version of both channels (driver and worker); a peer with another major version is refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Opaque bytes (a cloudpickle payload), base64 in JSON. The coordinator never decodes these. */
 export const Blob = z.string();

@@ -61,6 +61,17 @@ export const Open = z.object({
   space: z.array(ParamDescriptor),
   /** Trials already in the Trials object before this call (pre-filled or from trials_save_file). */
   priorTrials: z.number().int(),
+  /** When the run is tracked: what the coordinator needs for the study's parent MLflow run. */
+  tracking: z
+    .object({
+      /** fmin's arguments as the parent's params, as Python spells them (`str()` of each). */
+      params: z.record(z.string(), z.string()),
+      /** The script's active MLflow run, which becomes the study's parent (only when the script imported mlflow). */
+      activeRunId: z.string().optional(),
+      /** The experiment the script chose (only when it imported mlflow). */
+      experimentId: z.string().optional(),
+    })
+    .optional(),
 });
 
 export const Opened = z.object({
@@ -126,28 +137,26 @@ export const Ended = z.object({
   message: z.string().optional(),
 });
 
+/** The trial counts of a study as fmin's Trials object holds them (prior trials included). */
+export const StudyCounts = z.object({
+  ok: z.number().int(),
+  failed: z.number().int(),
+  cancelled: z.number().int(),
+  total: z.number().int(),
+});
+
 /** The driver's fmin call returned (or raised) for this study. */
 export const Close = z.object({
   type: z.literal('close'),
   study: z.string(),
   bestLoss: Loss.optional(),
   error: z.string().optional(),
+  counts: StudyCounts.optional(),
 });
-
-/** The study's parent MLflow run, sent after `opened` when tracking is on (or why it is off). */
-export const Tracking = z.object({
-  type: z.literal('tracking'),
-  study: z.string(),
-  uri: z.string(),
-  experimentId: z.string().optional(),
-  parentRunId: z.string().optional(),
-  error: z.string().optional(),
-});
-export type Tracking = z.infer<typeof Tracking>;
 
 export const DriverFatal = z.object({ type: z.literal('fatal'), code: z.string(), message: z.string() });
 
-export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal, Tracking]);
+export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal]);
 export type DriverToCoordinator = z.infer<typeof DriverToCoordinator>;
 export const CoordinatorToDriver = z.discriminatedUnion('type', [Welcome, Opened, OpenFailed, Suggest, Started, Finished, Ended]);
 export type CoordinatorToDriver = z.infer<typeof CoordinatorToDriver>;

@@ -6,15 +6,24 @@
 import { z } from 'zod';
 import { Blob, ResultSummary, TrialError, Versions } from './common';
 
+/** A tracked trial: where MLflow is (as the worker's host reaches it); its child run follows in `run`. */
 export const TrialTracking = z.object({
   uri: z.string(),
-  experimentId: z.string(),
-  parentRunId: z.string(),
-  runName: z.string(),
-  params: z.record(z.string(), z.string()),
-  tags: z.record(z.string(), z.string()),
 });
 export type TrialTracking = z.infer<typeof TrialTracking>;
+
+/** A trial's child run as MLflow created it: enough for the worker to make it the active run without a request. */
+export const TrialRun = z.object({
+  runId: z.string(),
+  experimentId: z.string(),
+  runName: z.string(),
+  userId: z.string(),
+  startTime: z.number(),
+  artifactUri: z.string(),
+  lifecycleStage: z.string(),
+  status: z.string(),
+  tags: z.record(z.string(), z.string()),
+});
 
 export const WorkerHello = z.object({
   type: z.literal('hello'),
@@ -49,8 +58,21 @@ export const WorkerEvaluate = z.object({
   spec: Blob,
   /** Extra environment for this trial only (for example CUDA_VISIBLE_DEVICES). */
   env: z.record(z.string(), z.string()).optional(),
-  /** When the study is tracked: the worker opens this trial's child run and makes it active. */
+  /** When the study is tracked: the trial's child run follows in a `run` message. */
   tracking: TrialTracking.optional(),
+});
+
+/**
+ * The child run of a tracked trial, sent once the coordinator created it (`run: null` when it
+ * could not). A worker whose objective uses mlflow waits for it before the objective runs;
+ * others ignore it.
+ */
+export const WorkerRun = z.object({
+  type: z.literal('run'),
+  study: z.string(),
+  tid: z.number().int(),
+  run: TrialRun.nullable(),
+  error: z.string().optional(),
 });
 
 export const WorkerResult = z.object({
@@ -65,36 +87,22 @@ export const WorkerResult = z.object({
   startedAt: z.number(),
   endedAt: z.number(),
   /**
-   * The trial's child run, created before the objective ran (its completion follows in a
-   * `tracked` message), or why it could not be created (the coordinator writes it later).
+   * The child run the objective ran in when it used mlflow (`runId`), or why the worker could not
+   * make it the active run.
    */
   tracking: z.object({ runId: z.string().nullable(), error: z.string().optional() }).optional(),
 });
 
-/**
- * Sent after `result` once the worker's background logger has written the rest of the trial's
- * child run (loss, status tags, FINISHED or FAILED), or failed to: `complete` false leaves the
- * run for the coordinator to complete from the journal.
- */
-export const WorkerTracked = z.object({
-  type: z.literal('tracked'),
-  study: z.string(),
-  tid: z.number().int(),
-  runId: z.string(),
-  complete: z.boolean(),
-  error: z.string().optional(),
-});
-
 export const WorkerShutdown = z.object({ type: z.literal('shutdown') });
 
-export const WorkerToCoordinator = z.discriminatedUnion('type', [WorkerHello, WorkerLoaded, WorkerLoadFailed, WorkerResult, WorkerTracked]);
+export const WorkerToCoordinator = z.discriminatedUnion('type', [WorkerHello, WorkerLoaded, WorkerLoadFailed, WorkerResult]);
 export type WorkerToCoordinator = z.infer<typeof WorkerToCoordinator>;
-export const CoordinatorToWorker = z.discriminatedUnion('type', [WorkerLoad, WorkerEvaluate, WorkerShutdown]);
+export const CoordinatorToWorker = z.discriminatedUnion('type', [WorkerLoad, WorkerEvaluate, WorkerRun, WorkerShutdown]);
 export type CoordinatorToWorker = z.infer<typeof CoordinatorToWorker>;
 
 export type WorkerHello = z.infer<typeof WorkerHello>;
 export type WorkerResult = z.infer<typeof WorkerResult>;
-export type WorkerTracked = z.infer<typeof WorkerTracked>;
+export type TrialRun = z.infer<typeof TrialRun>;
 
 /**
  * Markers the worker writes to stderr around each trial so output is attributed to the right

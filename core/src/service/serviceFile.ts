@@ -3,11 +3,13 @@
  * pid, port, token, version) and `.hyperopt-runner/service.lock` (held by the one service of the
  * workspace from its start to its exit), with its log beside them.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { STATE_DIR } from '../mlflow/supervisor';
+import { acquireLockFile, pidAlive } from '../lockFile';
 import { ServiceFile } from '../protocol/control';
+
+export { pidAlive };
 
 export function stateDir(workspace: string): string {
   return join(resolve(workspace), STATE_DIR);
@@ -23,15 +25,6 @@ export function serviceLockPath(workspace: string): string {
 
 export function serviceLogPath(workspace: string): string {
   return join(stateDir(workspace), 'service.log');
-}
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The record, or undefined when it is missing or unreadable. */
@@ -64,40 +57,7 @@ export function removeServiceFile(workspace: string, pid: number): void {
  * that holds it. A lock left by a dead process is taken over.
  */
 export function acquireServiceLock(workspace: string): { release: () => void } | { heldBy: number } {
-  const path = serviceLockPath(workspace);
-  mkdirSync(dirname(path), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return {
-        release: () => {
-          try {
-            if (readFileSync(path, 'utf8').trim() === String(process.pid)) rmSync(path, { force: true });
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      let holder = Number.NaN;
-      try {
-        holder = Number(readFileSync(path, 'utf8').trim());
-      } catch {
-        // removed meanwhile
-      }
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && pidAlive(holder)) return { heldBy: holder };
-      // A lock just created may not hold its pid yet: give its writer a moment before taking over.
-      if (!Number.isInteger(holder) && existsSync(path) && Date.now() - statSync(path).mtimeMs < 2_000) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-        continue;
-      }
-      rmSync(path, { force: true });
-    }
-  }
-  throw new Error(`cannot take the service lock ${path}`);
+  return acquireLockFile(serviceLockPath(workspace));
 }
 
 /**

@@ -8,6 +8,7 @@ import { parseExecutorSpec, type ExecutorSpec } from '../executorSpec';
 import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
+import type { TrackingTarget } from '../mlflow/runWriter';
 import { syncStudy, unsyncedTrials } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
 import { newRunId, RunSession } from '../session/runSession';
@@ -94,11 +95,13 @@ export class ServiceRun {
     // As the CLI does (mlflow/tracking.ts): the driver and workers log when told a URI; MLflow's
     // "View run at" lines would be noise in every trial's output.
     const env: NodeJS.ProcessEnv = { ...this.spec.env, HYPEROPT_RUNNER_TRACKING: '0', MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: 'true' };
+    let target: TrackingTarget | undefined;
     try {
       if (this.spec.trackingUri !== null) {
         const info = await this.tracking.resolve(this.spec.trackingUri, this.spec.python, this.starting.signal);
         if (info.uri) {
           this.trackingUri = info.uri;
+          target = this.tracking.target(info, env);
           env.MLFLOW_TRACKING_URI = info.uri;
           env.HYPEROPT_RUNNER_TRACKING = '1';
         } else if (info.warning) {
@@ -127,6 +130,7 @@ export class ServiceRun {
         resume: { runId: this.id, studies: new Map() },
         env,
         stdin: 'ignore',
+        tracking: target,
       },
       (spec, context) => this.createExecutor(spec, { ...context, ssh: this.sshQuestions() }),
     );

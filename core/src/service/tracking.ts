@@ -1,20 +1,26 @@
 /**
  * The tracking servers a service provides: an http(s) URI is used as it is; the workspace's
- * embedded store (or a file / SQLite store the user named) is served by one supervised
- * `mlflow server` per store, kept while the service lives.
+ * embedded store (or a file / SQLite store the user named) is the workspace's tracking server
+ * daemon, shared with the CLI, leased for as long as the service lives.
  */
 import { messageOf } from '../errors';
 import { Emitter } from '../events';
-import { MlflowServerSupervisor, resolveTrackingUri } from '../mlflow/supervisor';
+import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
+import type { TrackingTarget } from '../mlflow/runWriter';
+import { acquireTrackingServer, currentCliCommand, type CliCommand, type TrackingServerLease } from '../mlflow/serverLease';
+import { resolveTrackingUri } from '../mlflow/supervisor';
 import type { TrackingInfo } from '../protocol/control';
 
 export class TrackingServers {
   readonly notices = new Emitter<{ level: 'info' | 'warning' | 'error'; text: string }>();
-  private readonly supervisors = new Map<string, MlflowServerSupervisor>();
+  private readonly leases = new Map<string, Promise<TrackingServerLease>>();
+  /** Leases that answered, by the URI they gave. */
+  private readonly byUri = new Map<string, TrackingServerLease>();
 
   constructor(
     private readonly workspace: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly cli: CliCommand = currentCliCommand(),
   ) {}
 
   /** '' is the workspace's embedded server. Never rejects: a failure comes back as a warning. */
@@ -22,35 +28,62 @@ export class TrackingServers {
     const target = resolveTrackingUri({ setting: trackingUri, workspace: this.workspace, env: {} });
     if (target.kind === 'remote') return { uri: target.uri, kind: 'remote' };
     if (target.kind === 'unsupported') return { uri: null, kind: 'none', warning: `tracking URI ${target.uri}: ${target.reason}` };
-    let supervisor = this.supervisors.get(target.storeUri);
-    if (!supervisor) {
-      supervisor = new MlflowServerSupervisor({
-        python,
+    let pending = this.leases.get(target.storeUri);
+    if (pending) {
+      const held = await pending.catch(() => undefined);
+      // A daemon that failed or went away is replaced by asking again.
+      if (!held || held.state === 'failed' || held.state === 'lost') {
+        held?.release();
+        this.leases.delete(target.storeUri);
+        pending = undefined;
+      }
+    }
+    if (!pending) {
+      pending = acquireTrackingServer({
         workspace: this.workspace,
         storeUri: target.storeUri,
-        ownerLabel: 'service',
+        python,
+        cli: this.cli,
         env: this.env,
+        notice: (text) => this.notices.emit({ level: 'warning', text }),
       });
-      supervisor.onEvent((event) => {
-        if (event.type === 'warning') this.notices.emit({ level: 'warning', text: event.text });
-        else if (event.type === 'restarting') this.notices.emit({ level: 'warning', text: `${event.reason}; restarting it` });
-        else if (event.type === 'error') this.notices.emit({ level: 'error', text: event.error.message });
-        else if (event.type === 'ready') this.notices.emit({ level: 'info', text: `MLflow server ready at ${event.uri}${event.reused ? ' (reused)' : ''}` });
-      });
-      this.supervisors.set(target.storeUri, supervisor);
+      this.leases.set(target.storeUri, pending);
+      pending.then(
+        (lease) => {
+          this.byUri.set(lease.uri, lease);
+          this.notices.emit({ level: 'info', text: `MLflow server at ${lease.uri}${lease.started ? ' (started)' : ' (the workspace\'s, reused)'}` });
+          lease.changes.on(({ state, message }) => {
+            if (state === 'failed' || state === 'lost') this.notices.emit({ level: 'error', text: `the MLflow server is not available: ${message ?? state}` });
+          });
+        },
+        () => undefined,
+      );
     }
     try {
-      return { uri: await supervisor.start(signal), kind: 'embedded' };
+      signal?.throwIfAborted();
+      const lease = await pending;
+      if (lease.state === 'failed') return { uri: null, kind: 'none', warning: `the embedded MLflow server is not available: ${lease.message ?? 'it could not start'}` };
+      return { uri: lease.uri, kind: 'embedded' };
     } catch (error) {
       signal?.throwIfAborted();
-      // A later request tries again (with another interpreter, perhaps).
-      this.supervisors.delete(target.storeUri);
+      this.leases.delete(target.storeUri);
       return { uri: null, kind: 'none', warning: `the embedded MLflow server is not available: ${messageOf(error)}` };
     }
   }
 
+  /** Where a run's engine writes its studies' runs, for a URI `resolve` gave. */
+  target(info: TrackingInfo, env: NodeJS.ProcessEnv): TrackingTarget | undefined {
+    if (!info.uri) return undefined;
+    const lease = info.kind === 'embedded' ? this.byUri.get(info.uri) : undefined;
+    const client = new MlflowClient({ trackingUri: info.uri, auth: info.kind === 'remote' ? mlflowAuthFromEnv(env) : undefined, maxRetries: 1, requestTimeoutMs: 10_000 });
+    return { uri: info.uri, client, env, ready: () => (lease ? lease.ready() : client.health()) };
+  }
+
+  /** Lets go of the leases; the daemons end by themselves once nobody uses them. */
   async stopAll(): Promise<void> {
-    await Promise.allSettled([...this.supervisors.values()].map((s) => s.stop()));
-    this.supervisors.clear();
+    const leases = await Promise.allSettled([...this.leases.values()]);
+    for (const result of leases) if (result.status === 'fulfilled') result.value.release();
+    this.leases.clear();
+    this.byUri.clear();
   }
 }

@@ -15,6 +15,7 @@ import type { Executor } from '../executor';
 import type { ExecutorSpec } from '../executorSpec';
 import { probeInterpreter, requireHyperopt } from '../interpreter';
 import type { StudyRecord } from '../journal/journal';
+import { RunWriter, type TrackingTarget } from '../mlflow/runWriter';
 import { driverLogPath, LogFiles, trialLogPath } from '../journal/trialLogs';
 import { pythonPath, runtimeSourceDir } from '../runtimePath';
 import { killProcessGroup } from '../../../executors/src/processTree';
@@ -35,8 +36,8 @@ export interface RunRequest {
   env?: NodeJS.ProcessEnv;
   /** stdin of the script: the terminal for the CLI, nothing for the background service. */
   stdin?: 'inherit' | 'ignore';
-  /** The script starts once this resolves (the tracking server answers); workers warm up meanwhile. */
-  startAfter?: Promise<void>;
+  /** Where the studies' MLflow runs go, when the run is tracked (its URI is also in `env`). */
+  tracking?: TrackingTarget;
 }
 
 export type ExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string }) => Executor;
@@ -89,6 +90,7 @@ export class RunSession {
       trialTimeout: request.trialTimeout,
       parallelism: request.parallelism,
       resume: request.resume?.studies,
+      ...(request.tracking ? { tracking: new RunWriter(request.tracking, { warn: (study, text) => this.engine.trackingProblem(study, text) }) } : {}),
     });
     this.engine.events.on((event) => {
       if (event.type === 'study.opened') this.journals.push(event.journal);
@@ -133,11 +135,6 @@ export class RunSession {
       (error: unknown) => error,
     );
     await interpreterChecked;
-    if (request.startAfter) {
-      const failedOnly = executorsReady.then(() => new Promise<never>(() => undefined), (error: unknown) => error);
-      const early = await Promise.race([request.startAfter.then(() => undefined), failedOnly]);
-      if (early !== undefined) throw early;
-    }
     const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
       cwd: request.cwd,
       env: {

@@ -453,7 +453,7 @@ class HostSession {
    * The trial's tracking settings as the host must see them: a tracking server on this
    * machine's loopback is reached through a reverse forward (opened on first use).
    */
-  async trialTracking(tracking: TrialTracking): Promise<TrialTracking> {
+  async trialTracking<T extends TrialTracking>(tracking: T): Promise<T> {
     let url: URL;
     try {
       url = new URL(tracking.uri);

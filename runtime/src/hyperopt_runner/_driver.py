@@ -527,7 +527,7 @@ def run_study(
         store._fmin_cancelled = False
         store._fmin_cancelled_reason = None
 
-    inbox, reply = connection.open_study({
+    open_message: Dict[str, Any] = {
         "type": "open",
         "callSite": call_site,
         "ordinal": next_ordinal(),
@@ -540,7 +540,17 @@ def run_study(
         "domain": domain_blob,
         "space": description.params,
         "priorTrials": len(store._dynamic_trials),
-    })
+    }
+    if _tracking.tracking_requested():
+        # The coordinator writes the study's parent run; these are its params as Python spells them.
+        open_message["tracking"] = _tracking.study_tracking({
+            "max_evals": max_evals,
+            "parallelism": parallelism,
+            "timeout": timeout,
+            "algo": algo_name(algo),
+            "max_queue_len": max_queue_len,
+        })
+    inbox, reply = connection.open_study(open_message)
     if reply["type"] == "open_failed":
         raise StudyOpenFailed(reply["code"], reply["message"])
     study = reply["study"]
@@ -551,39 +561,19 @@ def run_study(
         connection, inbox, study, store, domain, algo, rstate, max_evals, max_queue_len,
         description, early_stop_fn, trials_save_file,
     )
-    parent = None
-    if _tracking.tracking_requested():
-        parent, tracking = _tracking.open_parent(study, call_site, {
-            "max_evals": max_evals,
-            "parallelism": parallelism,
-            "actual_parallelism": reply["parallelism"],
-            "timeout": timeout,
-            "algo": algo_name(algo),
-            "max_queue_len": max_queue_len,
-        })
-        connection.send(tracking)
-    failed = False
     try:
         try:
             loop.prepare(reply.get("resume"))
             loop.run()
-            try:
-                result = _result_of_study(store, space, return_argmin)
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                problem = _tracking.close_parent(parent, store, loop.end_reason, failed)
-                if problem:
-                    logging.getLogger("hyperopt_runner").warning(problem)
+            result = _result_of_study(store, space, return_argmin)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt) and hasattr(store, "_fmin_cancelled"):
                 store._fmin_cancelled = True
                 store._fmin_cancelled_reason = USER_CANCELLED
             if not isinstance(exc, CoordinatorLost):
-                _send_quietly(connection, {"type": "close", "study": study, "error": _error_text(exc)})
+                _send_quietly(connection, {"type": "close", "study": study, "error": _error_text(exc), "counts": _tracking.study_counts(store)})
             raise
-        close: Dict[str, Any] = {"type": "close", "study": study}
+        close: Dict[str, Any] = {"type": "close", "study": study, "counts": _tracking.study_counts(store)}
         best = best_loss(store)
         if best is not None:
             close["bestLoss"] = P.loss_to_json(best)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Mapping
 
 from ._errors import RunnerError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # Directions of travel. A message type may exist in several directions with different fields
 # (``hello`` from a driver carries a token, from a worker an executable).
@@ -272,6 +272,11 @@ _DRIVER_TO_COORDINATOR: Dict[str, Validator] = {
         "domain": _blob,
         "space": _array(_param_descriptor),
         "priorTrials": _integer,
+        "tracking": _Optional(_object({
+            "params": _record(_string),
+            "activeRunId": _Optional(_string),
+            "experimentId": _Optional(_string),
+        })),
     }),
     "trials": _object({"type": _literal("trials"), "study": _string, "trials": _array(_new_trial)}),
     "exhausted": _object({"type": _literal("exhausted"), "study": _string, "reason": _enum(*EXHAUST_REASONS)}),
@@ -280,16 +285,9 @@ _DRIVER_TO_COORDINATOR: Dict[str, Validator] = {
         "study": _string,
         "bestLoss": _Optional(_loss),
         "error": _Optional(_string),
+        "counts": _Optional(_object({"ok": _integer, "failed": _integer, "cancelled": _integer, "total": _integer})),
     }),
     "fatal": _object({"type": _literal("fatal"), "code": _string, "message": _string}),
-    "tracking": _object({
-        "type": _literal("tracking"),
-        "study": _string,
-        "uri": _string,
-        "experimentId": _Optional(_string),
-        "parentRunId": _Optional(_string),
-        "error": _Optional(_string),
-    }),
 }
 
 _COORDINATOR_TO_DRIVER: Dict[str, Validator] = {
@@ -350,15 +348,19 @@ _WORKER_TO_COORDINATOR: Dict[str, Validator] = {
         "endedAt": _number,
         "tracking": _Optional(_object({"runId": _nullable(_string), "error": _Optional(_string)})),
     }),
-    "tracked": _object({
-        "type": _literal("tracked"),
-        "study": _string,
-        "tid": _integer,
-        "runId": _string,
-        "complete": _boolean,
-        "error": _Optional(_string),
-    }),
 }
+
+_trial_run = _object({
+    "runId": _string,
+    "experimentId": _string,
+    "runName": _string,
+    "userId": _string,
+    "startTime": _number,
+    "artifactUri": _string,
+    "lifecycleStage": _string,
+    "status": _string,
+    "tags": _record(_string),
+})
 
 _COORDINATOR_TO_WORKER: Dict[str, Validator] = {
     "load": _object({"type": _literal("load"), "study": _string, "domain": _blob}),
@@ -368,14 +370,14 @@ _COORDINATOR_TO_WORKER: Dict[str, Validator] = {
         "tid": _integer,
         "spec": _blob,
         "env": _Optional(_record(_string)),
-        "tracking": _Optional(_object({
-            "uri": _string,
-            "experimentId": _string,
-            "parentRunId": _string,
-            "runName": _string,
-            "params": _record(_string),
-            "tags": _record(_string),
-        })),
+        "tracking": _Optional(_object({"uri": _string})),
+    }),
+    "run": _object({
+        "type": _literal("run"),
+        "study": _string,
+        "tid": _integer,
+        "run": _nullable(_trial_run),
+        "error": _Optional(_string),
     }),
     "shutdown": _object({"type": _literal("shutdown")}),
 }

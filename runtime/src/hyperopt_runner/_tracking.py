@@ -1,66 +1,37 @@
-"""MLflow runs for studies and trials, laid out as Databricks' SparkTrials lays them out.
+"""MLflow in the runtime: only what the user's own code needs.
 
-The driver owns the study's parent run (the script's active run when it opened one); each
-worker opens its trial's child run and makes it the active run while the objective runs, so
-the objective's own ``mlflow.log_*`` calls land in it. Once the objective returned, the rest of
-the run (loss, status tags, termination) is written by the worker's background logger, so the
-trial's result reaches the coordinator at once. Logging never fails a study or a trial:
-a failure becomes one warning, and the coordinator writes what is missing later from the
-journal.
+The coordinator writes the runner's runs itself (the study's parent run and one child run per
+trial, laid out as Databricks' SparkTrials lays them out: core/src/mlflow/runLayout.ts). So this
+module never imports mlflow: a script or an objective that does not use mlflow pays nothing for
+tracking. What is left here:
+
+- Driver: what the coordinator needs for the parent run: fmin's arguments as Python spells them
+  and, when the script imported mlflow itself, its active run (which becomes the parent) or the
+  experiment it chose.
+- Worker: a trial of a tracked study runs with ``MLFLOW_TRACKING_URI`` set, and an objective that
+  uses mlflow finds its trial's child run as the active run, so its own ``mlflow.log_*`` calls
+  land there. The coordinator creates that run as it dispatches the trial and sends it in a
+  ``run`` message; the trial waits for it only when mlflow is in use (imported before the trial,
+  or imported by the objective while it runs).
 """
 from __future__ import annotations
 
-import importlib.util
-import math
 import os
-import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 #: Set by the coordinator when the run is tracked; MLFLOW_TRACKING_URI names the server.
 TRACKING_ENV = "HYPEROPT_RUNNER_TRACKING"
 
-RUN_SOURCE = "hyperoptAutoTracking"
-STUDY_ID_TAG = "hyperopt_runner.study_id"
-CALL_SITE_TAG = "hyperopt_runner.call_site"
-TID_TAG = "hyperopt_runner.tid"
-SLOT_TAG = "hyperopt_runner.slot"
-TRACEBACK_TAG = "hyperopt_runner.traceback"
-#: MLflow refuses longer tag values.
-TAG_LIMIT = 5000
+#: The longest a trial whose objective uses mlflow waits for its child run. The coordinator always
+#: answers (with the run, or with none when it could not be created); this bounds a lost answer.
+RUN_WAIT_SECONDS = 120.0
 
 
 def tracking_requested() -> bool:
     return os.environ.get(TRACKING_ENV) == "1" and bool(os.environ.get("MLFLOW_TRACKING_URI"))
-
-
-def mlflow_missing_message() -> Optional[str]:
-    if importlib.util.find_spec("mlflow") is None:
-        return (
-            f"mlflow is not installed in {sys.executable}, so this study is not tracked; "
-            f"install it with: {sys.executable} -m pip install mlflow"
-        )
-    return None
-
-
-class _FailFast:
-    """The runner's own calls give up at once when the server is down: the trial must go on,
-    and the journal keeps what was not logged. The objective's own calls keep MLflow's retries."""
-
-    SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-
-    def __enter__(self) -> None:
-        self.saved = {k: os.environ.get(k) for k in self.SETTINGS}
-        os.environ.update(self.SETTINGS)
-
-    def __exit__(self, *exc: Any) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _short(exc: BaseException) -> str:
@@ -69,275 +40,211 @@ def _short(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Driver: the parent run.
+# Driver: what the parent run needs.
 
 
-class ParentRun:
-    """The study's parent run; ``owned`` when the runner created it (and so ends it)."""
-
-    def __init__(self, client: Any, run_id: str, experiment_id: str, owned: bool):
-        self.client = client
-        self.run_id = run_id
-        self.experiment_id = experiment_id
-        self.owned = owned
-
-
-def open_parent(study: str, call_site: Dict[str, Any], params: Dict[str, Any]) -> tuple[Optional[ParentRun], Dict[str, Any]]:
-    """Creates (or adopts) the parent run; returns it and the ``tracking`` message to send."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    message: Dict[str, Any] = {"type": "tracking", "study": study, "uri": uri}
-    missing = mlflow_missing_message()
-    if missing:
-        message["error"] = missing
-        return None, message
+def study_tracking(params: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``tracking`` part of a study's ``open`` message."""
+    out: Dict[str, Any] = {"params": {key: str(value) for key, value in params.items()}}
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        # The script never imported mlflow: no active run, and the experiment comes from the
+        # environment, which the coordinator reads as mlflow would.
+        return out
     try:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
         active = mlflow.active_run()
         if active is not None:
-            parent = ParentRun(client, active.info.run_id, active.info.experiment_id, owned=False)
+            out["activeRunId"] = active.info.run_id
         else:
-            experiment_id = _current_experiment_id(mlflow)
-            script = os.path.basename(str(call_site.get("file", "script")))
-            run = client.create_run(
-                experiment_id,
-                run_name=f"{os.path.splitext(script)[0]}:{call_site.get('line')}",
-                tags={"mlflow.source.name": str(call_site.get("file", ""))},
-            )
-            parent = ParentRun(client, run.info.run_id, experiment_id, owned=True)
-        _log_parent_start(parent, study, call_site, params)
-        message["experimentId"] = parent.experiment_id
-        message["parentRunId"] = parent.run_id
-        return parent, message
-    except Exception as exc:  # noqa: BLE001 - tracking never fails a study
-        message["error"] = f"could not create the study's MLflow run at {uri}: {_short(exc)}"
-        return None, message
+            experiment = _current_experiment_id()
+            if experiment is not None:
+                out["experimentId"] = experiment
+    except Exception:  # noqa: BLE001 - the coordinator falls back to the environment's experiment
+        pass
+    return out
 
 
-def _current_experiment_id(mlflow: Any) -> str:
-    """The experiment the script chose (mlflow.set_experiment, MLFLOW_EXPERIMENT_*), else the default."""
+def _current_experiment_id() -> Optional[str]:
+    """The experiment the script chose (mlflow.set_experiment, MLFLOW_EXPERIMENT_*), else mlflow's default."""
     try:
         from mlflow.tracking.fluent import _get_experiment_id
 
         found = _get_experiment_id()
-        if found:
-            return str(found)
-    except Exception:  # noqa: BLE001 - private helper; fall back to the documented default
-        pass
-    return "0"
-
-
-def _log_parent_start(parent: ParentRun, study: str, call_site: Dict[str, Any], params: Dict[str, Any]) -> None:
-    from mlflow.entities import Param, RunTag
-
-    existing = parent.client.get_run(parent.run_id).data.params
-    suffix = study.rsplit("-", 1)[-1]
-    param_list = []
-    for key, value in params.items():
-        text = str(value)
-        # Several fmin calls in one active run: as MLflow does, a conflicting name gets a suffix.
-        if key in existing and existing[key] != text:
-            key = f"{key}_{suffix}"
-        param_list.append(Param(key, text))
-    tags = [
-        RunTag("runSource", RUN_SOURCE),
-        RunTag("fmin_uuid", study),
-        RunTag(STUDY_ID_TAG, study),
-        RunTag(CALL_SITE_TAG, f"{call_site.get('file')}:{call_site.get('line')}"),
-    ]
-    parent.client.log_batch(parent.run_id, params=param_list, tags=tags)
-
-
-def close_parent(parent: Optional[ParentRun], store: Any, reason: Optional[str], failed: bool) -> Optional[str]:
-    """Final counts and best loss on the parent; ends it when the runner created it."""
-    if parent is None:
+        return str(found) if found else None
+    except Exception:  # noqa: BLE001 - private helper; the coordinator has a fallback
         return None
-    try:
-        from mlflow.entities import Metric
-
-        base = sys.modules["hyperopt.base"]
-        docs = store._dynamic_trials
-        ok = [d for d in docs if d["state"] == base.JOB_STATE_DONE and d["result"].get("status") == "ok"]
-        errored = [d for d in docs if d["state"] == base.JOB_STATE_ERROR or (d["state"] == base.JOB_STATE_DONE and d["result"].get("status") != "ok")]
-        cancelled = [d for d in docs if d["state"] == base.JOB_STATE_CANCEL]
-        now = _now_ms()
-        metrics = [
-            Metric("successful_trials_count", len(ok), now, 0),
-            Metric("failed_trials_count", len(errored), now, 0),
-            Metric("cancelled_trials_count", len(cancelled), now, 0),
-            Metric("total_trials_count", len(docs), now, 0),
-        ]
-        losses = [float(d["result"]["loss"]) for d in ok if d["result"].get("loss") is not None]
-        finite = [loss for loss in losses if not math.isnan(loss)]
-        if finite:
-            metrics.append(Metric("best_trial_loss", min(finite), now, 0))
-        parent.client.log_batch(parent.run_id, metrics=metrics)
-        if parent.owned:
-            status = "FAILED" if failed else "KILLED" if reason == "cancelled" else "FINISHED"
-            parent.client.set_terminated(parent.run_id, status=status)
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return f"could not finish the study's MLflow run: {_short(exc)}"
 
 
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
+def study_counts(store: Any) -> Dict[str, int]:
+    """The trial counts of a Trials object as SparkTrials reports them on the parent run."""
+    base = sys.modules["hyperopt.base"]
+    ok = failed = cancelled = 0
+    docs = store._dynamic_trials
+    for doc in docs:
+        state = doc["state"]
+        if state == base.JOB_STATE_CANCEL:
+            cancelled += 1
+        elif state == base.JOB_STATE_DONE and doc["result"].get("status") == "ok":
+            ok += 1
+        elif state in (base.JOB_STATE_DONE, base.JOB_STATE_ERROR):
+            failed += 1
+    return {"ok": ok, "failed": failed, "cancelled": cancelled, "total": len(docs)}
 
 
 # ---------------------------------------------------------------------------------------------
-# Worker: the trial's child run.
-
-#: One client per tracking URI for the worker's life: its HTTP session (and connection) is reused.
-_clients: Dict[str, Any] = {}
+# Worker: the trial's child run as the active run.
 
 
-def _client_for(mlflow: Any, uri: str) -> Any:
-    client = _clients.get(uri)
-    if client is None:
-        from mlflow.tracking import MlflowClient
+class RunMailbox:
+    """Child runs the coordinator sends while trials run: the worker's reader thread posts them,
+    the trial that needs its run waits for it."""
 
-        client = _clients[uri] = MlflowClient(tracking_uri=uri)
-    if mlflow.get_tracking_uri() != uri:
-        mlflow.set_tracking_uri(uri)
-    return client
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._runs: Dict[Tuple[str, int], Dict[str, Any]] = {}
+        self._current: Optional[Tuple[str, int]] = None
+
+    def begin(self, study: str, tid: int) -> None:
+        """A new trial starts: runs sent for earlier trials are of no use any more."""
+        with self._cond:
+            self._current = (study, tid)
+            for key in [k for k in self._runs if k != self._current]:
+                del self._runs[key]
+
+    def post(self, message: Dict[str, Any]) -> None:
+        key = (message["study"], message["tid"])
+        with self._cond:
+            if self._current is not None and key != self._current:
+                return
+            self._runs[key] = message
+            self._cond.notify_all()
+
+    def wait(self, study: str, tid: int, timeout: float) -> Optional[Dict[str, Any]]:
+        """The ``run`` message of this trial, or None when none came within ``timeout``."""
+        key = (study, tid)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while key not in self._runs:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._runs[key]
 
 
-def _activate(mlflow: Any, run: Any) -> bool:
-    """Makes ``run`` the active run, as ``mlflow.start_run(run_id=...)`` would, without its three
-    requests (read the run, mark it RUNNING, read it again): the run was just created RUNNING
-    and ``run`` holds what those reads return. Falls back to ``start_run`` when mlflow's fluent
-    state is not laid out as in mlflow 2.x/3.x, when a run is already active (``start_run``
-    then says why that is an error) and when system metrics are on (``start_run`` starts them).
-    True when the run was activated directly, False when ``start_run`` did it."""
-    try:
-        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
-        from mlflow.tracking import fluent
+class _MlflowImportGate:
+    """A ``sys.meta_path`` entry that runs a callback once, just before mlflow is first imported,
+    so an objective that imports mlflow itself finds its run already named in the environment."""
 
-        stack = fluent._active_run_stack.get()
-        if isinstance(stack, list) and not stack and not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
-            stack.append(fluent.ActiveRun(run))
-            return True
-    except Exception:  # noqa: BLE001 - private layout changed; the public call does the same
-        pass
-    mlflow.start_run(run_id=run.info.run_id)
-    return False
+    def __init__(self) -> None:
+        self.callback: Optional[Callable[[], None]] = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "mlflow" and self.callback is not None:
+            callback, self.callback = self.callback, None
+            callback()
+        # Never a finder itself: the normal import goes on.
+        return None
+
+
+_gate: Optional[_MlflowImportGate] = None
+
+
+def _import_gate() -> _MlflowImportGate:
+    global _gate
+    if _gate is None:
+        _gate = _MlflowImportGate()
+        sys.meta_path.insert(0, _gate)
+    return _gate
 
 
 class TrialRun:
-    """One trial's child run. ``begin`` creates it (one request) and makes it the active run
-    before the objective runs; ``finish`` puts it back to inactive at once and hands the outcome
-    to the worker's :class:`TrialLogger`, so the trial's result does not wait for MLflow."""
+    """One tracked trial in its worker. ``begin`` points mlflow at the trial's child run (waiting
+    for it only when mlflow is in use); ``finish`` puts everything back without a request: the
+    coordinator writes the rest of the run."""
 
-    def __init__(self, tracking: Dict[str, Any], study: str, tid: int):
-        self.tracking = tracking
+    def __init__(self, tracking: Dict[str, Any], study: str, tid: int, mailbox: RunMailbox):
+        self.uri: str = tracking["uri"]
         self.study = study
         self.tid = tid
+        self.mailbox = mailbox
         self.run_id: Optional[str] = None
         self.error: Optional[str] = None
-        #: Set by the logger's thread when a write for this run failed.
-        self.write_error: Optional[str] = None
+        self._used = False
         self._saved_env: Dict[str, Optional[str]] = {}
-        self._client: Any = None
         self._started_with_start_run = False
-        self._outcome: Optional[_Outcome] = None
 
-    def begin(self, logger: "TrialLogger") -> None:
-        with _FailFast():
-            self._begin()
-        if self.run_id is not None and self.tracking["params"]:
-            logger.submit(self._log_params)
+    def begin(self) -> None:
+        self._set_env("MLFLOW_TRACKING_URI", self.uri)
+        if "mlflow" in sys.modules:
+            self._attach(activate=True)
+        else:
+            _import_gate().callback = lambda: self._attach(activate=False)
 
-    def _begin(self) -> None:
-        t = self.tracking
+    def finish(self, status: str) -> Optional[Dict[str, Any]]:
+        """Ends the run's time as the active run; returns the ``tracking`` part of the result
+        message, or None when the objective never touched mlflow."""
+        if _gate is not None:
+            _gate.callback = None
+        try:
+            if "mlflow" in sys.modules and self.run_id is not None:
+                self._deactivate(status)
+        finally:
+            self._restore_env()
+        if not self._used:
+            return None
+        if self.run_id is None:
+            return {"runId": None, "error": self.error or "the trial's run was not created"}
+        return {"runId": self.run_id}
+
+    def _attach(self, activate: bool) -> None:
+        """Waits for the trial's run and names it in the environment; with mlflow loaded, also
+        makes it the active run (as ``mlflow.start_run(run_id=...)`` would, without its requests)."""
+        self._used = True
+        message = self.mailbox.wait(self.study, self.tid, RUN_WAIT_SECONDS)
+        run = message.get("run") if message else None
+        if not run:
+            self.error = (message or {}).get("error") or "the coordinator sent no run for this trial"
+            return
+        self.run_id = run["runId"]
+        self._set_env("MLFLOW_RUN_ID", self.run_id)
+        if not activate:
+            # mlflow is being imported right now: its fluent API resumes MLFLOW_RUN_ID on first use.
+            return
         try:
             import mlflow
-            from mlflow.entities import Run, RunData, RunTag
 
-            self._client = _client_for(mlflow, t["uri"])
-            tags = {"mlflow.parentRunId": t["parentRunId"], "runSource": RUN_SOURCE, **t["tags"]}
-            run = self._client.create_run(t["experimentId"], run_name=t["runName"], tags=tags)
-            self.run_id = run.info.run_id
-            for name, value in (("MLFLOW_TRACKING_URI", t["uri"]), ("MLFLOW_RUN_ID", self.run_id)):
-                self._saved_env[name] = os.environ.get(name)
-                os.environ[name] = value
-            # The objective's own mlflow.log_* calls land in this run.
-            run_tags = [RunTag(k, v) for k, v in run.data.tags.items()]
-            self._started_with_start_run = not _activate(mlflow, Run(run.info, RunData(tags=run_tags)))
+            if mlflow.get_tracking_uri() != self.uri:
+                mlflow.set_tracking_uri(self.uri)
+            self._started_with_start_run = not _activate(mlflow, run)
         except Exception as exc:  # noqa: BLE001 - tracking never fails a trial
             self.error = _short(exc)
 
-    def finish(self, reply: Dict[str, Any], ended_at: float) -> Dict[str, Any]:
-        """Ends the run's time as the active run; returns the ``tracking`` part of the result
-        message. ``submit_outcome`` then hands the rest to the logger."""
-        try:
-            if self.run_id is None:
-                return {"runId": None, "error": self.error or "the trial's run was not created"}
-            self._outcome = _Outcome(reply, ended_at)
-            self._deactivate(self._outcome.status)
-            return {"runId": self.run_id}
-        finally:
-            self._restore_env()
-
-    def submit_outcome(self, logger: "TrialLogger") -> None:
-        """Queues the outcome's writes (waiting while the queue is full); the ``tracked`` message
-        follows once they are done."""
-        outcome = self._outcome
-        if outcome is not None:
-            logger.submit(lambda: self._write_outcome(outcome, logger))
-
     def _deactivate(self, status: str) -> None:
-        """The run stops being the active run without a request (the logger terminates it),
-        unless ``start_run`` opened it: then ``end_run`` undoes what it set up."""
+        """The run stops being the active run without a request (the coordinator ends it), unless
+        ``start_run`` opened it: then ``end_run`` undoes what it set up."""
         try:
             import mlflow
             from mlflow.tracking import fluent
 
             if self._started_with_start_run:
-                with _FailFast():
-                    mlflow.end_run(status=status)
+                mlflow.end_run(status=status)
                 return
             stack = fluent._active_run_stack.get()
-            if stack and stack[-1].info.run_id == self.run_id:
-                stack.pop()
-                fluent._last_active_run_id.set(self.run_id)
-            elif stack and any(r.info.run_id == self.run_id for r in stack):
-                # The objective started nested runs and left them open: end them as end_run would.
-                while stack and stack[-1].info.run_id != self.run_id:
-                    with _FailFast():
-                        mlflow.end_run()
-                stack.pop()
-        except Exception as exc:  # noqa: BLE001 - the logger still terminates the run
-            self.write_error = _short(exc)
+            if not stack or not any(r.info.run_id == self.run_id for r in stack):
+                return
+            # The objective started nested runs and left them open: end them as end_run would.
+            while stack and stack[-1].info.run_id != self.run_id:
+                mlflow.end_run()
+            stack.pop()
+            fluent._last_active_run_id.set(self.run_id)
+        except Exception as exc:  # noqa: BLE001 - the coordinator still ends the run
+            self.error = self.error or _short(exc)
 
-    def _log_params(self) -> None:
-        params = [{"key": k, "value": v[:6000]} for k, v in self.tracking["params"].items()]
-        try:
-            _rest(self._client, "runs/log-batch", {"run_id": self.run_id, "params": params})
-        except Exception as exc:  # noqa: BLE001
-            self.write_error = self.write_error or _short(exc)
-
-    def _write_outcome(self, outcome: "_Outcome", logger: "TrialLogger") -> None:
-        message: Dict[str, Any] = {"type": "tracked", "study": self.study, "tid": self.tid, "runId": self.run_id}
-        try:
-            body: Dict[str, Any] = {"run_id": self.run_id, "tags": [{"key": k, "value": v} for k, v in outcome.tags.items()]}
-            if outcome.loss is not None:
-                body["metrics"] = [{"key": "loss", "value": outcome.loss, "timestamp": int(round(outcome.ended_at)), "step": 0}]
-            _rest(self._client, "runs/log-batch", body)
-            if outcome.traceback:
-                self._client.log_text(self.run_id, outcome.traceback, "traceback.txt")
-            _rest(self._client, "runs/update", {"run_id": self.run_id, "status": outcome.status, "end_time": int(round(outcome.ended_at))})
-            if self.write_error:
-                message.update(complete=False, error=self.write_error)
-            else:
-                message["complete"] = True
-        except Exception as exc:  # noqa: BLE001
-            # The run exists but is incomplete: the coordinator completes it from the journal.
-            message.update(complete=False, error=_short(exc))
-        logger.send(message)
+    def _set_env(self, name: str, value: str) -> None:
+        if name not in self._saved_env:
+            self._saved_env[name] = os.environ.get(name)
+        os.environ[name] = value
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
@@ -348,85 +255,35 @@ class TrialRun:
         self._saved_env.clear()
 
 
-class _Outcome:
-    """What the logger writes once the objective returned: loss, status tags, run status."""
+def _activate(mlflow: Any, run: Dict[str, Any]) -> bool:
+    """Makes the run the active run, as ``mlflow.start_run(run_id=...)`` would, without its three
+    requests (read the run, mark it RUNNING, read it again): the run was just created RUNNING and
+    the coordinator sent what those reads return. Falls back to ``start_run`` when mlflow's fluent
+    state is not laid out as in mlflow 2.x/3.x, when a run is already active (``start_run`` then
+    says why that is an error) and when system metrics are on (``start_run`` starts them). True
+    when the run was activated directly, False when ``start_run`` did it."""
+    try:
+        from mlflow.entities import Run, RunData, RunInfo, RunTag
+        from mlflow.environment_variables import MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING
+        from mlflow.tracking import fluent
 
-    def __init__(self, reply: Dict[str, Any], ended_at: float):
-        failed = reply.get("outcome") != "ok"
-        summary = reply.get("summary") or {}
-        status_text = "error" if failed else str(summary.get("status"))
-        self.ended_at = ended_at
-        self.tags = {"trial_status": status_text}
-        self.loss: Any = None
-        loss = summary.get("loss")
-        if not failed and loss is not None:
-            # The REST API's JSON spells non-finite values as these strings.
-            self.loss = loss if isinstance(loss, str) else float(loss)
-        self.traceback: Optional[str] = None
-        if failed and reply.get("error"):
-            error = reply["error"]
-            text = error.get("traceback") or f"{error.get('type')}: {error.get('message')}"
-            self.tags[TRACEBACK_TAG] = text[-TAG_LIMIT:]
-            self.traceback = error.get("traceback")
-        self.status = "FAILED" if failed or status_text != "ok" else "FINISHED"
-
-
-def _rest(client: Any, path: str, body: Dict[str, Any]) -> None:
-    """One tracking REST call from the logger's thread, failing fast by its own arguments: the
-    environment switch of :class:`_FailFast` would reach the objective's calls, which run
-    meanwhile in the main thread."""
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    creds = client._tracking_client.store.get_host_creds()
-    endpoint = f"/api/2.0/mlflow/{path}"
-    response = http_request(creds, endpoint, "POST", max_retries=0, timeout=int(_FailFast.SETTINGS["MLFLOW_HTTP_REQUEST_TIMEOUT"]), json=body)
-    verify_rest_response(response, endpoint)
-
-
-#: How many writes a worker holds before a trial waits for the logger (back-pressure, never a drop).
-LOGGER_CAPACITY = 64
-#: How long a worker that was told to exit waits for its logger to write what it holds.
-DRAIN_SECONDS = 30.0
-
-
-class TrialLogger:
-    """The worker's background writer: one thread, a bounded queue of writes, in order.
-
-    ``send`` delivers the ``tracked`` message of each finished run to the coordinator. A worker
-    that dies before its queue is written leaves those runs without ``tracked``; the coordinator
-    completes them from the journal."""
-
-    def __init__(self, send: Callable[[Dict[str, Any]], None], capacity: int = LOGGER_CAPACITY):
-        self.send = send
-        self._jobs: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue(maxsize=capacity)
-        self._thread: Optional[threading.Thread] = None
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queues a write; blocks while the queue is full."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="hyperopt-runner-mlflow", daemon=True)
-            self._thread.start()
-        self._jobs.put(job)
-
-    def _loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-            except Exception:  # noqa: BLE001 - a write that fails is reported by its tracked message
-                pass
-
-    def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
-        """Writes what is queued, waiting at most ``timeout`` seconds; True when all was written."""
-        thread = self._thread
-        if thread is None:
+        stack = fluent._active_run_stack.get()
+        if isinstance(stack, list) and not stack and not MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING.get():
+            info = RunInfo(
+                run_id=run["runId"],
+                experiment_id=run["experimentId"],
+                user_id=run["userId"],
+                status=run["status"],
+                start_time=int(run["startTime"]),
+                end_time=None,
+                lifecycle_stage=run["lifecycleStage"],
+                artifact_uri=run["artifactUri"] or None,
+                run_name=run["runName"] or None,
+            )
+            tags = [RunTag(key, value) for key, value in run["tags"].items()]
+            stack.append(fluent.ActiveRun(Run(info, RunData(tags=tags))))
             return True
-        deadline = time.monotonic() + timeout
-        try:
-            self._jobs.put(None, timeout=timeout)
-        except queue.Full:
-            return False
-        thread.join(max(0.0, deadline - time.monotonic()))
-        return not thread.is_alive()
+    except Exception:  # noqa: BLE001 - private layout changed; the public call does the same
+        pass
+    mlflow.start_run(run_id=run["runId"])
+    return False

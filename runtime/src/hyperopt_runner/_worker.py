@@ -204,7 +204,8 @@ class Worker:
         # True while the imports after hello run: nothing has been evaluated or logged yet.
         self.preloading = False
         self.write_lock = threading.Lock()
-        self.logger: Any = None
+        # Child runs of tracked trials, sent by the coordinator as it creates them.
+        self.runs: Any = None
 
     # -- protocol I/O -------------------------------------------------------------------------
 
@@ -242,7 +243,18 @@ class Worker:
                 sys.stderr.write(f"hyperopt-runner worker: ignoring an invalid message: {exc}\n")
                 sys.stderr.flush()
                 continue
+            if message["type"] == "run":
+                # For the trial running now, which may be waiting for it: not queued behind it.
+                self.mailbox().post(message)
+                continue
             self.inbox.put(message)
+
+    def mailbox(self) -> Any:
+        if self.runs is None:
+            from ._tracking import RunMailbox
+
+            self.runs = RunMailbox()
+        return self.runs
 
     # -- message handlers ---------------------------------------------------------------------
 
@@ -285,12 +297,12 @@ class Worker:
             _flush_all()
             os.write(2, P.trial_begin_marker(tid).encode())
             if message.get("tracking"):
-                from ._tracking import TrialLogger, TrialRun
+                from ._tracking import TrialRun
 
-                if self.logger is None:
-                    self.logger = TrialLogger(self.send)
-                trial_run = TrialRun(message["tracking"], study, tid)
-                trial_run.begin(self.logger)
+                mailbox = self.mailbox()
+                mailbox.begin(study, tid)
+                trial_run = TrialRun(message["tracking"], study, tid, mailbox)
+                trial_run.begin()
             try:
                 domain = self.domains.get(study)
                 if domain is None:
@@ -309,7 +321,9 @@ class Worker:
             finally:
                 reply["endedAt"] = time.time() * 1000.0
                 if trial_run is not None:
-                    reply["tracking"] = trial_run.finish(reply, reply["endedAt"])
+                    tracking = trial_run.finish("FINISHED" if reply.get("outcome") == "ok" else "FAILED")
+                    if tracking is not None:
+                        reply["tracking"] = tracking
                 _flush_all()
                 os.write(2, P.trial_end_marker(tid).encode())
         finally:
@@ -317,9 +331,6 @@ class Worker:
                 self.in_trial = False
         reply["startedAt"] = started
         self.send(reply)
-        if trial_run is not None:
-            # The result is out; the background logger completes the run and sends ``tracked``.
-            trial_run.submit_outcome(self.logger)
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -335,34 +346,26 @@ class Worker:
         _preload()
         with self.lock:
             self.preloading = False
-        try:
-            while True:
-                message = self.inbox.get()
-                if message is _EOF:
-                    return 0
-                kind = message["type"]
-                if kind == "shutdown":
-                    return 0
-                if kind == "load":
-                    self.load(message)
-                elif kind == "evaluate":
-                    self.evaluate(message)
-        finally:
-            # Trials' runs still being written: finish them (bounded); what is left is completed
-            # by the coordinator from the journal.
-            if self.logger is not None:
-                self.logger.drain()
+        while True:
+            message = self.inbox.get()
+            if message is _EOF:
+                return 0
+            kind = message["type"]
+            if kind == "shutdown":
+                return 0
+            if kind == "load":
+                self.load(message)
+            elif kind == "evaluate":
+                self.evaluate(message)
 
 
 def _preload() -> None:
     if os.environ.get("HYPEROPT_RUNNER_NO_PRELOAD"):
         return
     try:
+        # Not mlflow: an objective that uses it imports it with its module, the rest never pay for it.
         import cloudpickle  # noqa: F401
         import hyperopt  # noqa: F401
-
-        if os.environ.get("HYPEROPT_RUNNER_TRACKING") == "1":
-            import mlflow  # noqa: F401
     except Exception:
         # The load that needs them reports the error with its traceback.
         pass

@@ -1,0 +1,346 @@
+/**
+ * The workspace's tracking server as a process of its own (`hyperopt-runner tracking-server`):
+ * it outlives the command that started it, so the next run finds MLflow ready instead of paying
+ * its start-up (seconds of imports and, on a new store, migrations), and it ends by itself after
+ * an idle time. The CLI and the editor's background service share it; one daemon per store,
+ * held by a lock file, found again from its record (serverRecord.ts).
+ *
+ * It listens on its own loopback port at once and forwards MLflow's API to the `mlflow server`
+ * it supervises (MlflowServerSupervisor). So the tracking URI is known and valid from the first
+ * moment: a request made while MLflow still starts waits for it instead of failing, a restarted
+ * `mlflow server` keeps the same URI, and the daemon sees every request, which is what "idle"
+ * means. Its own control paths are described in protocol/trackingServer.ts.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { acquireLockFile } from '../lockFile';
+import { messageOf } from '../errors';
+import {
+  CONTROL_PREFIX,
+  TOKEN_HEADER,
+  type BackendState,
+  type TrackingServerState,
+  type TrackingServerStatus,
+} from '../protocol/trackingServer';
+import { removeTrackingRecord, trackingServerPaths, writeTrackingRecord, type TrackingServerPaths } from './serverRecord';
+import { MlflowServerSupervisor } from './supervisor';
+
+/** How long a daemon nobody uses stays up. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+/** A daemon whose MLflow could not start ends soon after its last user left: the next run tries anew. */
+const FAILED_LINGER_MS = 5_000;
+/** Hop-by-hop headers, which a proxy must not forward. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
+
+export interface TrackingDaemonOptions {
+  readonly workspace: string;
+  readonly storeUri: string;
+  /** The interpreter that runs `mlflow server`. */
+  readonly python: string;
+  readonly idleTimeoutMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+  /** uvicorn workers of the `mlflow server` (default 1). */
+  readonly workers?: number;
+  readonly log?: (line: string) => void;
+}
+
+export type DaemonStart = { started: true; port: number } | { started: false; runningPid: number };
+
+export class TrackingDaemon {
+  readonly token = randomBytes(24).toString('hex');
+  readonly paths: TrackingServerPaths;
+  /** Resolves with the reason once the daemon has stopped. */
+  readonly stopped: Promise<string>;
+  private resolveStopped!: (reason: string) => void;
+  private readonly server: Server;
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly startedAt = Date.now();
+  private supervisor: MlflowServerSupervisor | undefined;
+  private state: BackendState = 'starting';
+  private message: string | undefined;
+  private backend: { host: string; port: number } | undefined;
+  /** Requests waiting for MLflow to be ready (or to fail). */
+  private held: Array<() => void> = [];
+  private readonly leases = new Set<ServerResponse>();
+  /** Answered once the daemon has stopped everything it runs. */
+  private readonly stopWaiters: ServerResponse[] = [];
+  private inFlight = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleUntil: number | undefined;
+  private releaseLock: (() => void) | undefined;
+  private stopping: Promise<void> | undefined;
+  private port = 0;
+
+  constructor(private readonly options: TrackingDaemonOptions) {
+    this.paths = trackingServerPaths(options.workspace, options.storeUri);
+    this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
+    this.server = createServer((req, res) => this.handle(req, res));
+    // Leases stay open for hours; no request or keep-alive timeout may end them.
+    this.server.requestTimeout = 0;
+    this.server.headersTimeout = 60_000;
+    this.server.keepAliveTimeout = 30_000;
+  }
+
+  /** Takes the store's lock, listens and records itself, then starts MLflow behind it. */
+  async start(): Promise<DaemonStart> {
+    const lock = acquireLockFile(this.paths.lock);
+    if ('heldBy' in lock) return { started: false, runningPid: lock.heldBy };
+    this.releaseLock = lock.release;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(0, '127.0.0.1', () => resolve());
+      });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
+    const address = this.server.address();
+    this.port = typeof address === 'object' && address ? address.port : 0;
+    writeTrackingRecord(this.paths.record, {
+      version: 1,
+      pid: process.pid,
+      port: this.port,
+      token: this.token,
+      storeUri: this.options.storeUri,
+      python: this.options.python,
+      startedAt: this.startedAt,
+    });
+    this.log(`listening on 127.0.0.1:${this.port} for ${this.options.storeUri}`);
+    this.startBackend();
+    this.checkIdle();
+    return { started: true, port: this.port };
+  }
+
+  /** Ends every lease, stops MLflow (when this daemon owns it) and removes the record. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log(`stopping: ${reason}`);
+      clearTimeout(this.idleTimer);
+      this.state = 'failed';
+      this.message = 'the tracking server is stopping';
+      for (const lease of this.leases) lease.end();
+      this.leases.clear();
+      this.releaseHeld();
+      await this.supervisor?.stop().catch((error: unknown) => this.log(`stopping mlflow: ${messageOf(error)}`));
+      removeTrackingRecord(this.paths.record, process.pid);
+      this.releaseLock?.();
+      // Whoever asked learns that everything is down before the port closes.
+      for (const waiter of this.stopWaiters.splice(0)) sendJson(waiter, 200, { stopped: true });
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => this.server.closeAllConnections(), 1_000);
+        this.server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        this.server.closeIdleConnections();
+      });
+      this.agent.destroy();
+      this.resolveStopped(reason);
+    })();
+    return this.stopping;
+  }
+
+  get status(): TrackingServerStatus {
+    return {
+      pid: process.pid,
+      storeUri: this.options.storeUri,
+      python: this.options.python,
+      state: this.state,
+      ...(this.message ? { message: this.message } : {}),
+      ...(this.supervisor?.pid !== undefined ? { mlflowPid: this.supervisor.pid } : {}),
+      leases: this.leases.size,
+      startedAt: this.startedAt,
+      ...(this.idleUntil !== undefined ? { idleUntil: this.idleUntil } : {}),
+    };
+  }
+
+  // --- MLflow behind the daemon ------------------------------------------------------------------
+
+  private startBackend(): void {
+    const supervisor = new MlflowServerSupervisor({
+      python: this.options.python,
+      workspace: this.options.workspace,
+      storeUri: this.options.storeUri,
+      ownerLabel: 'tracking-server',
+      fileStem: this.paths.mlflowStem,
+      workers: this.options.workers,
+      env: this.options.env,
+    });
+    this.supervisor = supervisor;
+    supervisor.onEvent((event) => {
+      if (event.type === 'ready') {
+        this.log(`mlflow server ${event.reused ? 'reused' : 'ready'} at ${event.uri} (pid ${event.pid}, ${event.startupMs} ms)`);
+        const url = new URL(event.uri);
+        this.backend = { host: url.hostname, port: Number(url.port) };
+        this.setState('ready');
+      } else if (event.type === 'restarting') {
+        this.log(event.reason);
+        this.setState('starting', `${event.reason}; restarting it`);
+      } else if (event.type === 'error') {
+        this.setState('failed', event.error.message);
+      } else if (event.type === 'warning') {
+        this.message = event.text;
+        this.broadcast();
+      } else if (event.type === 'exited') {
+        this.log(`mlflow server (pid ${event.pid}) exited (${event.signal ?? event.code})`);
+      }
+    });
+    supervisor.start().catch((error: unknown) => {
+      if (this.stopping) return;
+      this.setState('failed', messageOf(error));
+    });
+  }
+
+  private setState(state: BackendState, message?: string): void {
+    this.state = state;
+    this.message = message;
+    if (state !== 'starting') this.releaseHeld();
+    if (state === 'failed') {
+      this.log(`failed: ${message ?? 'unknown error'}`);
+      // The next run starts a daemon of its own instead of reusing this failure.
+      removeTrackingRecord(this.paths.record, process.pid);
+    }
+    this.broadcast();
+    this.checkIdle();
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const resume of held) resume();
+  }
+
+  // --- requests ----------------------------------------------------------------------------------
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.stopping) {
+      res.setHeader('connection', 'close');
+      sendJson(res, 424, { error_code: 'TEMPORARILY_UNAVAILABLE', message: "the workspace's tracking server is stopping" });
+      return;
+    }
+    if (req.url?.startsWith(CONTROL_PREFIX)) {
+      this.control(req, res);
+      return;
+    }
+    this.inFlight += 1;
+    this.checkIdle();
+    let done = false;
+    const finished = (): void => {
+      if (done) return;
+      done = true;
+      this.inFlight -= 1;
+      this.checkIdle();
+    };
+    res.once('close', finished);
+    if (this.state === 'starting') this.held.push(() => this.forward(req, res));
+    else this.forward(req, res);
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse): void {
+    if (res.destroyed || res.writableEnded) return;
+    if (this.state !== 'ready' || !this.backend) {
+      sendJson(res, 424, {
+        error_code: 'TEMPORARILY_UNAVAILABLE',
+        message: `the workspace's MLflow server is not available (${this.message ?? this.state}); see ${this.paths.log}`,
+      });
+      return;
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    }
+    const upstream = httpRequest(
+      { host: this.backend.host, port: this.backend.port, method: req.method, path: req.url, headers, agent: this.agent },
+      (answer) => {
+        const back: Record<string, string | string[]> = {};
+        for (const [name, value] of Object.entries(answer.headers)) {
+          if (value !== undefined && !HOP_BY_HOP.has(name)) back[name] = value;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, back);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', (error) => {
+      if (!res.headersSent) sendJson(res, 502, { error_code: 'TEMPORARILY_UNAVAILABLE', message: `the MLflow server did not answer: ${error.message}` });
+      else res.destroy();
+    });
+    res.once('close', () => {
+      if (!upstream.writableEnded || !res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  }
+
+  private control(req: IncomingMessage, res: ServerResponse): void {
+    const token = req.headers[TOKEN_HEADER];
+    if (typeof token !== 'string' || !sameSecret(token, this.token)) {
+      sendJson(res, 403, { error: 'the token does not match this tracking server record' });
+      return;
+    }
+    const path = (req.url ?? '').slice(CONTROL_PREFIX.length).split('?')[0];
+    if (path === 'lease' && req.method === 'GET') this.lease(res);
+    else if (path === 'status' && req.method === 'GET') sendJson(res, 200, this.status);
+    else if (path === 'stop' && req.method === 'POST') {
+      this.stopWaiters.push(res);
+      void this.stop('asked to stop');
+    } else sendJson(res, 404, { error: `no such path ${req.url}` });
+  }
+
+  private lease(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.write(this.stateLine());
+    this.leases.add(res);
+    this.checkIdle();
+    res.once('close', () => {
+      this.leases.delete(res);
+      this.checkIdle();
+    });
+  }
+
+  private stateLine(): string {
+    const message: TrackingServerState = {
+      type: 'state',
+      state: this.state,
+      pid: process.pid,
+      storeUri: this.options.storeUri,
+      ...(this.message ? { message: this.message } : {}),
+    };
+    return JSON.stringify(message) + '\n';
+  }
+
+  private broadcast(): void {
+    const line = this.stateLine();
+    for (const lease of this.leases) lease.write(line);
+  }
+
+  // --- idle --------------------------------------------------------------------------------------
+
+  /** Arms the idle timer when nobody holds a lease and no request is in flight, else disarms it. */
+  private checkIdle(): void {
+    if (this.stopping) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.idleUntil = undefined;
+    if (this.leases.size > 0 || this.inFlight > 0) return;
+    const wait = this.state === 'failed' ? FAILED_LINGER_MS : (this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+    this.idleUntil = Date.now() + wait;
+    this.idleTimer = setTimeout(() => void this.stop(this.state === 'failed' ? 'mlflow could not start' : 'idle'), wait);
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
