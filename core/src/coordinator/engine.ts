@@ -14,7 +14,7 @@ import { lossToNumber, type TrialError } from '../protocol/common';
 import type { DriverToCoordinator, EndReason, ExhaustReason, FinishedTrial, NewTrial, Open } from '../protocol/driver';
 import type { DriverConnection } from './driverChannel';
 import type { StudyCounts } from '../mlflow/runLayout';
-import type { RunWriter, StudyRuns } from '../mlflow/runWriter';
+import type { RunWriter, StudyEnd, StudyRuns } from '../mlflow/runWriter';
 import type { TrialRun } from '../protocol/worker';
 import { DriverServer } from './driverChannel';
 import type { EngineEvent, StudySettings } from './events';
@@ -310,12 +310,7 @@ export class Engine {
         const study = this.studyOf(driver, message.study);
         if (!study) return;
         study.closed = true;
-        void study.runs?.close({
-          counts: message.counts ?? this.countsOf(study),
-          bestLoss: lossToNumber(message.bestLoss),
-          failed: message.error !== undefined,
-          endReason: study.endReason,
-        });
+        this.closeRuns(study, { counts: message.counts ?? this.countsOf(study), bestLoss: lossToNumber(message.bestLoss), failed: message.error !== undefined, endReason: study.endReason });
         this.emit({ type: 'study.closed', study: study.id });
         return;
       }
@@ -420,8 +415,14 @@ export class Engine {
     void study.runs.parent.then((parent) => {
       if (!parent) return;
       const tracking = { uri: parent.uri, experimentId: parent.experimentId, parentRunId: parent.parentRunId };
-      this.write(study, { k: 'tracking', ...tracking, at: Date.now() });
+      this.write(study, { k: 'tracking', ...tracking, owned: parent.owned, at: Date.now() });
       this.emit({ type: 'study.tracking', study: study.id, ...tracking });
+    });
+  }
+
+  private closeRuns(study: Study, end: StudyEnd): void {
+    void study.runs?.close(end).then((written) => {
+      if (written) this.write(study, { k: 'parentEnded', at: Date.now() });
     });
   }
 
@@ -727,9 +728,7 @@ export class Engine {
     study.state = 'ended';
     this.write(study, { k: 'state', state: 'ended', reason: 'interrupted', message: why, at: Date.now() });
     this.emit({ type: 'study.state', study: study.id, state: 'ended', reason: 'interrupted', message: why });
-    if (!study.closed) {
-      void study.runs?.close({ counts: this.countsOf(study), bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
-    }
+    if (!study.closed) this.closeRuns(study, { counts: this.countsOf(study), bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
   }
 
   private armDeadline(study: Study): void {

@@ -54,7 +54,7 @@ export interface StudyRecord {
   trials: Map<number, JournalTrial>;
   runIds: string[];
   /** The study's parent MLflow run, when the study is tracked. */
-  tracking?: { uri: string; experimentId: string; parentRunId: string };
+  tracking?: { uri: string; experimentId: string; parentRunId: string; owned?: boolean; ended?: boolean };
 }
 
 export function journalPath(dir: string, studyId: string): string {
@@ -145,8 +145,11 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       }
       return;
     }
+    case 'parentEnded':
+      if (study.tracking) study.tracking.ended = true;
+      return;
     case 'tracking':
-      study.tracking = { uri: r.uri, experimentId: r.experimentId, parentRunId: r.parentRunId };
+      study.tracking = { uri: r.uri, experimentId: r.experimentId, parentRunId: r.parentRunId, ...(r.owned !== undefined ? { owned: r.owned } : {}) };
       return;
     case 'state':
       study.state = r.state;

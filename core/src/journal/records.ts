@@ -57,7 +57,17 @@ export const JournalRecord = z.discriminatedUnion('k', [
   }),
   /** A trial's child run was written after its end (`complete`), or could not be. */
   z.object({ k: z.literal('tracked'), tid: z.number().int(), mlflowRunId: z.string(), complete: z.boolean(), error: z.string().optional(), at: z.number() }),
-  z.object({ k: z.literal('tracking'), uri: z.string(), experimentId: z.string(), parentRunId: z.string(), at: z.number() }),
+  z.object({
+    k: z.literal('tracking'),
+    uri: z.string(),
+    experimentId: z.string(),
+    parentRunId: z.string(),
+    /** The runner created the parent run (and so ends it); false for the script's own active run. */
+    owned: z.boolean().optional(),
+    at: z.number(),
+  }),
+  /** The study's parent run got its counts and, when the runner created it, its end. */
+  z.object({ k: z.literal('parentEnded'), at: z.number() }),
   z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),
   z.object({ k: z.literal('requeue'), tid: z.number().int(), slot: z.string(), reason: z.string(), at: z.number() }),
   z.object({

@@ -252,21 +252,26 @@ export class StudyRuns {
     this.track(done);
   }
 
-  /** The study ended: its counts and best loss on the parent, which the runner ends when it created it. */
-  close(end: StudyEnd): Promise<void> {
-    if (this.ended) return Promise.resolve();
+  /**
+   * The study ended: its counts and best loss on the parent, which the runner ends when it created
+   * it. Resolves true once that is written.
+   */
+  close(end: StudyEnd): Promise<boolean> {
+    if (this.ended) return Promise.resolve(false);
     this.ended = true;
     const closed = (async () => {
       const parent = await this.parent;
-      if (!parent) return;
+      if (!parent) return false;
       // The parent says the study is over only once its trials' runs are written.
       while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       const client = this.writer.target.client;
       try {
         await this.writer.write('later', () => client.logBatch(parent.parentRunId, parentEndBatch(end.counts, end.bestLoss, Date.now())));
         if (parent.owned) await this.writer.write('later', () => client.finishRun(parent.parentRunId, parentEndStatus(end.endReason, end.failed)));
+        return true;
       } catch (error) {
         this.writer.warn(this.info.id, `could not finish the study's MLflow run: ${messageOf(error)}`);
+        return false;
       }
     })();
     this.writer.hold(closed);

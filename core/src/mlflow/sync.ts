@@ -5,12 +5,14 @@
  * ones written while the study ran.
  */
 import { JournalWriter, type StudyRecord } from '../journal/journal';
+import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
 import {
   childEndBatch,
   childEndStatus,
   childRunCreate,
   fminParamsOf,
+  parentEndBatch,
   parentEndStatus,
   parentRunCreate,
   parentStartBatch,
@@ -36,10 +38,9 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
       // The experiment the script would have chosen is not in the journal: the default one.
       const experimentId = '0';
       const parent = await client.createRun(parentRunCreate(study.info, experimentId), signal);
-      tracking = { uri: '', experimentId, parentRunId: parent.info.runId };
+      tracking = { uri: '', experimentId, parentRunId: parent.info.runId, owned: true };
       await client.logBatch(parent.info.runId, parentStartBatch(study.info, fminParamsOf(study.info), study.info.parallelism, {}), signal);
-      if (study.state === 'ended') await client.finishRun(parent.info.runId, parentEndStatus(study.endReason, false), study.endedAt, signal);
-      journal.append({ k: 'tracking', uri: tracking.uri, experimentId, parentRunId: tracking.parentRunId, at: Date.now() });
+      journal.append({ k: 'tracking', uri: tracking.uri, experimentId, parentRunId: tracking.parentRunId, owned: true, at: Date.now() });
       parentCreated = true;
     }
     let written = 0;
@@ -68,10 +69,40 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
       trial.mlflowIncomplete = undefined;
       written += 1;
     }
+    if (tracking.owned && !tracking.ended && study.state === 'ended') {
+      await finishParent(study, tracking.parentRunId, client, signal);
+      journal.append({ k: 'parentEnded', at: Date.now() });
+    }
     return { study: study.info.id, written, parentCreated };
   } finally {
     journal.close();
   }
+}
+
+/**
+ * A parent the runner created that is still RUNNING although its study ended (the coordinator
+ * went away before it could end it): the counts the journal knows, then its end.
+ */
+async function finishParent(study: StudyRecord, parentRunId: string, client: MlflowClient, signal?: AbortSignal): Promise<void> {
+  const parent = await client.getRun(parentRunId, signal);
+  if (parent.info.status !== 'RUNNING') return;
+  const counts = { ok: 0, failed: 0, cancelled: 0, total: study.trials.size };
+  let best: number | undefined;
+  for (const trial of study.trials.values()) {
+    if (trial.state === 'cancel') counts.cancelled += 1;
+    else if (trial.state === 'done' && trial.summary?.status === 'ok') {
+      counts.ok += 1;
+      const loss = lossToNumber(trial.summary.loss);
+      if (loss !== undefined && !Number.isNaN(loss) && (best === undefined || loss < best)) best = loss;
+    } else if (trial.state === 'done' || trial.state === 'error') counts.failed += 1;
+  }
+  await client.logBatch(parentRunId, parentEndBatch(counts, best, study.endedAt ?? Date.now()), signal);
+  await client.finishRun(parentRunId, parentEndStatus(study.endReason, false), study.endedAt, signal);
+}
+
+/** Whether a study has anything for `syncStudy` to write. */
+export function needsSync(study: StudyRecord): boolean {
+  return !study.tracking || unsyncedTrials(study) > 0 || (study.tracking.owned === true && !study.tracking.ended && study.state === 'ended');
 }
 
 /** Trials that finished but have no complete MLflow run yet. */

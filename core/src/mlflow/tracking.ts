@@ -9,7 +9,7 @@ import { MlflowClient, mlflowAuthFromEnv } from './client';
 import type { TrackingTarget } from './runWriter';
 import { acquireTrackingServer, type CliCommand, type TrackingServerLease } from './serverLease';
 import { resolveTrackingUri } from './supervisor';
-import { syncStudy, unsyncedTrials } from './sync';
+import { needsSync, syncStudy } from './sync';
 
 export interface TrackingRequest {
   python: string;
@@ -32,9 +32,11 @@ export class TrackingSession {
   private readyOnce: Promise<void> | undefined;
 
   private constructor(
-    readonly uri: string | undefined,
+    public uri: string | undefined,
     private readonly env: NodeJS.ProcessEnv,
-    private readonly lease?: TrackingServerLease,
+    private lease?: TrackingServerLease,
+    private readonly request?: TrackingRequest,
+    private readonly storeUri?: string,
   ) {}
 
   /** Environment for the driver and the workers (empty when the run is not tracked). */
@@ -84,7 +86,7 @@ export class TrackingSession {
         request.notice(`MLflow: the workspace's tracking server is not available (${message ?? state}); trials are logged later with \`hyperopt-runner sync\``);
       }
     });
-    return new TrackingSession(lease.uri, request.env, lease);
+    return new TrackingSession(lease.uri, request.env, lease, request, target.storeUri);
   }
 
   /**
@@ -125,21 +127,42 @@ export class TrackingSession {
     };
   }
 
-  /** Writes the runs the study could not; returns how many. Failures leave them for `sync`. */
+  /**
+   * Writes the runs the studies could not; returns how many. Failures leave them for `sync`. When
+   * the workspace's server went away during the run, a new one is started for this.
+   */
   async syncJournals(journals: readonly string[], notice: (text: string) => void): Promise<number> {
+    if (journals.length === 0) return 0;
+    if ((this.lease?.state === 'lost' || this.lease?.state === 'failed') && this.request && this.storeUri) await this.replaceLease(this.request, this.storeUri);
     const client = this.client();
     if (!client || !(await this.ready().then(() => true, () => false))) return 0;
     let written = 0;
     for (const path of journals) {
       try {
         const study = readJournal(path);
-        if (unsyncedTrials(study) === 0 && study.tracking) continue;
+        if (!needsSync(study)) continue;
         written += (await syncStudy(study, client)).written;
       } catch (error) {
         notice(`MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later`);
       }
     }
     return written;
+  }
+
+  private async replaceLease(request: TrackingRequest, storeUri: string): Promise<void> {
+    try {
+      const lease = await acquireTrackingServer({ workspace: request.workspace, storeUri, python: request.python, cli: request.cli, env: request.env, notice: request.notice });
+      if (lease.uri !== this.uri) {
+        // Another port now: the new server serves the same store, and only this sync uses it.
+        this.uri = lease.uri;
+      }
+      this.lease?.release();
+      this.lease = lease;
+      this.readyOnce = undefined;
+      request.notice(`MLflow: the workspace's tracking server went away during the run; a new one at ${lease.uri} takes the runs that were missing`);
+    } catch (error) {
+      request.notice(`MLflow: ${messageOf(error)}; the missing runs are written later with \`hyperopt-runner sync\``);
+    }
   }
 
   /** Lets go of the workspace's server (it stays up for the next command until it is idle). */

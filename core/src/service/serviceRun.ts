@@ -9,7 +9,7 @@ import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import type { TrackingTarget } from '../mlflow/runWriter';
-import { syncStudy, unsyncedTrials } from '../mlflow/sync';
+import { needsSync, syncStudy } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
 import { newRunId, RunSession } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
@@ -154,7 +154,7 @@ export class ServiceRun {
     for (const path of journals) {
       try {
         const study = readJournal(path);
-        if (unsyncedTrials(study) === 0 && study.tracking) continue;
+        if (!needsSync(study)) continue;
         const { written } = await syncStudy(study, client);
         if (written > 0) this.emitEvent({ type: 'notice', text: `MLflow: wrote ${written} trial run(s) that could not be logged during the study` });
       } catch (error) {
