@@ -408,9 +408,13 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
   });
   const paths: string[] = [];
   const tracker: Server = createServer((request, response) => {
-    paths.push(`${request.method} ${request.url}`);
-    response.statusCode = 503;
-    response.end('{}');
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      paths.push(`${request.method} ${request.url} ${body}`);
+      response.setHeader('content-type', 'application/json');
+      response.end('{}');
+    });
   });
   await new Promise<void>((resolve) => tracker.listen(0, '127.0.0.1', resolve));
   const trackerPort = (tracker.address() as { port: number }).port;
@@ -429,20 +433,16 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
       assert.ok(output.join('').includes(`http://127.0.0.1:${ports[i]}/value`), output.join(''));
     }
     assert.equal(requests, 2);
-    // A tracking server on this machine's loopback: the worker's MLflow client reaches it
-    // through a forward opened on first use (here it answers 503: the trial goes on regardless).
+    // A tracking server on this machine's loopback: an objective's own mlflow calls reach it
+    // through a forward opened on first use, in the trial's child run that the coordinator made.
+    const childRun = { runId: 'a9'.repeat(16), experimentId: '1', runName: 'trial 9', userId: 'unknown', startTime: Date.now(), artifactUri: '', lifecycleStage: 'active', status: 'RUNNING', tags: {} };
     const tracked = await ex.slots[0]!.run(
-      {
-        study: 'study-quick',
-        tid: 9,
-        ...domain('quick', 0.25),
-        tracking: { uri: `http://localhost:${trackerPort}`, experimentId: '1', parentRunId: 'p', runName: 'trial 9', params: {}, tags: {} },
-      },
+      { study: 'study-logged', tid: 9, ...domain('logged', 0.25), tracking: { uri: `http://localhost:${trackerPort}`, run: Promise.resolve(childRun) } },
       new AbortController().signal,
     );
-    assert.equal(tracked.kind === 'result' && tracked.result.summary?.loss, 0);
-    assert.ok(paths.some((p) => p.startsWith('POST /api/2.0/mlflow/runs/create')), paths.join('\n'));
-    assert.ok(tracked.kind === 'result' && tracked.result.tracking?.error, 'the failed tracking call is reported, not fatal');
+    assert.equal(tracked.kind === 'result' && tracked.result.outcome, 'ok', JSON.stringify(tracked));
+    assert.ok(paths.some((p) => p.startsWith('POST /api/2.0/mlflow/runs/log-metric') && p.includes(childRun.runId) && p.includes('"custom"')), paths.join('\n'));
+    assert.deepEqual(tracked.kind === 'result' && tracked.result.tracking, { runId: childRun.runId });
   } finally {
     await ex.close();
     server.close();

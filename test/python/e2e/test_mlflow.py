@@ -123,7 +123,9 @@ def test_a_study_is_a_parent_run_with_a_child_per_trial(runner, server):
     ends = {r["tid"]: r for r in records if r["k"] == "end"}
     tracked = {r["tid"]: r for r in records if r["k"] == "tracked"}
     assert sorted(tracked) == list(range(20)) and all(r["complete"] for r in tracked.values()), tracked
-    assert all(tracked[tid]["mlflowRunId"] == ends[tid]["mlflowRunId"] for tid in ends)
+    # An end record names the run when it existed by then; the tracked record always does.
+    assert all(tracked[tid]["mlflowRunId"] == ends[tid]["mlflowRunId"] for tid in ends if "mlflowRunId" in ends[tid])
+    assert sorted(r["mlflowRunId"] for r in tracked.values()) == sorted(k["info"]["run_id"] for k in kids)
     assert not [r for r in records if r["k"] == "synced"]
 
 
@@ -164,14 +166,14 @@ def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_
         s.stop()
 
 
-def test_runs_of_workers_killed_after_their_results_are_completed_by_the_sync(runner, tmp_path):
+def test_results_do_not_wait_for_a_frozen_server_and_workers_killed_after_them_lose_no_run(runner, tmp_path):
     s = Server(tmp_path / "mlflow.db", free_port())
     s.start()
     marks = tmp_path / "marks"
     marks.mkdir()
     try:
         proc = runner.start(SCRIPTS / "held_tracked.py", str(marks), executor="local:4", extra=("--tracking-uri", s.uri))
-        wait_for(lambda: len(list(marks.iterdir())) >= 4, timeout=180, what="four objectives running in their child runs")
+        wait_for(lambda: len(list(marks.iterdir())) >= 4, timeout=180, what="four objectives running")
         time.sleep(0.5)
 
         def ends() -> list[dict]:
@@ -179,13 +181,14 @@ def test_runs_of_workers_killed_after_their_results_are_completed_by_the_sync(ru
             records = [json.loads(line) for p in journals for line in p.read_text().splitlines() if line]
             return [r for r in records if r["k"] == "end"]
 
-        # Freeze the server: every MLflow request now hangs (the worker's own give up after 10 s).
+        # Freeze the server: every MLflow request now hangs.
         os.killpg(s.proc.pid, signal.SIGSTOP)
         try:
             # The results do not wait for the runs to be written: all four arrive while it is frozen.
             wait_for(lambda: len(ends()) >= 4, timeout=9, what="four results while the server is frozen")
             workers = [pid for pid, cmd in tagged_pids(runner.tag) if "hyperopt_runner.worker" in cmd]
             assert len(workers) == 4, workers
+            # The runs are the coordinator's to write: the workers that ran the trials may go.
             for pid in workers:
                 os.kill(pid, signal.SIGKILL)
         finally:
@@ -194,13 +197,14 @@ def test_runs_of_workers_killed_after_their_results_are_completed_by_the_sync(ru
         assert result.returncode == 0, result.stderr
         assert "FMIN_RETURNED" in result.stdout
         records = result.study_records()
-        assert not [r for r in records if r["k"] == "tracked"], "the killed workers never reported their runs"
-        assert sorted(r["tid"] for r in records if r["k"] == "synced") == [0, 1, 2, 3]
+        tracked = {r["tid"]: r for r in records if r["k"] == "tracked"}
+        assert sorted(tracked) == [0, 1, 2, 3] and all(r["complete"] for r in tracked.values()), tracked
+        assert not [r for r in records if r["k"] == "synced"], "nothing was left for the sync"
         study = result.summary[0]["study"]
         parent = s.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")[0]
+        assert parent["info"]["status"] == "FINISHED"
         kids = children(s, parent["info"]["run_id"])
-        run_ids = {r["tid"]: r["mlflowRunId"] for r in records if r["k"] == "end"}
-        assert sorted(k["info"]["run_id"] for k in kids) == sorted(run_ids.values()), "the sync completed the workers' runs, no new ones"
+        assert sorted(k["info"]["run_id"] for k in kids) == sorted(r["mlflowRunId"] for r in tracked.values()), "one run per trial, no extra"
         for kid in kids:
             assert kid["info"]["status"] == "FINISHED" and "loss" in metrics(kid) and tags(kid)["trial_status"] == "ok"
             assert "x" in params(kid)
@@ -208,28 +212,93 @@ def test_runs_of_workers_killed_after_their_results_are_completed_by_the_sync(ru
         s.stop()
 
 
-def test_embedded_default_server_serves_the_runs_and_stops_with_the_cli(runner, tmp_path):
+def in_workspace(workspace: Path, env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["node", str(ROOT / "bin" / "hyperopt-runner.js"), *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def default_workspace(runner, tmp_path, trials: int = 6) -> tuple[Path, dict]:
+    """A workspace with a tracked study and the default tracking (no URI anywhere)."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    (workspace / "study.py").write_text((SCRIPTS / "slow_tracked.py").read_text().replace("24", "6"))
+    (workspace / "study.py").write_text((SCRIPTS / "slow_tracked.py").read_text().replace("24", str(trials)))
     env = dict(runner.env)
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.run(
-        ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2",
-         "--summary-json", str(tmp_path / "s.json")],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "tracking server ready at http://127.0.0.1:" in proc.stderr
-    assert (workspace / ".hyperopt-runner" / "mlflow.db").exists()
-    assert not [p for p, cmd in tagged_pids(runner.tag) if "mlflow" in cmd], "no mlflow process after the CLI exits"
-    # The runs are in the workspace's store: read them back through the CLI's REST client.
-    listing = subprocess.run(
-        ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "runs", "--json"],
-        cwd=workspace, env=env, capture_output=True, text=True, timeout=300,
-    )
+    return workspace, env
+
+
+def tracking_processes(runner) -> list[str]:
+    return [cmd for _, cmd in tagged_pids(runner.tag) if "mlflow" in cmd or "tracking-server" in cmd]
+
+
+def studies_listed(workspace: Path, env: dict) -> list[dict]:
+    listing = in_workspace(workspace, env, "runs", "--json")
     assert listing.returncode == 0, listing.stderr
-    tree = json.loads(listing.stdout)
-    studies = [s for e in tree for s in e["studies"]]
-    assert len(studies) == 1 and len(studies[0]["trials"]) == 6
-    assert not [p for p, cmd in tagged_pids(runner.tag) if "mlflow" in cmd]
+    return [s for e in json.loads(listing.stdout) for s in e["studies"]]
+
+
+def stop_tracking(runner, workspace: Path, env: dict) -> None:
+    stopped = in_workspace(workspace, env, "tracking", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    wait_for(lambda: not tracking_processes(runner), timeout=60, what="the tracking server to end")
+    assert not (workspace / ".hyperopt-runner" / "tracking-server.json").exists()
+
+
+def test_embedded_server_outlives_the_cli_serves_the_next_run_and_stops_when_told(runner, tmp_path):
+    workspace, env = default_workspace(runner, tmp_path)
+    first = in_workspace(workspace, env, "run", "study.py", "--executor", "local:2")
+    assert first.returncode == 0, first.stderr
+    assert "starting the workspace's tracking server" in first.stderr
+    assert (workspace / ".hyperopt-runner" / "mlflow.db").exists()
+    record = json.loads((workspace / ".hyperopt-runner" / "tracking-server.json").read_text())
+    assert tracking_processes(runner), "the server outlives the command"
+    # The next command finds it: nothing to start, and it reads every run back.
+    second = in_workspace(workspace, env, "run", "study.py", "--executor", "local:2")
+    assert second.returncode == 0, second.stderr
+    assert "starting the workspace's tracking server" not in second.stderr, second.stderr
+    assert json.loads((workspace / ".hyperopt-runner" / "tracking-server.json").read_text())["pid"] == record["pid"]
+    studies = studies_listed(workspace, env)
+    assert len(studies) == 2 and all(len(s["trials"]) == 6 for s in studies)
+    stop_tracking(runner, workspace, env)
+
+
+def test_two_runs_started_together_in_a_new_workspace_share_one_server(runner, tmp_path):
+    workspace, env = default_workspace(runner, tmp_path)
+    command = ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2"]
+    procs = [subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("starting the workspace's tracking server" in err for _, err in outputs) == 1, outputs
+    servers = [cmd for cmd in tracking_processes(runner) if " -m mlflow server " in f" {cmd} "]
+    daemons = [cmd for cmd in tracking_processes(runner) if "tracking-server" in cmd]
+    assert len(servers) == 1 and len(daemons) == 1, tracking_processes(runner)
+    studies = studies_listed(workspace, env)
+    assert len(studies) == 2 and all(len(s["trials"]) == 6 for s in studies)
+    stop_tracking(runner, workspace, env)
+
+
+def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_takes_its_runs(runner, tmp_path):
+    workspace, env = default_workspace(runner, tmp_path, trials=24)
+    summary = tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2", "--summary-json", str(summary)],
+        cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    journals = workspace / ".hyperopt-runner" / "journal"
+
+    def journal_text() -> str:
+        return "".join(p.read_text() for p in journals.glob("*.jsonl")) if journals.exists() else ""
+
+    # The study's parent run exists (so MLflow answered) and trials are finishing.
+    wait_for(lambda: '"k":"tracking"' in journal_text() and journal_text().count('"state":"done"') >= 4, timeout=180, what="a tracked study under way")
+    for pid, cmd in tagged_pids(runner.tag):
+        if "tracking-server" in cmd or " -m mlflow server " in f" {cmd} ":
+            os.killpg(pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "FMIN_RETURNED" in stdout
+    assert "a new one at http://127.0.0.1:" in stderr, stderr
+    study = json.loads(summary.read_text())[0]["study"]
+    [listed] = [s for s in studies_listed(workspace, env) if s["study"]["studyId"] == study]
+    assert len(listed["trials"]) == 24, "every trial has its run"
+    assert listed["study"]["status"] == "FINISHED", listed["study"]
+    stop_tracking(runner, workspace, env)
