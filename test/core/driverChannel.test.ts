@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { DriverServer, newToken, type DriverConnection } from '../../core/src/coordinator/driverChannel';
+import { PROTOCOL_VERSION } from '../../core/src/protocol/common';
 
 function exchange(port: number, lines: string[]): Promise<string> {
   return new Promise((resolve) => {
@@ -19,7 +20,7 @@ function exchange(port: number, lines: string[]): Promise<string> {
 }
 
 const hello = (token: string): string =>
-  JSON.stringify({ type: 'hello', protocol: 1, token, pid: 1, python: '3.11', versions: {} });
+  JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, token, pid: 1, python: '3.11', versions: {} });
 const injected = JSON.stringify({ type: 'trials', study: 's', trials: [{ tid: 1, spec: 'AA==', vals: { x: [1] }, params: { x: 1 } }] });
 
 test('a process without the token cannot inject trials: the socket is closed unanswered', async () => {
@@ -48,7 +49,7 @@ test('the token holder is welcomed and its messages arrive typed, including ones
   const port = await server.listen();
   try {
     const reply = await exchange(port, [hello(token), injected]);
-    assert.deepEqual(JSON.parse(reply.trim()), { type: 'welcome', protocol: 1 });
+    assert.deepEqual(JSON.parse(reply.trim()), { type: 'welcome', protocol: PROTOCOL_VERSION });
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(messages.slice(0, 1), ['trials']);
   } finally {

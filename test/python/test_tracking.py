@@ -109,3 +109,20 @@ def test_an_objective_without_mlflow_neither_waits_nor_imports_it(worker):
     worker.send({"type": "run", "study": "s", "tid": 5, "run": trial_run("c" * 32, 5)})
     reply, _ = evaluate(worker, 6, 0.2)
     assert reply["outcome"] == "ok" and "tracking" not in reply
+
+
+def test_a_run_that_comes_before_its_trial_starts_is_kept_and_other_trials_runs_are_forgotten():
+    from hyperopt_runner._tracking import RunMailbox
+
+    mailbox = RunMailbox()
+    mailbox.begin("s", 1)
+    # The next trial's run arrives while trial 1 is still the current one.
+    mailbox.post({"type": "run", "study": "s", "tid": 2, "run": None})
+    mailbox.begin("s", 2)
+    assert mailbox.wait("s", 2, 0.1) == {"type": "run", "study": "s", "tid": 2, "run": None}
+    mailbox.post({"type": "run", "study": "s", "tid": 1, "run": None})
+    mailbox.begin("s", 3)
+    assert mailbox.wait("s", 1, 0.05) is None and mailbox.wait("s", 2, 0.05) is None
+    for tid in range(100):
+        mailbox.post({"type": "run", "study": "s", "tid": tid, "run": None})
+    assert mailbox.wait("s", 0, 0) is None and mailbox.wait("s", 99, 0) is not None

@@ -97,26 +97,28 @@ def study_counts(store: Any) -> Dict[str, int]:
 
 class RunMailbox:
     """Child runs the coordinator sends while trials run: the worker's reader thread posts them,
-    the trial that needs its run waits for it."""
+    the trial that needs its run waits for it. A run may come before its trial starts here (the
+    coordinator sends it right after the trial's ``evaluate``), so nothing is dropped on arrival;
+    a new trial forgets the runs of the others."""
+
+    #: Runs kept at most (a worker runs one trial at a time; this bounds runs of trials it never ran).
+    LIMIT = 16
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._runs: Dict[Tuple[str, int], Dict[str, Any]] = {}
-        self._current: Optional[Tuple[str, int]] = None
 
     def begin(self, study: str, tid: int) -> None:
-        """A new trial starts: runs sent for earlier trials are of no use any more."""
+        """A new trial starts: runs sent for other trials are of no use any more."""
         with self._cond:
-            self._current = (study, tid)
-            for key in [k for k in self._runs if k != self._current]:
+            for key in [k for k in self._runs if k != (study, tid)]:
                 del self._runs[key]
 
     def post(self, message: Dict[str, Any]) -> None:
-        key = (message["study"], message["tid"])
         with self._cond:
-            if self._current is not None and key != self._current:
-                return
-            self._runs[key] = message
+            self._runs[(message["study"], message["tid"])] = message
+            while len(self._runs) > self.LIMIT:
+                del self._runs[next(iter(self._runs))]
             self._cond.notify_all()
 
     def wait(self, study: str, tid: int, timeout: float) -> Optional[Dict[str, Any]]:

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Optional
 
 from . import _protocol as P
+from ._tracking import RunMailbox, TrialRun
 
 # How many studies' domains a worker keeps loaded (a slot usually serves one study at a time;
 # a few more cover concurrent fmin calls in one script).
@@ -205,7 +206,7 @@ class Worker:
         self.preloading = False
         self.write_lock = threading.Lock()
         # Child runs of tracked trials, sent by the coordinator as it creates them.
-        self.runs: Any = None
+        self.runs = RunMailbox()
 
     # -- protocol I/O -------------------------------------------------------------------------
 
@@ -245,16 +246,9 @@ class Worker:
                 continue
             if message["type"] == "run":
                 # For the trial running now, which may be waiting for it: not queued behind it.
-                self.mailbox().post(message)
+                self.runs.post(message)
                 continue
             self.inbox.put(message)
-
-    def mailbox(self) -> Any:
-        if self.runs is None:
-            from ._tracking import RunMailbox
-
-            self.runs = RunMailbox()
-        return self.runs
 
     # -- message handlers ---------------------------------------------------------------------
 
@@ -297,11 +291,8 @@ class Worker:
             _flush_all()
             os.write(2, P.trial_begin_marker(tid).encode())
             if message.get("tracking"):
-                from ._tracking import TrialRun
-
-                mailbox = self.mailbox()
-                mailbox.begin(study, tid)
-                trial_run = TrialRun(message["tracking"], study, tid, mailbox)
+                self.runs.begin(study, tid)
+                trial_run = TrialRun(message["tracking"], study, tid, self.runs)
                 trial_run.begin()
             try:
                 domain = self.domains.get(study)

@@ -44,7 +44,7 @@ def test_resume_after_the_driver_is_killed_runs_no_finished_trial_twice(runner, 
     text = runner.cli("studies", "--journal-dir", str(runner.journal_dir))
     assert journal.stem in text.stdout and "interrupted" in text.stdout
 
-    resumed = runner.cli("resume", journal.stem, "--journal-dir", str(runner.journal_dir), "--summary-json", str(tmp_path / "resumed.json"))
+    resumed = runner.cli("resume", journal.stem, "--journal-dir", str(runner.journal_dir), "--summary-json", str(tmp_path / "resumed.json"), "--no-tracking")
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((tmp_path / "resumed.json").read_text())
     assert summary[0]["study"] == journal.stem

@@ -143,7 +143,8 @@ def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_
     s = Server(tmp_path / "mlflow.db", free_port())
     s.start()
     try:
-        proc = runner.start(SCRIPTS / "slow_tracked.py", executor="local:2", extra=("--tracking-uri", s.uri))
+        # Long enough to outlast the server's restart: the trials after it are logged as they end.
+        proc = runner.start(SCRIPTS / "slow_tracked.py", "80", executor="local:2", extra=("--tracking-uri", s.uri))
 
         def done() -> int:
             journals = list(runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else []
@@ -159,7 +160,7 @@ def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_
         study = result.summary[0]["study"]
         parent = s.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")[0]
         kids = children(s, parent["info"]["run_id"])
-        assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(24)), result.stderr[-3000:]
+        assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(80)), result.stderr[-3000:]
         assert all("loss" in metrics(k) for k in kids)
         assert result.stderr.count("MLflow:") <= 3, result.stderr  # one warning, not one per trial
     finally:

@@ -1,3 +1,4 @@
+import sys
 import time
 
 from hyperopt import fmin, hp, rand
@@ -8,5 +9,5 @@ def objective(x):
     return x
 
 
-fmin(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=24)
+fmin(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=int(sys.argv[1]) if len(sys.argv) > 1 else 24)
 print("FMIN_RETURNED")
