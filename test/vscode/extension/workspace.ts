@@ -3,6 +3,8 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { listTrackingRecords } from '../../../core/src/mlflow/serverRecord';
+import { stopTrackingServer } from '../../../core/src/mlflow/serverLease';
 import { readServiceFile, pidAlive } from '../../../core/src/service/serviceFile';
 
 const ROOT = resolve(__dirname, '../../..');
@@ -52,9 +54,10 @@ export function processesUsing(dir: string): { pid: number; command: string }[] 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Ends the workspace's background service (if one runs; it stops the MLflow server it started),
- * removes the folder, and fails when any process of the workspace is still running 15 s later
- * (those are killed first, so nothing outlives the suite).
+ * Ends the workspace's background service (if one runs) and its tracking server (which outlives
+ * the service by design, as `hyperopt-runner tracking stop` would), removes the folder, and fails
+ * when any process of the workspace is still running 15 s later (those are killed first, so
+ * nothing outlives the suite).
  */
 export async function removeWorkspace(dir: string): Promise<void> {
   const record = readServiceFile(dir);
@@ -71,6 +74,7 @@ export async function removeWorkspace(dir: string): Promise<void> {
     const deadline = Date.now() + 10_000;
     while (pidAlive(record.pid) && Date.now() < deadline) await sleep(100);
   }
+  for (const tracking of listTrackingRecords(dir)) await stopTrackingServer(tracking.record);
   const deadline = Date.now() + 15_000;
   let left = processesUsing(dir);
   while (left.length > 0 && Date.now() < deadline) {
