@@ -233,6 +233,8 @@ def describe_process(point):
         "wakeup_fd": signal.set_wakeup_fd(-1),
         "descriptors": _descriptors(),
         "stdout_write_through": sys.stdout.write_through,
+        "name": open("/proc/self/comm").read().strip(),
+        "cmdline": open("/proc/self/cmdline", "rb").read().rstrip(b"\0").split(b"\0")[1:],
     }
 
 
@@ -319,6 +321,9 @@ def test_each_child_has_its_own_environment_directory_group_and_random_state(ser
         assert set(r["descriptors"].values()) <= {"tcp", "file"}, r["descriptors"]
         assert r["descriptors"][1] == r["descriptors"][2] == "tcp"
         assert r["stdout_write_through"]
+        # Named as a spawned worker is: tools that look for workers by command line find it.
+        assert r["name"] == "hyperopt-worker"
+        assert r["cmdline"] == [b"-m", b"hyperopt_runner.worker"]
     assert seen[0]["draw"] != seen[1]["draw"], "numpy's global random state was copied from the server"
     for w in workers:
         w.shutdown()
@@ -377,6 +382,7 @@ def test_the_driver_gets_stdin_and_the_output_pipes_which_end_with_it(server, tm
         "import os, sys\n"
         "line = input()\n"
         "print('read', line, 'in', os.getcwd(), sys.argv[1:], os.environ['HR_TEST_VALUE'])\n"
+        "print('named', open('/proc/self/comm').read().strip(), open('/proc/self/cmdline', 'rb').read().split(b'\\0')[2].decode())\n"
         "print('to stderr', file=sys.stderr)\n"
         "print('unflushed')\n"
         "os._exit(4)  # no flush at exit: the streams are write-through\n"
@@ -387,7 +393,7 @@ def test_the_driver_gets_stdin_and_the_output_pipes_which_end_with_it(server, tm
     # A worker forked after the driver holds neither of its pipes.
     w = s.fork_worker()
     assert s.exited(driver["pid"])["code"] == 4
-    assert read_until_eof(s.out_r).decode() == f"read typed in {tmp_path} ['a', 'b'] v\nunflushed\n"
+    assert read_until_eof(s.out_r).decode() == f"read typed in {tmp_path} ['a', 'b'] v\nnamed hyperopt-driver hyperopt_runner.launch\nunflushed\n"
     assert read_until_eof(s.err_r).decode() == "to stderr\n"
     assert s.fork("driver", argv=[str(script)])["type"] == "fork_failed"
     w.shutdown()

@@ -36,6 +36,12 @@ export interface ForkServerOptions {
   readonly stdin?: 'inherit' | 'ignore';
   /** What the server writes to stderr once it is ready (warnings its imports print, say). */
   readonly onDiagnostic?: (text: string) => void;
+  /**
+   * The script and its arguments, for the command line only: the server ignores them, and the
+   * driver it forks shows `python -m hyperopt_runner.launch SCRIPT ARGS` in their room, as a
+   * spawned driver does.
+   */
+  readonly title?: readonly string[];
 }
 
 export type ForkRequest = Omit<ForkRequestMessage, 'type' | 'id'>;
@@ -151,8 +157,8 @@ export class ForkServer {
   }
 
   private launch(): void {
-    const { python, env, cwd, stdin } = this.options;
-    const child = spawn(python, ['-m', 'hyperopt_runner.forkserver'], {
+    const { python, env, cwd, stdin, title = [] } = this.options;
+    const child = spawn(python, ['-m', 'hyperopt_runner.forkserver', ...title], {
       cwd,
       // Unbuffered as the spawned driver (PYTHONUNBUFFERED) and workers (-u) are: children keep sys.flags.
       env: { ...env, PYTHONUNBUFFERED: '1' },

@@ -116,6 +116,7 @@ export class RunSession {
         env: this.env,
         cwd: request.cwd,
         stdin: request.stdin ?? 'ignore',
+        title: [request.script, ...request.scriptArgs],
         // Warnings hyperopt's import prints: the driver would have printed them itself.
         onDiagnostic: (text) => this.emitOutput('stderr', text),
       });

@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from . import _launch
 from . import _protocol as P
@@ -195,6 +195,10 @@ class ForkServer:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         _close(CONTROL_FD, self.wakeup_r, self.wakeup_w)
         if request["role"] == "driver":
+            _name_process("driver", "hyperopt_runner.launch", request["argv"])
+        else:
+            _name_process("worker", "hyperopt_runner.worker", [])
+        if request["role"] == "driver":
             return self._become_driver(request)
         return self._become_worker(request)
 
@@ -239,6 +243,34 @@ class ForkServer:
                 numpy.random.seed()
             except Exception:
                 pass
+
+
+def _name_process(role: str, module: str, args: List[str]) -> None:
+    """Names a child after what it runs, as the spawned one would be named: its name (``ps -o
+    comm``, top) and, in the room the server's own command line leaves, its command line
+    (``ps``, tools that look for ``hyperopt_runner.worker``). The coordinator passes the
+    server the script and its arguments, which it ignores, so the driver's fit."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, f"hyperopt-{role}".encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        # proc(5) numbers the fields from 1, and the text after ")" starts at field 3.
+        start, end = int(fields[48 - 3]), int(fields[49 - 3])
+        with open("/proc/self/cmdline", "rb") as handle:
+            executable = handle.read().split(b"\0", 1)[0]
+        words = [executable, b"-m", module.encode()]
+        for arg in args:  # whole arguments only, while they fit
+            if sum(len(w) + 1 for w in words) + len(arg.encode()) + 1 > end - start:
+                break
+            words.append(arg.encode())
+        title = b"\0".join(words) + b"\0"
+        if len(title) <= end - start:
+            ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)
+    except Exception:
+        pass
 
 
 def _connect(connect: dict, channel: str) -> socket.socket:
