@@ -216,3 +216,18 @@ test('cancelling a trial kills its worker group with its grandchildren; the next
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('closing while the server still imports does not wait for it, and leaves nothing behind', { timeout: 120_000 }, async () => {
+  const tag = randomBytes(8).toString('hex');
+  const workerEnv = { ...env, HR_TEST_TAG: tag };
+  const server = new ForkServer({ python, env: workerEnv, cwd: root });
+  const executor = new LocalExecutor({ workers: 2, python, env: workerEnv, cwd: root, forkServer: server });
+  let ready = false;
+  server.start().then(() => (ready = true), () => undefined);
+  const started = executor.start(noEvents, new AbortController().signal).catch(() => undefined);
+  await executor.close();
+  assert.equal(ready, false, 'closed before the import was done');
+  await server.close();
+  await started;
+  await until('every process of the test to end', () => tagged(tag).length === 0, 5000);
+});

@@ -17,7 +17,7 @@ import { newWorkerToken, type WorkerSockets } from './workerSockets';
 
 export interface ForkedWorkerOptions {
   readonly server: ForkServer;
-  /** Where the worker connects back to (listening already). */
+  /** Where the worker connects back to. */
   readonly sockets: WorkerSockets;
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
@@ -64,8 +64,9 @@ export class ForkedWorker implements LocalWorker {
         resolve(info);
       };
     });
-    this.child = options.server
-      .fork({ role: 'worker', env: requestEnv(options.env), cwd: options.cwd, connect: { host: '127.0.0.1', port: options.sockets.port, token } })
+    this.child = options.sockets
+      .listen()
+      .then((port) => options.server.fork({ role: 'worker', env: requestEnv(options.env), cwd: options.cwd, connect: { host: '127.0.0.1', port, token } }))
       .then(
         (child) => {
           this.forkedPid = child.pid;
@@ -123,11 +124,23 @@ export class ForkedWorker implements LocalWorker {
 
   /** Kills the worker's process group (TERM, KILL after the grace); resolves once its exit is known. */
   kill(graceMs?: number): Promise<void> {
-    this.killing ??= this.child.then(async (child) => {
-      if (child) await killGroup({ pid: child.pid, exited: this.leaderExited, exit: this.exited }, graceMs);
-      await this.exited;
-    });
+    this.killing ??= this.forkedPid === undefined && this.alive ? this.killUnborn() : this.killForked(graceMs);
     return this.killing;
+  }
+
+  private async killForked(graceMs?: number): Promise<void> {
+    const child = await this.child;
+    if (child) await killGroup({ pid: child.pid, exited: this.leaderExited, exit: this.exited }, graceMs);
+    await this.exited;
+  }
+
+  /**
+   * Not forked yet (the server may still be importing): it has run nothing, so closing need not
+   * wait for it. Should the fork still happen, the child is killed as soon as its pid is known.
+   */
+  private async killUnborn(): Promise<void> {
+    this.finish('stopped before it started', `worker on ${this.slot} was stopped before it started`);
+    void this.child.then((child) => child && killGroup({ pid: child.pid, exited: false, exit: child.exited }, 0));
   }
 
   shutdown(): void {

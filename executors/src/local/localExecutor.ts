@@ -168,7 +168,6 @@ export class LocalExecutor implements Executor {
   }
 
   async start(events: ExecutorEvents, signal: AbortSignal): Promise<void> {
-    await this.sockets?.listen();
     for (let i = 0; i < this.options.workers; i++) {
       this.localSlots.push(new LocalSlot(`local/${i}`, this.options, events, (slot, onStray) => this.newWorker(slot, onStray)));
     }

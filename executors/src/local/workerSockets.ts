@@ -31,21 +31,23 @@ export class WorkerSockets {
   private readonly server: Server = createServer((socket) => this.accept(socket));
   private readonly expected = new Set<Expected>();
   private listening: Promise<number> | undefined;
-  private portNumber = 0;
+  private closed = false;
 
+  /** Starts listening (once) on a free loopback port; resolves with the port. */
   listen(): Promise<number> {
     this.listening ??= new Promise<number>((resolve, reject) => {
+      if (this.closed) {
+        reject(new Error('the worker sockets are closed'));
+        return;
+      }
       this.server.once('error', reject);
       this.server.listen(0, '127.0.0.1', () => {
-        this.portNumber = (this.server.address() as AddressInfo).port;
-        resolve(this.portNumber);
+        const { port } = this.server.address() as AddressInfo;
+        if (this.closed) this.server.close();
+        resolve(port);
       });
     });
     return this.listening;
-  }
-
-  get port(): number {
-    return this.portNumber;
   }
 
   /** Waits for a worker's two connections; the returned function stops waiting. */
@@ -56,8 +58,9 @@ export class WorkerSockets {
   }
 
   close(): void {
+    this.closed = true;
     this.expected.clear();
-    this.server.close();
+    if (this.server.listening) this.server.close();
   }
 
   private accept(socket: Socket): void {
