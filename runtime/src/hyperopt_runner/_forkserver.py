@@ -196,10 +196,8 @@ class ForkServer:
         _close(CONTROL_FD, self.wakeup_r, self.wakeup_w)
         if request["role"] == "driver":
             _name_process("driver", "hyperopt_runner.launch", request["argv"])
-        else:
-            _name_process("worker", "hyperopt_runner.worker", [])
-        if request["role"] == "driver":
             return self._become_driver(request)
+        _name_process("worker", "hyperopt_runner.worker", [])
         return self._become_worker(request)
 
     def _become_driver(self, request: dict) -> ChildTask:
