@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
   | 'hyperopt_missing'
+  | 'fork_server_failed'
   | 'no_slots_left'
   | 'ssh_hosts_file'
   | 'ssh_config'
@@ -53,7 +54,11 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   no_slots_left: (d) =>
     `every slot of ${d.executors} was retired, so no trial can run; check the hosts with \`hyperopt-runner hosts check\` or add --executor local`,
   hyperopt_missing: (d) =>
-    `${d.what} in ${d.python}; install it with: ${d.python} -m pip install 'hyperopt>=0.2.7' cloudpickle`,
+    d.message !== undefined
+      ? `${d.message}` // the interpreter's own one-line account (the fork server's check)
+      : `${d.what} in ${d.python}; install it with: ${d.python} -m pip install 'hyperopt>=0.2.7' cloudpickle`,
+  fork_server_failed: (d) =>
+    `the Python fork server of ${d.python} ${d.what}${d.stderr ? `: ${d.stderr}` : ''}; set HYPEROPT_RUNNER_FORK=0 to start every Python process on its own`,
   resume_nothing_to_do: (d) => `study ${d.study} already ended (${d.reason}); nothing to resume`,
   ssh_hosts_file: (d) => `invalid hosts file ${d.path}: ${d.reason}`,
   ssh_config: (d) => `cannot use the SSH config ${d.path}: ${d.reason}`,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { z } from 'zod';
 import { CoordinatorToDriver, DriverToCoordinator } from '../../core/src/protocol/driver';
 import { CoordinatorToWorker, WorkerToCoordinator } from '../../core/src/protocol/worker';
+import { CoordinatorToForkServer, ForkServerToCoordinator } from '../../core/src/protocol/forkServer';
 import { decodeMessage, encodeMessage } from '../../core/src/protocol/ndjson';
 
 const dir = join(__dirname, '..', 'contract', 'messages');
@@ -14,6 +15,7 @@ const load = (name: string): Record<string, unknown[]> => JSON.parse(readFileSyn
 const channels: Array<[string, Record<string, z.ZodType<unknown>>]> = [
   ['driver.json', { driverToCoordinator: DriverToCoordinator, coordinatorToDriver: CoordinatorToDriver }],
   ['worker.json', { workerToCoordinator: WorkerToCoordinator, coordinatorToWorker: CoordinatorToWorker }],
+  ['forkserver.json', { forkServerToCoordinator: ForkServerToCoordinator, coordinatorToForkServer: CoordinatorToForkServer }],
 ];
 
 for (const [file, directions] of channels) {

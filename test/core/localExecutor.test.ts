@@ -1,8 +1,8 @@
 // Real Python workers from the project's .venv; nothing here is simulated.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InfrastructureError, RunnerError } from '../../core/src/errors';
@@ -13,6 +13,16 @@ import { STUDY_ENDING, type Slot } from '../../core/src/executor';
 const root = join(__dirname, '..', '..');
 const python = join(root, '.venv', 'bin', 'python');
 const env = { ...process.env, PYTHONPATH: pythonPath(runtimeSourceDir(), join(__dirname, 'fixtures'), undefined) };
+
+const tempDirs: string[] = [];
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 function fixture(name: string): { domain: string; specs: string[] } {
   return JSON.parse(execFileSync(python, [join(__dirname, 'fixtures', 'domains.py'), name], { env, encoding: 'utf8' }));
@@ -60,7 +70,7 @@ test('warm workers evaluate trials; printed output is attributed to its trial on
 test('aborting a trial kills its whole process group, grandchildren included, and the slot recovers', async () => {
   const sleeper = fixture('sleeper');
   const quick = fixture('quick');
-  const pidfile = join(mkdtempSync(join(tmpdir(), 'hr-exec-')), 'pids');
+  const pidfile = join(tempDir('hr-exec-'), 'pids');
   await withExecutor(1, async (slots) => {
     const abort = new AbortController();
     let grandchild = 0;
@@ -107,7 +117,7 @@ function workerChildren(): number[] {
 
 test('a trial killed because its study ends leaves its slot to start a worker when needed; one killed for its own limit gets a warm replacement', async () => {
   const sleeper = fixture('sleeper');
-  const pidfile = join(mkdtempSync(join(tmpdir(), 'hr-exec-')), 'pids');
+  const pidfile = join(tempDir('hr-exec-'), 'pids');
   await withExecutor(2, async (slots, executor) => {
     const first = executor.workerInfo.map((hello) => hello.pid);
     const killed = async (slot: Slot, tid: number, reason?: string): Promise<void> => {
@@ -136,7 +146,7 @@ test('a trial killed because its study ends leaves its slot to start a worker wh
 test('a worker killed under a trial is an infrastructure failure; the slot gets a fresh worker', async () => {
   const sleeper = fixture('sleeper');
   const quick = fixture('quick');
-  const pidfile = join(mkdtempSync(join(tmpdir(), 'hr-exec-')), 'pids');
+  const pidfile = join(tempDir('hr-exec-'), 'pids');
   await withExecutor(1, async (slots) => {
     const running = slots[0]!.run(
       {
@@ -154,7 +164,7 @@ test('a worker killed under a trial is an infrastructure failure; the slot gets 
 });
 
 test('an interpreter whose workers die before their first message fails with their stderr', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-badpy-'));
+  const dir = tempDir('hr-badpy-');
   const fake = join(dir, 'python');
   writeFileSync(fake, '#!/bin/sh\necho "libpython3.99.so: cannot open shared object file" >&2\nexit 127\n');
   chmodSync(fake, 0o755);

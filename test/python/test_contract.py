@@ -16,17 +16,21 @@ DIRECTIONS = {
     "coordinatorToDriver": P.COORDINATOR_TO_DRIVER,
     "workerToCoordinator": P.WORKER_TO_COORDINATOR,
     "coordinatorToWorker": P.COORDINATOR_TO_WORKER,
+    "forkServerToCoordinator": P.FORK_SERVER_TO_COORDINATOR,
+    "coordinatorToForkServer": P.COORDINATOR_TO_FORK_SERVER,
 }
 CHANNELS = {
     "driver.json": (P.DRIVER_TO_COORDINATOR, P.COORDINATOR_TO_DRIVER),
     "worker.json": (P.WORKER_TO_COORDINATOR, P.COORDINATOR_TO_WORKER),
+    "forkserver.json": (P.FORK_SERVER_TO_COORDINATOR, P.COORDINATOR_TO_FORK_SERVER),
 }
 
 
 def _examples():
     valid, invalid = [], []
-    # The driver and worker channels have a Python side; the editor's control channel does not.
-    for name in ("driver.json", "worker.json"):
+    # The driver, worker and fork server channels have a Python side; the editor's control
+    # channel does not.
+    for name in ("driver.json", "worker.json", "forkserver.json"):
         with open(os.path.join(MESSAGES, name), encoding="utf-8") as handle:
             data = json.load(handle)
         for key, examples in data.items():

@@ -11,7 +11,7 @@ import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import type { TrackingTarget } from '../mlflow/runWriter';
 import { needsSync, syncStudy } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
-import { newRunId, RunSession } from '../session/runSession';
+import { newRunId, RunSession, type SessionExecutorContext } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
 import { StudyTracks } from './studyTrack';
 import type { TrackingServers } from './tracking';
@@ -20,7 +20,7 @@ import type { Executor } from '../executor';
 import type { AnswerTo, Question } from '../protocol/control';
 
 /** Builds a run's executors; `ssh` carries the questions SSH connections put to the editor. */
-export type ServiceExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string; ssh?: SshRunSettings }) => Executor;
+export type ServiceExecutorFactory = (spec: ExecutorSpec, context: SessionExecutorContext & { ssh?: SshRunSettings }) => Executor;
 
 /** Puts a question to the editor attached for a run (see prompts.ts). */
 export type AskEditor = <Q extends Question>(run: string, question: Q, signal?: AbortSignal) => Promise<AnswerTo<Q> | undefined>;

@@ -3,10 +3,11 @@
  * engine, with their lifetimes tied together. The CLI shows it in a terminal; the background
  * service shows it in the editor. Neither knows how the other presents it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { constants as osConstants } from 'node:os';
+import type { Readable } from 'node:stream';
 import { Engine } from '../coordinator/engine';
 import { newToken } from '../coordinator/driverChannel';
 import { RunnerError } from '../errors';
@@ -17,8 +18,9 @@ import { probeInterpreter, requireHyperopt } from '../interpreter';
 import type { StudyRecord } from '../journal/journal';
 import { RunWriter, type TrackingTarget } from '../mlflow/runWriter';
 import { driverLogPath, LogFiles, trialLogPath } from '../journal/trialLogs';
+import { killGroup, killProcessGroup } from '../processTree';
+import { exitStatus, ForkServer, forkServerSupported, requestEnv } from '../python/forkServer';
 import { pythonPath, runtimeSourceDir } from '../runtimePath';
-import { killProcessGroup } from '../../../executors/src/processTree';
 
 export interface RunRequest {
   script: string;
@@ -40,7 +42,15 @@ export interface RunRequest {
   tracking?: TrackingTarget;
 }
 
-export type ExecutorFactory = (spec: ExecutorSpec, context: { python: string; env: NodeJS.ProcessEnv; cwd: string }) => Executor;
+export interface SessionExecutorContext {
+  python: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** The run's fork server (Linux, unless HYPEROPT_RUNNER_FORK=0): local workers fork from it. */
+  forkServer?: ForkServer;
+}
+
+export type ExecutorFactory = (spec: ExecutorSpec, context: SessionExecutorContext) => Executor;
 
 export interface RunOutcome {
   /** The script's exit code (128 + signal number when a signal ended it). */
@@ -61,16 +71,37 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (number ?? 1);
 }
 
+/** The script's process, spawned or forked. */
+interface DriverProcess {
+  /** The exit code, once the script ended and its stdout and stderr reached their end. */
+  readonly finished: Promise<number>;
+  /** Ends the script's process group. */
+  kill(graceMs: number): Promise<void>;
+}
+
+/** The exit code given when the fork server died before it could report the driver's exit. */
+const EXIT_UNKNOWN = 1;
+
+function streamEnded(stream: Readable): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+  });
+}
+
 export class RunSession {
   readonly runId: string;
   readonly engine: Engine;
   /** The script's own stdout and stderr. */
   readonly output = new Emitter<{ stream: 'stdout' | 'stderr'; text: string }>();
   readonly journals: string[] = [];
-  private driver: ChildProcess | undefined;
+  private driver: DriverProcess | undefined;
   private readonly logs = new LogFiles();
   private readonly token = newToken();
   private readonly env: NodeJS.ProcessEnv;
+  /** One warm interpreter the driver and the local workers fork from; none where forking is off. */
+  private readonly forkServer: ForkServer | undefined;
 
   constructor(
     readonly request: RunRequest,
@@ -80,7 +111,21 @@ export class RunSession {
     const base = { ...process.env, ...request.env };
     delete base.HYPEROPT_RUNNER_TOKEN;
     this.env = { ...base, PYTHONPATH: pythonPath(runtimeSourceDir(), dirname(request.script), base.PYTHONPATH) };
-    const executors = request.executors.map((spec) => createExecutor(spec, { python: request.python, env: this.env, cwd: request.cwd }));
+    if (forkServerSupported(base)) {
+      this.forkServer = new ForkServer({
+        python: request.python,
+        env: this.env,
+        cwd: request.cwd,
+        stdin: request.stdin ?? 'ignore',
+        title: [request.script, ...request.scriptArgs],
+        // Warnings hyperopt's import prints: the driver would have printed them itself.
+        onDiagnostic: (text) => this.emitOutput('stderr', text),
+      });
+    }
+    const forkServer = this.forkServer;
+    const executors = request.executors.map((spec) =>
+      createExecutor(spec, { python: request.python, env: this.env, cwd: request.cwd, ...(forkServer ? { forkServer } : {}) }),
+    );
     this.engine = new Engine({
       run: { runId: this.runId, script: request.script, args: request.scriptArgs, cwd: request.cwd, python: request.python },
       executors,
@@ -112,20 +157,95 @@ export class RunSession {
       throw error;
     } finally {
       await this.engine.close();
+      await this.forkServer?.close();
       this.logs.closeAll();
     }
   }
 
   /** Ends the script itself (its process group), after Stop or Cancel did not suffice. */
   async killScript(graceMs = 2000): Promise<void> {
-    if (this.driver) await killProcessGroup(this.driver, graceMs);
+    if (this.driver) await this.driver.kill(graceMs);
+  }
+
+  private emitOutput(stream: 'stdout' | 'stderr', text: string): void {
+    this.output.emit({ stream, text });
+    this.logs.append(this.driverLog, text);
+  }
+
+  private pipeOutput(stream: 'stdout' | 'stderr', from: Readable): void {
+    from.setEncoding('utf8');
+    from.on('data', (text: string) => this.emitOutput(stream, text));
+  }
+
+  /** The driver's environment: the token travels in it (or in the fork request), never in argv. */
+  private driverEnv(port: number): NodeJS.ProcessEnv {
+    return {
+      ...this.env,
+      PYTHONUNBUFFERED: '1',
+      HYPEROPT_RUNNER_ENDPOINT: `127.0.0.1:${port}`,
+      HYPEROPT_RUNNER_TOKEN: this.token,
+      HYPEROPT_RUNNER_RUN: this.runId,
+    };
+  }
+
+  private spawnDriver(port: number): DriverProcess {
+    const request = this.request;
+    const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
+      cwd: request.cwd,
+      env: this.driverEnv(port),
+      stdio: [request.stdin ?? 'ignore', 'pipe', 'pipe'],
+      // Its own process group: an interrupt reaches the runner only, which decides what it means.
+      detached: process.platform !== 'win32',
+      windowsHide: true,
+    });
+    this.pipeOutput('stdout', child.stdout!);
+    this.pipeOutput('stderr', child.stderr!);
+    const finished = new Promise<number>((resolve) => {
+      child.on('error', () => resolve(127));
+      child.on('close', (code, signal) => resolve(exitCodeOf(code, signal)));
+    });
+    return { finished, kill: (graceMs) => killProcessGroup(child, graceMs) };
+  }
+
+  /** Forks the driver from the warm server; it runs `hyperopt_runner.launch` as a spawned one would. */
+  private async forkDriver(server: ForkServer, port: number): Promise<DriverProcess> {
+    const request = this.request;
+    const { stdout, stderr } = server.driverOutput;
+    this.pipeOutput('stdout', stdout);
+    this.pipeOutput('stderr', stderr);
+    const drained = Promise.all([streamEnded(stdout), streamEnded(stderr)]);
+    const child = await server.fork({
+      role: 'driver',
+      env: requestEnv(this.driverEnv(port)),
+      cwd: request.cwd,
+      argv: [request.script, ...request.scriptArgs],
+    });
+    let exited = false;
+    const exit = child.exited.then((status) => {
+      exited = true;
+      return exitStatus(status);
+    });
+    // The script's last prints come after fmin returned: it has finished when both pipes have too.
+    const lostServer = server.gone.then(() => drained).then(() => EXIT_UNKNOWN);
+    const finished = Promise.race([exit, lostServer]).then(async (code) => {
+      await drained;
+      return code;
+    });
+    return {
+      finished,
+      kill: (graceMs) => killGroup({ pid: child.pid, exited, exit: Promise.race([exit, server.gone]) }, graceMs),
+    };
   }
 
   private async execute(): Promise<RunOutcome> {
     const request = this.request;
+    const forkServer = this.forkServer;
     // The interpreter check runs beside the executors' start (hosts connect, workers import
-    // hyperopt); its error, when there is one, is the one reported.
-    const interpreterChecked = probeInterpreter(request.python, this.env).then(requireHyperopt);
+    // hyperopt); its error, when there is one, is the one reported. The fork server starts
+    // first of all, so its import overlaps everything else; its `ready` is the check.
+    const interpreterChecked = forkServer
+      ? forkServer.start().then(() => undefined)
+      : probeInterpreter(request.python, this.env).then(requireHyperopt);
     interpreterChecked.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const port = await this.engine.listen();
     // Workers warm up while the tracking server starts and the script imports its own modules.
@@ -135,38 +255,14 @@ export class RunSession {
       (error: unknown) => error,
     );
     await interpreterChecked;
-    const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
-      cwd: request.cwd,
-      env: {
-        ...this.env,
-        PYTHONUNBUFFERED: '1',
-        HYPEROPT_RUNNER_ENDPOINT: `127.0.0.1:${port}`,
-        HYPEROPT_RUNNER_TOKEN: this.token,
-        HYPEROPT_RUNNER_RUN: this.runId,
-      },
-      stdio: [request.stdin ?? 'ignore', 'pipe', 'pipe'],
-      // Its own process group: an interrupt reaches the runner only, which decides what it means.
-      detached: process.platform !== 'win32',
-      windowsHide: true,
-    });
-    this.driver = child;
-    for (const stream of ['stdout', 'stderr'] as const) {
-      child[stream]!.setEncoding('utf8');
-      child[stream]!.on('data', (text: string) => {
-        this.output.emit({ stream, text });
-        this.logs.append(this.driverLog, text);
-      });
-    }
-    const exited = new Promise<number>((resolve) => {
-      child.on('error', () => resolve(127));
-      child.on('close', (code, signal) => resolve(exitCodeOf(code, signal)));
-    });
-    const first = await Promise.race([exited.then(() => undefined), startFailure]);
+    const driver = forkServer ? await this.forkDriver(forkServer, port) : this.spawnDriver(port);
+    this.driver = driver;
+    const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);
     if (first !== undefined) {
-      await killProcessGroup(child, 500);
+      await driver.kill(500);
       throw first;
     }
-    const code = await exited;
+    const code = await driver.finished;
     const fatal = this.engine.fatal;
     if (fatal) return { code: code === 0 ? 2 : code, error: fatal, journals: this.journals };
     if (this.journals.length === 0 && code === 0) {

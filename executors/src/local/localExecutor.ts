@@ -2,7 +2,10 @@
 import { InfrastructureError, RunnerError } from '../../../core/src/errors';
 import { abortedForStudyEnd, type Executor, type ExecutorEvents, type Slot, type SlotOutcome, type TrialJob } from '../../../core/src/executor';
 import type { WorkerHello } from '../../../core/src/protocol/worker';
-import { WorkerProcess } from './workerProcess';
+import type { ForkServer } from '../../../core/src/python/forkServer';
+import { ForkedWorker } from './forkedWorker';
+import { WorkerProcess, type LocalWorker } from './workerProcess';
+import { WorkerSockets } from './workerSockets';
 
 export interface LocalExecutorOptions {
   readonly workers: number;
@@ -13,19 +16,21 @@ export interface LocalExecutorOptions {
   /** Grace between TERM and KILL when a trial is cancelled. */
   readonly killGraceMs?: number;
   readonly label?: string;
+  /** Workers are forked from this warm server (same interpreter and environment); without it each is spawned. */
+  readonly forkServer?: ForkServer;
 }
 
 /** A worker that dies this many times in a row before its hello retires the slot. */
 const MAX_START_FAILURES = 3;
-/**
- * How long a worker told to shut down may take to exit: it first writes the MLflow runs its
- * background logger still holds (for at most 30 s); what is left is completed from the journal.
- */
-const SHUTDOWN_DRAIN_MS = 35_000;
+/** How long a worker told to shut down may take to exit before it is killed (it holds nothing to write). */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+/** Makes a slot's worker process: spawned, or forked from the fork server. */
+type WorkerFactory = (slot: string, onStray: (text: string) => void) => LocalWorker;
 
 class LocalSlot implements Slot {
   readonly host = 'localhost';
-  private worker: WorkerProcess | undefined;
+  private worker: LocalWorker | undefined;
   private startFailures = 0;
   usable = true;
 
@@ -38,6 +43,7 @@ class LocalSlot implements Slot {
     readonly id: string,
     private readonly options: LocalExecutorOptions,
     private readonly events: ExecutorEvents,
+    private readonly newWorker: WorkerFactory,
   ) {}
 
   get hello(): WorkerHello | undefined {
@@ -45,13 +51,10 @@ class LocalSlot implements Slot {
   }
 
   /** Starts a worker (if none is alive) and waits for its hello. */
-  async warm(): Promise<WorkerProcess> {
+  async warm(): Promise<LocalWorker> {
     let worker = this.worker;
     if (!worker || !worker.alive) {
-      worker = new WorkerProcess(
-        { python: this.options.python, env: this.options.env, cwd: this.options.cwd, slot: this.id },
-        (text) => this.events.notice(`[${this.id}] ${text.trimEnd()}`),
-      );
+      worker = this.newWorker(this.id, (text) => this.events.notice(`[${this.id}] ${text.trimEnd()}`));
       this.worker = worker;
     }
     try {
@@ -77,7 +80,7 @@ class LocalSlot implements Slot {
 
   async run(job: TrialJob, signal: AbortSignal): Promise<SlotOutcome> {
     if (signal.aborted) return { kind: 'aborted' };
-    let worker: WorkerProcess;
+    let worker: LocalWorker;
     try {
       worker = await this.warm();
     } catch (error) {
@@ -113,7 +116,7 @@ class LocalSlot implements Slot {
   }
 
   /** Starts a replacement in the background so the next trial finds a warm worker. */
-  private replace(dead: WorkerProcess): void {
+  private replace(dead: LocalWorker): void {
     if (this.worker !== dead || this.closed || !this.usable) return;
     this.worker = undefined;
     this.warm().catch(() => undefined);
@@ -130,7 +133,7 @@ class LocalSlot implements Slot {
     if (!worker.hello) return worker.kill(0);
     worker.shutdown();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([worker.exited, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS)))]);
+    await Promise.race([worker.exited, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)))]);
     clearTimeout(timer);
     await worker.kill(this.options.killGraceMs ?? 2000);
   }
@@ -139,9 +142,18 @@ class LocalSlot implements Slot {
 export class LocalExecutor implements Executor {
   readonly label: string;
   private readonly localSlots: LocalSlot[] = [];
+  /** Where forked workers connect back to; only with a fork server. */
+  private readonly sockets: WorkerSockets | undefined;
 
   constructor(private readonly options: LocalExecutorOptions) {
     this.label = options.label ?? `local:${options.workers}`;
+    if (options.forkServer) this.sockets = new WorkerSockets();
+  }
+
+  private newWorker(slot: string, onStray: (text: string) => void): LocalWorker {
+    const { forkServer, env, cwd, python } = this.options;
+    if (forkServer && this.sockets) return new ForkedWorker({ server: forkServer, sockets: this.sockets, env, cwd, slot }, onStray);
+    return new WorkerProcess({ python, env, cwd, slot }, onStray);
   }
 
   get slots(): readonly Slot[] {
@@ -154,7 +166,7 @@ export class LocalExecutor implements Executor {
 
   async start(events: ExecutorEvents, signal: AbortSignal): Promise<void> {
     for (let i = 0; i < this.options.workers; i++) {
-      this.localSlots.push(new LocalSlot(`local/${i}`, this.options, events));
+      this.localSlots.push(new LocalSlot(`local/${i}`, this.options, events, (slot, onStray) => this.newWorker(slot, onStray)));
     }
     const started = await Promise.allSettled(this.localSlots.map((slot) => slot.warm()));
     if (signal.aborted) return;
@@ -166,5 +178,6 @@ export class LocalExecutor implements Executor {
 
   async close(): Promise<void> {
     await Promise.all(this.localSlots.map((slot) => slot.close()));
+    this.sockets?.close();
   }
 }

@@ -4,7 +4,7 @@ import { InfrastructureError } from '../../../core/src/errors';
 import type { TrialJob } from '../../../core/src/executor';
 import type { TrialError } from '../../../core/src/protocol/common';
 import type { WorkerHello, WorkerResult } from '../../../core/src/protocol/worker';
-import { killProcessGroup } from '../processTree';
+import { killProcessGroup } from '../../../core/src/processTree';
 import { WorkerChannel } from '../workerChannel';
 
 export interface WorkerSpawnOptions {
@@ -15,7 +15,25 @@ export interface WorkerSpawnOptions {
   readonly startTimeoutMs?: number;
 }
 
-export class WorkerProcess {
+/** What a local slot needs of its worker, whether spawned (here) or forked (forkedWorker.ts). */
+export interface LocalWorker {
+  readonly pid: number | undefined;
+  readonly alive: boolean;
+  readonly hello: WorkerHello | undefined;
+  readonly loadedStudy: string | undefined;
+  /** The last lines the worker wrote to stderr (for start-up failures). */
+  readonly stderr: string;
+  /** Resolves with how the worker ended ("exit code 1", "killed by SIGKILL"). */
+  readonly exited: Promise<string>;
+  ready(): Promise<WorkerHello>;
+  load(study: string, domain: string): Promise<TrialError | undefined>;
+  evaluate(job: TrialJob): Promise<WorkerResult>;
+  /** Kills the worker's whole process group; safe to call more than once. */
+  kill(graceMs?: number): Promise<void>;
+  shutdown(): void;
+}
+
+export class WorkerProcess implements LocalWorker {
   private readonly child: ChildProcess;
   private readonly channel: WorkerChannel;
   private exitInfo: string | undefined;

@@ -1,6 +1,6 @@
-"""The driver and worker channels' messages, defined once for Python.
+"""The driver, worker and fork server channels' messages, defined once for Python.
 
-Both channels carry newline-delimited JSON: one UTF-8 object per line, never a NaN literal.
+Each channel carries newline-delimited JSON: one UTF-8 object per line, never a NaN literal.
 The rules here mirror the zod schemas of ``core/src/protocol/*.ts``: a message is accepted
 when its ``type`` is one of its direction's types and every field has the right type; fields
 the schema does not name are dropped (as zod's objects do), so a decoded message holds only
@@ -27,6 +27,8 @@ DRIVER_TO_COORDINATOR = "driver_to_coordinator"
 COORDINATOR_TO_DRIVER = "coordinator_to_driver"
 WORKER_TO_COORDINATOR = "worker_to_coordinator"
 COORDINATOR_TO_WORKER = "coordinator_to_worker"
+FORK_SERVER_TO_COORDINATOR = "fork_server_to_coordinator"
+COORDINATOR_TO_FORK_SERVER = "coordinator_to_fork_server"
 
 # The highest integer JSON numbers carry exactly (JavaScript's Number.MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -382,11 +384,47 @@ _COORDINATOR_TO_WORKER: Dict[str, Validator] = {
     "shutdown": _object({"type": _literal("shutdown")}),
 }
 
+# ---------------------------------------------------------------------------------------------
+# Fork server channel (core/src/protocol/forkServer.ts).
+
+_FORK_SERVER_TO_COORDINATOR: Dict[str, Validator] = {
+    "ready": _object({
+        "type": _literal("ready"),
+        "pid": _integer,
+        "python": _string,
+        "executable": _string,
+        "versions": _versions,
+        "error": _Optional(_object({"code": _string, "message": _string})),
+    }),
+    "forked": _object({"type": _literal("forked"), "id": _integer, "pid": _integer}),
+    "fork_failed": _object({"type": _literal("fork_failed"), "id": _integer, "message": _string}),
+    "exited": _object({
+        "type": _literal("exited"),
+        "pid": _integer,
+        "code": _nullable(_integer),
+        "signal": _nullable(_integer),
+    }),
+}
+
+_COORDINATOR_TO_FORK_SERVER: Dict[str, Validator] = {
+    "fork": _object({
+        "type": _literal("fork"),
+        "id": _integer,
+        "role": _enum("worker", "driver"),
+        "env": _record(_string),
+        "cwd": _string,
+        "argv": _Optional(_array(_string)),
+        "connect": _Optional(_object({"host": _string, "port": _integer, "token": _string})),
+    }),
+}
+
 _CHANNELS: Dict[str, Dict[str, Validator]] = {
     DRIVER_TO_COORDINATOR: _DRIVER_TO_COORDINATOR,
     COORDINATOR_TO_DRIVER: _COORDINATOR_TO_DRIVER,
     WORKER_TO_COORDINATOR: _WORKER_TO_COORDINATOR,
     COORDINATOR_TO_WORKER: _COORDINATOR_TO_WORKER,
+    FORK_SERVER_TO_COORDINATOR: _FORK_SERVER_TO_COORDINATOR,
+    COORDINATOR_TO_FORK_SERVER: _COORDINATOR_TO_FORK_SERVER,
 }
 
 DIRECTIONS = tuple(_CHANNELS)

@@ -2,7 +2,9 @@
 
 It speaks the worker channel (docs/protocols.md) over stdin and a private duplicate of its
 original stdout. File descriptors 1 and 2 both point at stderr while it runs, so whatever an
-objective prints, from Python or from C, is trial output and never protocol.
+objective prints, from Python or from C, is trial output and never protocol. A worker forked
+from the fork server (``_forkserver``) runs the same loop over a loopback socket instead, with
+a second socket as its fds 1 and 2.
 
 Startup is kept light: hyperopt (and with it numpy) is imported only when the first domain is
 unpickled.
@@ -351,10 +353,12 @@ class Worker:
 
 
 def _preload() -> None:
+    # A worker forked from the fork server already holds hyperopt and cloudpickle: their imports
+    # here cost a lookup in sys.modules. Not mlflow: an objective that uses it imports it with its
+    # module, the rest never pay for it.
     if os.environ.get("HYPEROPT_RUNNER_NO_PRELOAD"):
         return
     try:
-        # Not mlflow: an objective that uses it imports it with its module, the rest never pay for it.
         import cloudpickle  # noqa: F401
         import hyperopt  # noqa: F401
     except Exception:
@@ -426,8 +430,12 @@ def main() -> int:
         sys.stdin = open(os.devnull, "r")
     except OSError:
         pass
-    proto_out = os.fdopen(proto_out_fd, "wb")
-    proto_in = os.fdopen(proto_in_fd, "rb")
+    return serve(os.fdopen(proto_in_fd, "rb"), os.fdopen(proto_out_fd, "wb"))
+
+
+def serve(proto_in: Any, proto_out: Any) -> int:
+    """Runs the worker loop over a protocol stream: the spawned worker's private pipes, or the
+    socket a forked worker connected (``_forkserver``), whose fds 1 and 2 are its output."""
     worker = Worker(proto_in, proto_out)
     try:
         code = worker.run()

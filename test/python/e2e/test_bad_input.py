@@ -80,6 +80,8 @@ def test_interpreter_without_hyperopt(runner, tmp_path):
 
 
 def test_worker_that_dies_before_its_first_message_shows_its_stderr(runner, tmp_path):
+    # Spawned workers (no fork server): the wrapper sees each worker's own command line.
+    runner.env["HYPEROPT_RUNNER_FORK"] = "0"
     wrapper = tmp_path / "python"
     wrapper.write_text(
         "#!/bin/sh\n"

@@ -2,6 +2,7 @@
 import signal
 import time
 
+import pytest
 from conftest import HERE, wait_for
 
 SCRIPTS = HERE / "scripts"
@@ -47,8 +48,11 @@ def test_two_ctrl_c_cancel_running_trials(runner):
     assert sum(1 for r in ends if "startedAt" in r) >= 2
 
 
-def test_three_ctrl_c_end_the_script(runner):
+# The script forked from the fork server, and spawned on its own (HYPEROPT_RUNNER_FORK=0).
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_three_ctrl_c_end_the_script(runner, fork):
     # Trials that never finish and a script that would go on: the third Ctrl+C ends it.
+    runner.env["HYPEROPT_RUNNER_FORK"] = fork
     proc = runner.start(SCRIPTS / "sleepy.py", "40", "30", "0", executor="local:2")
     wait_for(lambda: started_trials(runner) >= 2, what="two trials running")
     for _ in range(3):

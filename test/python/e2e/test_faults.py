@@ -61,6 +61,8 @@ def test_a_study_whose_every_slot_is_retired_ends_with_a_reason(runner, tmp_path
 
     from conftest import PYTHON
 
+    # Spawned workers (no fork server): the wrapper sees each worker's own command line.
+    runner.env["HYPEROPT_RUNNER_FORK"] = "0"
     marker = tmp_path / "poisoned"
     wrapper = tmp_path / "python"
     wrapper.write_text(
