@@ -54,7 +54,8 @@ export function summarizeStudy(record: StudyRecord): StudySummary {
 export async function runScript(run: ScriptRun): Promise<number> {
   const view = new ProgressView(process.stderr, process.stderr.isTTY === true && !run.quiet);
   const notice = (text: string): void => view.line(`hyperopt-runner: ${text}`);
-  const tracking = await TrackingSession.start({
+  // Found (or started) while the fork server imports hyperopt: only the driver's start waits for it.
+  const trackingStarted = TrackingSession.start({
     python: run.python,
     workspace: run.cwd,
     cliUri: run.trackingUri ?? undefined,
@@ -63,7 +64,7 @@ export async function runScript(run: ScriptRun): Promise<number> {
     cli: currentCliCommand(),
     notice,
   });
-  const session = new RunSession({ ...run, env: { ...run.env, ...tracking.processEnv }, stdin: 'inherit', tracking: tracking.target(notice) }, createExecutor);
+  const session = new RunSession({ ...run, stdin: 'inherit', tracking: trackingStarted.then((t) => t.runTracking(notice)) }, createExecutor);
   session.engine.events.on((event) => view.onEvent(event));
   session.output.on(({ stream, text }) => view.write(text, stream === 'stdout' ? process.stdout : process.stderr));
 
@@ -96,6 +97,7 @@ export async function runScript(run: ScriptRun): Promise<number> {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onTerminate);
     process.off('SIGHUP', onTerminate);
+    const tracking = await trackingStarted;
     const written = await tracking.syncJournals(session.journals, notice);
     if (written > 0) notice(`MLflow: wrote ${written} trial run(s) that could not be logged during the study`);
     tracking.stop();

@@ -41,8 +41,6 @@ export interface EngineOptions {
   readonly resume?: ReadonlyMap<number, StudyRecord>;
   /** How often a trial whose worker was lost is tried again before it counts as failed. */
   readonly maxRetries?: number;
-  /** Writes the studies' MLflow runs when the run is tracked. */
-  readonly tracking?: RunWriter;
   /** How long closing waits for MLflow writes still queued (default 60 s; the rest is left to the sync). */
   readonly trackingDrainMs?: number;
 }
@@ -131,11 +129,18 @@ export class Engine {
   private readonly busy = new Set<Slot>();
   private readonly lifetime = new AbortController();
   private closing = false;
+  /** Writes the studies' MLflow runs when the run is tracked. */
+  private tracking: RunWriter | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.server = new DriverServer(options.token);
     this.server.connections.on((connection) => this.onDriver(connection));
     this.server.rejected.on((why) => this.emit({ type: 'notice', text: `refused a driver connection: ${why}` }));
+  }
+
+  /** Tracks the studies opened from now on in MLflow (the run's tracking is known before its driver starts). */
+  useTracking(writer: RunWriter): void {
+    this.tracking = writer;
   }
 
   /** Starts the driver server; resolves with its loopback port. */
@@ -245,7 +250,7 @@ export class Engine {
     this.lifetime.abort();
     this.server.close();
     await Promise.all(this.options.executors.map((e) => e.close()));
-    const writer = this.options.tracking;
+    const writer = this.tracking;
     if (writer && writer.pending > 0) {
       const started = Date.now();
       const progress = setTimeout(() => this.emit({ type: 'notice', text: `MLflow: writing the last runs (${writer.pending} left)...` }), 1_000);
@@ -388,7 +393,7 @@ export class Engine {
     }
     this.emit({ type: 'study.opened', study: info, journal: journal.path, settings: { ...settings }, resumed: Boolean(previous) });
     driver.send({ type: 'opened', ref: open.ref, study: id, parallelism, journal: journal.path, ...(resume ? { resume } : {}) });
-    if (this.options.tracking && open.tracking) this.track(study, this.options.tracking, open.tracking, previous?.tracking);
+    if (this.tracking && open.tracking) this.track(study, this.tracking, open.tracking, previous?.tracking);
 
     const alreadyEnded = previous && previous.state === 'ended' && previous.endReason !== 'interrupted';
     if (alreadyEnded) {
@@ -523,7 +528,7 @@ export class Engine {
       }, trialTimeout * 1000);
     };
     let tracking: { uri: string; run: Promise<TrialRun | undefined> } | undefined;
-    if (study.runs && this.options.tracking) {
+    if (study.runs && this.tracking) {
       let ref = study.trialRuns.get(tid);
       if (!ref) {
         // Created as the trial goes out, once per trial: a retry after a lost worker reuses it.
@@ -532,7 +537,7 @@ export class Engine {
         study.trialRuns.set(tid, created);
         ref = created;
       }
-      tracking = { uri: this.options.tracking.uri, run: ref.run };
+      tracking = { uri: this.tracking.uri, run: ref.run };
     }
     slot
       .run(

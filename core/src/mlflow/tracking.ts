@@ -6,6 +6,7 @@
 import { readJournal } from '../journal/journal';
 import { messageOf } from '../errors';
 import { MlflowClient, mlflowAuthFromEnv } from './client';
+import type { RunTracking } from '../session/runSession';
 import type { TrackingTarget } from './runWriter';
 import { acquireTrackingServer, type CliCommand, type TrackingServerLease } from './serverLease';
 import { resolveTrackingUri } from './supervisor';
@@ -39,13 +40,6 @@ export class TrackingSession {
     private readonly storeUri?: string,
   ) {}
 
-  /** Environment for the driver and the workers (empty when the run is not tracked). */
-  get processEnv(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = this.uri ? { MLFLOW_TRACKING_URI: this.uri, HYPEROPT_RUNNER_TRACKING: '1' } : { HYPEROPT_RUNNER_TRACKING: '0' };
-    // MLflow prints a "View run at" line whenever a run ends; in every trial's output that is noise.
-    env.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT = 'true';
-    return env;
-  }
 
   /**
    * Resolves where runs go. The workspace's own server is leased (started when none runs): its
@@ -108,14 +102,15 @@ export class TrackingSession {
   }
 
   /**
-   * Where the engine writes the studies' runs: its requests give up quickly (a study never waits
-   * for MLflow; the journal keeps what was not written).
+   * The run's tracking, or undefined when it is not tracked: the URI the driver gets, and where the
+   * engine writes the studies' runs (its requests give up quickly: a study never waits for MLflow,
+   * and the journal keeps what was not written).
    */
-  target(notice: (text: string) => void): TrackingTarget | undefined {
+  runTracking(notice: (text: string) => void): RunTracking | undefined {
     if (!this.uri) return undefined;
     const uri = this.uri;
     const client = new MlflowClient({ trackingUri: uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env), maxRetries: 1, requestTimeoutMs: 10_000 });
-    return {
+    const target: TrackingTarget = {
       uri,
       client,
       env: this.env,
@@ -125,6 +120,7 @@ export class TrackingSession {
           throw error;
         }),
     };
+    return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' } };
   }
 
   /**

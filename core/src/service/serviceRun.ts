@@ -8,10 +8,9 @@ import { parseExecutorSpec, type ExecutorSpec } from '../executorSpec';
 import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
-import type { TrackingTarget } from '../mlflow/runWriter';
 import { needsSync, syncStudy } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
-import { newRunId, RunSession, type SessionExecutorContext } from '../session/runSession';
+import { newRunId, RunSession, type RunTracking, type SessionExecutorContext } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
 import { StudyTracks } from './studyTrack';
 import type { TrackingServers } from './tracking';
@@ -92,18 +91,16 @@ export class ServiceRun {
 
   /** Resolves the tracking server, then runs the script to its end. Never rejects. */
   async start(): Promise<void> {
-    // As the CLI does (mlflow/tracking.ts): the driver and workers log when told a URI; MLflow's
-    // "View run at" lines would be noise in every trial's output.
-    const env: NodeJS.ProcessEnv = { ...this.spec.env, HYPEROPT_RUNNER_TRACKING: '0', MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: 'true' };
-    let target: TrackingTarget | undefined;
+    const env: NodeJS.ProcessEnv = { ...this.spec.env };
+    let tracking: RunTracking | undefined;
     try {
       if (this.spec.trackingUri !== null) {
         const info = await this.tracking.resolve(this.spec.trackingUri, this.spec.python, this.starting.signal);
-        if (info.uri) {
+        const target = this.tracking.target(info, env);
+        if (info.uri && target) {
           this.trackingUri = info.uri;
-          target = this.tracking.target(info, env);
-          env.MLFLOW_TRACKING_URI = info.uri;
-          env.HYPEROPT_RUNNER_TRACKING = '1';
+          // As the CLI does (mlflow/tracking.ts): the driver learns the URI, the engine writes the runs.
+          tracking = { target, driverEnv: { MLFLOW_TRACKING_URI: info.uri, HYPEROPT_RUNNER_TRACKING: '1' } };
         } else if (info.warning) {
           this.emitEvent({ type: 'notice', text: `${info.warning}; the study runs without tracking` });
         }
@@ -130,7 +127,7 @@ export class ServiceRun {
         resume: { runId: this.id, studies: new Map() },
         env,
         stdin: 'ignore',
-        tracking: target,
+        tracking,
       },
       (spec, context) => this.createExecutor(spec, { ...context, ssh: this.sshQuestions() }),
     );

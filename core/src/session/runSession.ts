@@ -38,8 +38,18 @@ export interface RunRequest {
   env?: NodeJS.ProcessEnv;
   /** stdin of the script: the terminal for the CLI, nothing for the background service. */
   stdin?: 'inherit' | 'ignore';
-  /** Where the studies' MLflow runs go, when the run is tracked (its URI is also in `env`). */
-  tracking?: TrackingTarget;
+  /**
+   * Where the studies' MLflow runs go, when the run is tracked. It may still be resolving when the
+   * run starts (the workspace's tracking server being found or started): only the driver's start
+   * waits for it, the fork server's imports and the executors' start do not.
+   */
+  tracking?: RunTracking | Promise<RunTracking | undefined>;
+}
+
+export interface RunTracking {
+  readonly target: TrackingTarget;
+  /** What tells the driver (MLFLOW_TRACKING_URI and the runtime's switch). */
+  readonly driverEnv: NodeJS.ProcessEnv;
 }
 
 export interface SessionExecutorContext {
@@ -110,7 +120,12 @@ export class RunSession {
     this.runId = request.resume?.runId ?? newRunId();
     const base = { ...process.env, ...request.env };
     delete base.HYPEROPT_RUNNER_TOKEN;
-    this.env = { ...base, PYTHONPATH: pythonPath(runtimeSourceDir(), dirname(request.script), base.PYTHONPATH) };
+    this.env = {
+      ...base,
+      PYTHONPATH: pythonPath(runtimeSourceDir(), dirname(request.script), base.PYTHONPATH),
+      // MLflow prints a "View run at" line whenever a run ends; in every trial's output that is noise.
+      MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: 'true',
+    };
     if (forkServerSupported(base)) {
       this.forkServer = new ForkServer({
         python: request.python,
@@ -135,7 +150,6 @@ export class RunSession {
       trialTimeout: request.trialTimeout,
       parallelism: request.parallelism,
       resume: request.resume?.studies,
-      ...(request.tracking ? { tracking: new RunWriter(request.tracking, { warn: (study, text) => this.engine.trackingProblem(study, text) }) } : {}),
     });
     this.engine.events.on((event) => {
       if (event.type === 'study.opened') this.journals.push(event.journal);
@@ -178,9 +192,10 @@ export class RunSession {
   }
 
   /** The driver's environment: the token travels in it (or in the fork request), never in argv. */
-  private driverEnv(port: number): NodeJS.ProcessEnv {
+  private driverEnv(port: number, tracking: RunTracking | undefined): NodeJS.ProcessEnv {
     return {
       ...this.env,
+      ...(tracking ? tracking.driverEnv : { HYPEROPT_RUNNER_TRACKING: '0' }),
       PYTHONUNBUFFERED: '1',
       HYPEROPT_RUNNER_ENDPOINT: `127.0.0.1:${port}`,
       HYPEROPT_RUNNER_TOKEN: this.token,
@@ -188,11 +203,11 @@ export class RunSession {
     };
   }
 
-  private spawnDriver(port: number): DriverProcess {
+  private spawnDriver(port: number, tracking: RunTracking | undefined): DriverProcess {
     const request = this.request;
     const child = spawn(request.python, ['-m', 'hyperopt_runner.launch', request.script, ...request.scriptArgs], {
       cwd: request.cwd,
-      env: this.driverEnv(port),
+      env: this.driverEnv(port, tracking),
       stdio: [request.stdin ?? 'ignore', 'pipe', 'pipe'],
       // Its own process group: an interrupt reaches the runner only, which decides what it means.
       detached: process.platform !== 'win32',
@@ -208,7 +223,7 @@ export class RunSession {
   }
 
   /** Forks the driver from the warm server; it runs `hyperopt_runner.launch` as a spawned one would. */
-  private async forkDriver(server: ForkServer, port: number): Promise<DriverProcess> {
+  private async forkDriver(server: ForkServer, port: number, tracking: RunTracking | undefined): Promise<DriverProcess> {
     const request = this.request;
     const { stdout, stderr } = server.driverOutput;
     this.pipeOutput('stdout', stdout);
@@ -216,7 +231,7 @@ export class RunSession {
     const drained = Promise.all([streamEnded(stdout), streamEnded(stderr)]);
     const child = await server.fork({
       role: 'driver',
-      env: requestEnv(this.driverEnv(port)),
+      env: requestEnv(this.driverEnv(port, tracking)),
       cwd: request.cwd,
       argv: [request.script, ...request.scriptArgs],
     });
@@ -255,7 +270,9 @@ export class RunSession {
       (error: unknown) => error,
     );
     await interpreterChecked;
-    const driver = forkServer ? await this.forkDriver(forkServer, port) : this.spawnDriver(port);
+    const tracking = await request.tracking;
+    if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }));
+    const driver = forkServer ? await this.forkDriver(forkServer, port, tracking) : this.spawnDriver(port, tracking);
     this.driver = driver;
     const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);
     if (first !== undefined) {
