@@ -182,4 +182,26 @@ describe('the workspace tracking server', () => {
     await stopAll();
     await until('everything of the store to end', () => processesNaming(workspace).length === 0, 30_000);
   });
+
+  it('never kills a server another program started on the same store', async () => {
+    // Started by hand over the workspace's store, as a user might for the MLflow UI.
+    const port = 40000 + (process.pid % 20000);
+    const foreign = spawn(VENV_PYTHON, ['-m', 'mlflow', 'server', '--backend-store-uri', storeUri, '--host', '127.0.0.1', '--port', String(port), '--workers', '1'], {
+      cwd: workspace,
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false' },
+    });
+    try {
+      const lease = await acquire();
+      await stateChange(lease, 'ready');
+      assert.notEqual((await trackingServerStatus(lease.record))!.mlflowPid, foreign.pid);
+      await stopAll();
+      await until('our daemon to end', () => !pidAlive(lease.record.pid), 30_000);
+      assert.ok(pidAlive(foreign.pid!), 'the foreign server is left running');
+    } finally {
+      process.kill(-foreign.pid!, 'SIGKILL');
+      await new Promise((r) => foreign.once('exit', r));
+    }
+  });
 });
