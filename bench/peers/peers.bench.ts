@@ -24,13 +24,17 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSshFixture, type SshFixture } from '../../test/ssh/fixture';
+import { acquireTrackingServer, stopTrackingServer, type TrackingServerLease } from '../../core/src/mlflow/serverLease';
+import { defaultStoreUri } from '../../core/src/mlflow/supervisor';
 import { writeBenchmarkSection } from '../report';
 import { ProcessWatch, type MemoryPeaks } from './procs';
 import { renderChart, renderSection } from './render';
 import { ensureBuild, ensureSshd, ensureVenv, HERE, hyperoptImportSeconds, idleShare, machine, PYTHON, ROOT, versions, warmImports } from './setup';
 
-export type RunnerId = 'serial' | 'spark' | 'local' | 'ssh' | 'ray';
-export const RUNNER_IDS: RunnerId[] = ['serial', 'spark', 'local', 'ssh', 'ray'];
+export type RunnerId = 'serial' | 'spark' | 'local' | 'tracked' | 'ssh' | 'ray';
+export const RUNNER_IDS: RunnerId[] = ['serial', 'spark', 'local', 'tracked', 'ssh', 'ray'];
+/** Our runners: one `hyperopt-runner run` per study. `tracked` is `local` as the README gives it, tracking on. */
+type OurRunner = 'local' | 'tracked' | 'ssh';
 export type CaseId = 'noop' | 'sleep' | 'gbm-serial' | 'gbm2' | 'gbm4' | 'cancel';
 
 export interface Case {
@@ -84,7 +88,7 @@ const LIMIT_ALLOWANCE_S = 120;
 /** Runners that run a round's studies in one process. */
 export const SHARED_PROCESS: RunnerId[] = ['serial', 'spark', 'ray'];
 
-const parallel: RunnerId[] = ['spark', 'local', 'ssh', 'ray'];
+const parallel: RunnerId[] = ['spark', 'local', 'tracked', 'ssh', 'ray'];
 const all: RunnerId[] = ['serial', ...parallel];
 
 export const CASES: Case[] = QUICK
@@ -132,13 +136,43 @@ function runnerEnv(runner: RunnerId): NodeJS.ProcessEnv {
   return base;
 }
 
+/**
+ * The workspace the tracked runner's commands run in: its tracking server (the default, over its
+ * store) is started once before the first round and leased by the benchmark until the end, as a
+ * user's second and later runs find it.
+ */
+let trackedWorkspace = '';
+let trackingLease: TrackingServerLease | undefined;
+
+/** Starts the tracked runner's tracking server (unmeasured: a user's first run pays this once). */
+async function startTracking(): Promise<void> {
+  trackedWorkspace = mkdtempSync(join(scratch, 'workspace-'));
+  trackingLease = await acquireTrackingServer({
+    workspace: trackedWorkspace,
+    storeUri: defaultStoreUri(trackedWorkspace),
+    python: PYTHON,
+    cli: { node: process.execPath, args: [CLI] },
+    notice: log,
+  });
+  await trackingLease.ready();
+}
+
+async function stopTracking(): Promise<void> {
+  const lease = trackingLease;
+  trackingLease = undefined;
+  if (!lease) return;
+  lease.release();
+  await stopTrackingServer(lease.record);
+}
+
 /** One `hyperopt-runner run` of one study (our executors). */
-function studyCommand(runner: 'local' | 'ssh', c: Case, seed: number, markDir: string): string[] {
+function studyCommand(runner: OurRunner, c: Case, seed: number, markDir: string): string[] {
   const p = c.parallelism;
   const scriptArgs = [c.workload, String(c.n), String(p), String(seed), c.cap === undefined ? '-' : String(c.cap), markDir || '-'];
   const journal = mkdtempSync(join(scratch, 'journal-'));
-  const executor = runner === 'local' ? ['--executor', `local:${p}`] : ['--executor', 'ssh:h1,h2', '--hosts-file', hostsFile(p)];
-  return ['node', CLI, 'run', WORKLOAD, ...executor, '--python', PYTHON, '--no-tracking', '--quiet', '--journal-dir', journal, '--', 'hyperopt', ...scriptArgs];
+  const executor = runner === 'ssh' ? ['--executor', 'ssh:h1,h2', '--hosts-file', hostsFile(p)] : ['--executor', `local:${p}`];
+  const tracking = runner === 'tracked' ? [] : ['--no-tracking'];
+  return ['node', CLI, 'run', WORKLOAD, ...executor, '--python', PYTHON, ...tracking, '--quiet', '--journal-dir', journal, '--', 'hyperopt', ...scriptArgs];
 }
 
 /** One python process that runs the round's studies of a Python-side runner in order. */
@@ -164,7 +198,8 @@ function launch(runner: RunnerId, argv: string[], onLine?: (line: string) => voi
   const watch = new ProcessWatch(tag, roots);
   const started = performance.now();
   // A process group of its own, as a terminal gives a command: Ctrl+C is sent to the group.
-  const child = spawn(argv[0]!, argv.slice(1), { env: { ...runnerEnv(runner), HR_BENCH_TAG: tag }, detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const cwd = runner === 'tracked' ? trackedWorkspace : ROOT;
+  const child = spawn(argv[0]!, argv.slice(1), { env: { ...runnerEnv(runner), HR_BENCH_TAG: tag }, detached: true, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   let output = '';
   let partial = '';
   const keep = (text: string): void => {
@@ -242,7 +277,7 @@ function limitMs(cases: Case[]): number {
   return (cases.reduce((sum, c) => sum + (c.cap ?? 0), 0) + LIMIT_ALLOWANCE_S) * 1000;
 }
 
-async function study(runner: 'local' | 'ssh', c: Case, round: number, seed: number): Promise<RunRecord> {
+async function study(runner: OurRunner, c: Case, round: number, seed: number): Promise<RunRecord> {
   const run = launch(runner, studyCommand(runner, c, seed, ''));
   const limit = limitMs([c]);
   let killed = false;
@@ -298,7 +333,7 @@ async function measureCancel(run: Launched, p: number, markDir: string): Promise
   return { cancelMs: null, error, canceledAt: t0 };
 }
 
-async function cancel(runner: 'local' | 'ssh', c: Case, round: number, seed: number): Promise<RunRecord> {
+async function cancel(runner: OurRunner, c: Case, round: number, seed: number): Promise<RunRecord> {
   const markDir = mkdtempSync(join(scratch, 'marks-'));
   const run = launch(runner, studyCommand(runner, c, seed, markDir));
   const measured = await measureCancel(run, c.parallelism, markDir);
@@ -443,7 +478,7 @@ async function runRound(runner: RunnerId, round: number, seed: number): Promise<
   if (SHARED_PROCESS.includes(runner)) return session(runner, casesOf(runner), round, seed);
   const records: RunRecord[] = [];
   for (const c of casesOf(runner)) {
-    const ours = runner as 'local' | 'ssh';
+    const ours = runner as OurRunner;
     records.push(c.kind === 'study' ? await study(ours, c, round, seed) : await cancel(ours, c, round, seed));
   }
   return records;
@@ -495,6 +530,16 @@ async function main(): Promise<void> {
     log(`warm-up ssh: ${r.ok ? `ok in ${r.e2eSeconds?.toFixed(1)} s` : 'FAILED'}`);
     if (!r.ok) unavailable.ssh = r.error ?? 'failed';
   }
+  if (SELECTED.includes('tracked')) {
+    try {
+      await startTracking();
+      const r = await study('tracked', warm, 0, 1);
+      log(`warm-up tracked: ${r.ok ? `ok in ${r.e2eSeconds?.toFixed(1)} s` : 'FAILED'}`);
+      if (!r.ok) unavailable.tracked = r.error ?? 'failed';
+    } catch (error) {
+      unavailable.tracked = `the tracking server did not start: ${(error as Error).message}`;
+    }
+  }
   const importSeconds = hyperoptImportSeconds();
   budget.warmUp = (performance.now() - mark) / 1000;
   for (const runner of SELECTED) budget.roundLimits[runner] = roundLimitSeconds(runner);
@@ -520,6 +565,7 @@ async function main(): Promise<void> {
     }
   }
   await fixture?.stop();
+  await stopTracking();
   rmSync(scratch, { recursive: true, force: true });
 
   const results: Results = {
@@ -572,7 +618,7 @@ if (require.main === module) {
         current.watch.scan();
         killAll(current.watch.livePids());
       }
-      void (fixture?.stop() ?? Promise.resolve()).finally(() => {
+      void Promise.allSettled([fixture?.stop(), stopTracking()]).finally(() => {
         if (scratch) rmSync(scratch, { recursive: true, force: true });
         process.exit(130);
       });
@@ -581,6 +627,7 @@ if (require.main === module) {
   main().catch(async (error: unknown) => {
     console.error(error);
     await fixture?.stop();
+    await stopTracking();
     process.exit(1);
   });
 }

@@ -5,6 +5,7 @@ export const LABELS: Record<RunnerId, string> = {
   serial: 'hyperopt Trials() (serial)',
   spark: 'hyperopt SparkTrials, local[N]',
   local: 'hyperopt-runner, local:N',
+  tracked: 'hyperopt-runner, local:N, tracked (default)',
   ssh: 'hyperopt-runner, ssh (2 loopback hosts)',
   ray: 'Ray Tune + HyperOptSearch',
 };
@@ -179,6 +180,7 @@ export function renderSection(results: Results): string[] {
       '*Serial*: the script under `python`. ' +
       `*SparkTrials*: \`SparkTrials(parallelism=N)\` on a \`local[${shared.includes('spark') ? slots : 'N'}]\` session (loopback only, UI off, Python worker reuse on) with \`max_queue_len=N\` — at its default of 1 SparkTrials starts at most one trial per second. ` +
       '*Local*: `hyperopt-runner run --executor local:N --python bench/peers/.venv/bin/python --no-tracking`, the script unmodified. ' +
+      "*Tracked*: the same command without `--no-tracking`, as the README gives it: every study and trial logged to MLflow by the workspace's own tracking server, which the first command of the workspace starts and the later ones find running (started before the first round here, as a user's second run finds it); its CPU and memory are not the command's and are not counted. " +
       '*SSH*: the same with `--executor ssh:h1,h2`, two real `sshd` servers on 127.0.0.2–3 with N/2 slots each (the test fixture), the runtime already cached on the hosts. ' +
       `*Ray Tune*: a function trainable, \`HyperOptSearch(n_initial_points=20)\` behind a \`ConcurrencyLimiter(N)\` and \`max_concurrent_trials=N\`, \`ray.init(num_cpus=${shared.includes('ray') ? slots : 'N'}, include_dashboard=False)\`, \`reuse_actors=True\`. ` +
       'Before the first round every library is imported once (page cache) and the SSH hosts get the runtime from one small unmeasured study, as any first run there does. "Study" is the `fmin` (or `Tuner.fit`) call timed inside the script; "end to end" is the whole command, so it includes starting the JVM, Ray or the CLI\'s workers. `OMP_NUM_THREADS=1` for all.',

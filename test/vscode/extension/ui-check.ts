@@ -7,73 +7,13 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { openSession } from '../harness/session';
-import { runChecks } from '../harness/ui';
+import { ATTEMPT_MS, retrying, runChecks, STEP_MS } from '../harness/ui';
 import { makeWorkspace, removeWorkspace } from './workspace';
 
 const ROOT = resolve(__dirname, '../../..');
 const VIEW = '[id="workbench.view.extension.hyperoptRunner"]';
 const ROWS = `${VIEW} .monaco-list-row`;
 const QUICK_INPUT = '.quick-input-widget';
-/**
- * Per-step limits. They only bound a hang: every wait below ends as soon as the state it waits
- * for is there, and on a 2-core machine at load 10-16 a workbench step can take tens of seconds.
- */
-const STEP_MS = 120_000;
-/** How long one attempt at a flaky UI gesture (a key press the workbench may drop while busy) gets. */
-const ATTEMPT_MS = 20_000;
-
-/**
- * Waits until the workbench has restored: the lifecycle's Restored phase and every workbench
- * contribution, as the smoke-test driver (enabled by the harness) reports it. Editors, views and
- * keybindings are not usable before.
- */
-async function whenRestored(page: Page): Promise<void> {
-  await page.waitForFunction(() => typeof (globalThis as unknown as { driver?: unknown }).driver === 'object', undefined, { timeout: STEP_MS, polling: 250 });
-  await page.evaluate(
-    (ms) =>
-      Promise.race([
-        (globalThis as unknown as { driver: { whenWorkbenchRestored(): Promise<void> } }).driver.whenWorkbenchRestored(),
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`the workbench did not restore within ${ms / 1000} s`)), ms)),
-      ]),
-    STEP_MS,
-  );
-}
-
-/** Repeats `attempt` (each bounded by its own waits) until it succeeds or `STEP_MS` has passed. */
-async function retrying(what: string, attempt: () => Promise<void>, undo: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + STEP_MS;
-  for (let n = 1; ; n++) {
-    try {
-      await attempt();
-      if (n > 1) console.log(`  ${what}: attempt ${n} succeeded`);
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`${what} failed for ${STEP_MS / 1000} s: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
-      await undo().catch(() => undefined);
-    }
-  }
-}
-
-async function openFile(page: Page, name: string): Promise<void> {
-  const tab = page.locator(`.tab.active:has-text("${name}")`);
-  await retrying(
-    `opening ${name} from Quick Open`,
-    async () => {
-      if ((await tab.count()) > 0) return;
-      // Focus the workbench first: a key press before the page has focus goes nowhere.
-      await page.locator('.monaco-workbench .part.editor').click({ position: { x: 20, y: 200 } });
-      await page.keyboard.press('Control+P');
-      const input = page.locator(`${QUICK_INPUT} input`);
-      await input.waitFor({ state: 'visible', timeout: ATTEMPT_MS });
-      await input.fill(name);
-      // The file search may answer late under load; the row must name the file.
-      await page.locator(`${QUICK_INPUT} .monaco-list-row`, { hasText: name }).first().waitFor({ timeout: ATTEMPT_MS * 2 });
-      await page.keyboard.press('Enter');
-      await tab.waitFor({ timeout: ATTEMPT_MS });
-    },
-    () => page.keyboard.press('Escape'),
-  );
-}
 
 async function showRunsView(page: Page): Promise<void> {
   if ((await page.locator(VIEW).count()) > 0 && (await page.locator(VIEW).isVisible())) return;
@@ -119,7 +59,7 @@ async function main(): Promise<void> {
     [
       'the CodeLens over fmin runs the study on the picked executor',
       async () => {
-        await openFile(page, 'slow_study.py');
+        await session.workbench.openFile('slow_study.py');
         await lens('Run with executor...').waitFor({ timeout: STEP_MS });
         const row = page.locator(`${QUICK_INPUT} .monaco-list-row`, { hasText: 'local:2' }).first();
         await retrying(
@@ -155,7 +95,7 @@ async function main(): Promise<void> {
         const before = await until('the status bar item', () => statusCounts(page));
         assert.ok(before.done < before.total, `the study is still running before the reload: ${before.text}`);
         await page.reload({ waitUntil: 'domcontentloaded', timeout: STEP_MS });
-        await whenRestored(page);
+        await session.workbench.whenRestored();
         // The status bar item comes only from the live study the service reports.
         const after = await until('the status bar item after the reload', () => statusCounts(page));
         console.log(`  status bar before the reload: ${before.text}; after: ${after.text}`);
@@ -217,7 +157,7 @@ async function main(): Promise<void> {
   let failed = 0;
   try {
     await session.workbench.waitUntilReady(STEP_MS);
-    await whenRestored(page);
+    await session.workbench.whenRestored();
     console.log(`workbench restored after ${((Date.now() - started) / 1000).toFixed(1)} s`);
     failed += await runChecks(checks, (n) => session.workbench.screenshot(`vscode-extension-ui-failed-${n}`));
   } finally {

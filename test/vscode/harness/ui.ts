@@ -6,6 +6,29 @@ import { REPO_ROOT } from './tools';
 /** Where screenshots go (git-ignored). */
 export const RESULTS_DIR = join(REPO_ROOT, 'test-results');
 
+/**
+ * Bounds on the waits of a UI step. They only bound a hang: every wait ends as soon as the state it
+ * waits for is there, and on a 2-core machine at load 10-16 a workbench step can take tens of seconds.
+ */
+export const STEP_MS = 120_000;
+/** How long one attempt at a flaky UI gesture (a key press the workbench may drop while busy) gets. */
+export const ATTEMPT_MS = 20_000;
+
+/** Repeats `attempt` (each bounded by its own waits), undoing after each failure, until it succeeds or `STEP_MS` has passed. */
+export async function retrying(what: string, attempt: () => Promise<void>, undo: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + STEP_MS;
+  for (let n = 1; ; n++) {
+    try {
+      await attempt();
+      if (n > 1) console.log(`  ${what}: attempt ${n} succeeded`);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${what} failed for ${STEP_MS / 1000} s: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, { cause: error });
+      await undo().catch(() => undefined);
+    }
+  }
+}
+
 const QUICK_INPUT = '.quick-input-widget';
 const QUICK_INPUT_ROW = `${QUICK_INPUT} .monaco-list-row`;
 const CENTER = '.notifications-center';
@@ -23,6 +46,47 @@ export class Workbench {
   async waitUntilReady(timeoutMs = 90_000): Promise<void> {
     await this.page.locator('.monaco-workbench .part.statusbar').waitFor({ state: 'visible', timeout: timeoutMs });
     await this.page.locator('.monaco-workbench .part.activitybar, .monaco-workbench .part.sidebar').first().waitFor({ timeout: timeoutMs });
+  }
+
+  /**
+   * Waits until the workbench has restored: the lifecycle's Restored phase and every workbench
+   * contribution, as the smoke-test driver (enabled by the harness) reports it. Editors, views and
+   * keybindings are not usable before.
+   */
+  async whenRestored(): Promise<void> {
+    const page = this.page;
+    await page.waitForFunction(() => typeof (globalThis as unknown as { driver?: unknown }).driver === 'object', undefined, { timeout: STEP_MS, polling: 250 });
+    await page.evaluate(
+      (ms) =>
+        Promise.race([
+          (globalThis as unknown as { driver: { whenWorkbenchRestored(): Promise<void> } }).driver.whenWorkbenchRestored(),
+          new Promise((_, reject) => setTimeout(() => reject(new Error(`the workbench did not restore within ${ms / 1000} s`)), ms)),
+        ]),
+      STEP_MS,
+    );
+  }
+
+  /** Opens a file of the workspace from Quick Open; returns once its tab is the active one. */
+  async openFile(name: string): Promise<void> {
+    const page = this.page;
+    const tab = page.locator(`.tab.active:has-text("${name}")`);
+    await retrying(
+      `opening ${name} from Quick Open`,
+      async () => {
+        if ((await tab.count()) > 0) return;
+        // Focus the workbench first: a key press before the page has focus goes nowhere.
+        await page.locator('.monaco-workbench .part.editor').click({ position: { x: 20, y: 200 } });
+        await page.keyboard.press('Control+P');
+        const input = page.locator(`${QUICK_INPUT} input`);
+        await input.waitFor({ state: 'visible', timeout: ATTEMPT_MS });
+        await input.fill(name);
+        // The file search may answer late under load; the row must name the file.
+        await page.locator(`${QUICK_INPUT} .monaco-list-row`, { hasText: name }).first().waitFor({ timeout: ATTEMPT_MS * 2 });
+        await page.keyboard.press('Enter');
+        await tab.waitFor({ timeout: ATTEMPT_MS });
+      },
+      () => page.keyboard.press('Escape'),
+    );
   }
 
   async openCommandPalette(): Promise<void> {
