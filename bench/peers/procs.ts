@@ -66,7 +66,8 @@ export function roleOf(command: string, remote: boolean): Role {
   const module = words[words.indexOf('-m') + 1];
   const script = words.slice(1).find((w) => !w.startsWith('-'))?.split('/').pop();
   const target = words.includes('-m') ? module : script;
-  if (target === 'hyperopt_runner.worker' || target === 'pyspark.daemon' || target === 'pyspark.worker' || target === 'default_worker.py') return 'workers';
+  // The fork servers (ours, Spark's daemon) are the workers' warm template: their pages are the workers'.
+  if (target === 'hyperopt_runner.worker' || target === 'hyperopt_runner.forkserver' || target === 'pyspark.daemon' || target === 'pyspark.worker' || target === 'default_worker.py') return 'workers';
   if (target === 'hyperopt_runner.launch' || target === 'workload.py') return 'driver';
   return 'coordinator';
 }
