@@ -97,7 +97,9 @@ async function runWith(c: Controller, arg: unknown, mode: 'pick' | 'last'): Prom
   }
   const executors = mode === 'last' ? (c.lastChoice() ?? (await pickExecutors(c))) : await pickExecutors(c);
   if (!executors) return undefined;
-  await c.rememberChoice(executors);
+  // Remembered beside the run, not before it: the workspace state's write is a round trip to the
+  // window that the first trial need not wait for.
+  void c.rememberChoice(executors);
   return c.run(script, executors);
 }
 
