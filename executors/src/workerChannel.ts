@@ -225,3 +225,37 @@ export class WorkerChannel {
     else this.options.onStray(text);
   }
 }
+
+/**
+ * What every worker transport (a spawned process, a forked one, a remote one over SSH) offers
+ * through its channel: the requests and what the channel learnt. A transport adds how the worker
+ * starts, how its bytes travel and how it is killed.
+ */
+export abstract class ChannelWorker {
+  protected abstract readonly channel: WorkerChannel;
+
+  get hello(): WorkerHello | undefined {
+    return this.channel.hello;
+  }
+
+  get loadedStudy(): string | undefined {
+    return this.channel.loadedStudy;
+  }
+
+  /** The last lines the worker wrote to stderr (for start-up failures). */
+  get stderr(): string {
+    return this.channel.stderr;
+  }
+
+  ready(): Promise<WorkerHello> {
+    return this.channel.ready();
+  }
+
+  load(study: string, domain: string): Promise<TrialError | undefined> {
+    return this.channel.load(study, domain);
+  }
+
+  evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput'>): Promise<WorkerResult> {
+    return this.channel.evaluate(job);
+  }
+}

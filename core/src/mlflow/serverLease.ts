@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { RunnerError } from '../errors';
 import { Emitter } from '../events';
 import { pidAlive } from '../lockFile';
@@ -175,17 +175,24 @@ export async function stopTrackingServer(record: TrackingServerRecord, timeoutMs
   }
 }
 
+/** A request to one of the daemon's own paths, with the record's token; it fails after `timeoutMs` without an answer. */
+function control(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number): ClientRequest {
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port: record.port,
+    method,
+    path: `${CONTROL_PREFIX}${path}`,
+    headers: { [TOKEN_HEADER]: record.token },
+    agent: false,
+    timeout: timeoutMs,
+  });
+  req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+  return req;
+}
+
 function openLease(record: TrackingServerRecord, started: boolean, timeoutMs = 3_000): Promise<TrackingServerLease> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: '127.0.0.1',
-      port: record.port,
-      path: `${CONTROL_PREFIX}lease`,
-      headers: { [TOKEN_HEADER]: record.token },
-      agent: false,
-      timeout: timeoutMs,
-    });
-    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    const req = control(record, 'GET', 'lease', timeoutMs);
     req.once('error', reject);
     req.once('response', (response) => {
       if (response.statusCode !== 200) {
@@ -216,16 +223,7 @@ function openLease(record: TrackingServerRecord, started: boolean, timeoutMs = 3
 
 function controlRequest(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({
-      host: '127.0.0.1',
-      port: record.port,
-      method,
-      path: `${CONTROL_PREFIX}${path}`,
-      headers: { [TOKEN_HEADER]: record.token },
-      agent: false,
-      timeout: timeoutMs,
-    });
-    req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    const req = control(record, method, path, timeoutMs);
     req.once('error', reject);
     req.once('response', (response) => {
       let text = '';

@@ -148,10 +148,8 @@ export class TrackingSession {
   private async replaceLease(request: TrackingRequest, storeUri: string): Promise<void> {
     try {
       const lease = await acquireTrackingServer({ workspace: request.workspace, storeUri, python: request.python, cli: request.cli, env: request.env, notice: request.notice });
-      if (lease.uri !== this.uri) {
-        // Another port now: the new server serves the same store, and only this sync uses it.
-        this.uri = lease.uri;
-      }
+      // Another port, same store: only this sync uses it.
+      this.uri = lease.uri;
       this.lease?.release();
       this.lease = lease;
       this.readyOnce = undefined;

@@ -6,12 +6,9 @@
 import type { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { InfrastructureError } from '../../../core/src/errors';
-import type { TrialJob } from '../../../core/src/executor';
 import { killGroup } from '../../../core/src/processTree';
-import type { TrialError } from '../../../core/src/protocol/common';
-import type { WorkerHello, WorkerResult } from '../../../core/src/protocol/worker';
 import { describeExit, requestEnv, type ForkedChild, type ForkServer } from '../../../core/src/python/forkServer';
-import { WorkerChannel } from '../workerChannel';
+import { ChannelWorker, WorkerChannel } from '../workerChannel';
 import type { LocalWorker } from './workerProcess';
 import { newWorkerToken, type WorkerSockets } from './workerSockets';
 
@@ -25,9 +22,9 @@ export interface ForkedWorkerOptions {
   readonly startTimeoutMs?: number;
 }
 
-export class ForkedWorker implements LocalWorker {
+export class ForkedWorker extends ChannelWorker implements LocalWorker {
   readonly exited: Promise<string>;
-  private readonly channel: WorkerChannel;
+  protected readonly channel: WorkerChannel;
   private readonly child: Promise<ForkedChild | undefined>;
   private readonly stopExpecting: () => void;
   private forkedPid: number | undefined;
@@ -44,6 +41,7 @@ export class ForkedWorker implements LocalWorker {
   private readonly slot: string;
 
   constructor(options: ForkedWorkerOptions, onStray: (text: string) => void) {
+    super();
     const { slot } = options;
     this.slot = slot;
     this.channel = new WorkerChannel({ slot, write: (text) => this.write(text), onStray, startTimeoutMs: options.startTimeoutMs });
@@ -98,29 +96,6 @@ export class ForkedWorker implements LocalWorker {
     return this.exitInfo === undefined;
   }
 
-  get hello(): WorkerHello | undefined {
-    return this.channel.hello;
-  }
-
-  get loadedStudy(): string | undefined {
-    return this.channel.loadedStudy;
-  }
-
-  get stderr(): string {
-    return this.channel.stderr;
-  }
-
-  ready(): Promise<WorkerHello> {
-    return this.channel.ready();
-  }
-
-  load(study: string, domain: string): Promise<TrialError | undefined> {
-    return this.channel.load(study, domain);
-  }
-
-  evaluate(job: TrialJob): Promise<WorkerResult> {
-    return this.channel.evaluate(job);
-  }
 
   /** Kills the worker's process group (TERM, KILL after the grace); resolves once its exit is known. */
   kill(graceMs?: number): Promise<void> {

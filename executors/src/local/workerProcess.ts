@@ -5,7 +5,7 @@ import type { TrialJob } from '../../../core/src/executor';
 import type { TrialError } from '../../../core/src/protocol/common';
 import type { WorkerHello, WorkerResult } from '../../../core/src/protocol/worker';
 import { killProcessGroup } from '../../../core/src/processTree';
-import { WorkerChannel } from '../workerChannel';
+import { ChannelWorker, WorkerChannel } from '../workerChannel';
 
 export interface WorkerSpawnOptions {
   readonly python: string;
@@ -33,14 +33,15 @@ export interface LocalWorker {
   shutdown(): void;
 }
 
-export class WorkerProcess implements LocalWorker {
+export class WorkerProcess extends ChannelWorker implements LocalWorker {
   private readonly child: ChildProcess;
-  private readonly channel: WorkerChannel;
+  protected readonly channel: WorkerChannel;
   private exitInfo: string | undefined;
   private killing: Promise<void> | undefined;
   readonly exited: Promise<string>;
 
   constructor(options: WorkerSpawnOptions, onStray: (text: string) => void) {
+    super();
     this.child = spawn(options.python, ['-u', '-m', 'hyperopt_runner.worker'], {
       cwd: options.cwd,
       env: options.env,
@@ -85,30 +86,6 @@ export class WorkerProcess implements LocalWorker {
     return this.exitInfo === undefined;
   }
 
-  get hello(): WorkerHello | undefined {
-    return this.channel.hello;
-  }
-
-  get loadedStudy(): string | undefined {
-    return this.channel.loadedStudy;
-  }
-
-  /** The last lines the worker wrote to stderr (for start-up failures). */
-  get stderr(): string {
-    return this.channel.stderr;
-  }
-
-  ready(): Promise<WorkerHello> {
-    return this.channel.ready();
-  }
-
-  load(study: string, domain: string): Promise<TrialError | undefined> {
-    return this.channel.load(study, domain);
-  }
-
-  evaluate(job: TrialJob): Promise<WorkerResult> {
-    return this.channel.evaluate(job);
-  }
 
   /** Kills the worker's whole process group; safe to call more than once. */
   kill(graceMs?: number): Promise<void> {

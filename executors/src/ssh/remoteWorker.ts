@@ -10,10 +10,7 @@
  */
 import type { ClientChannel } from 'ssh2';
 import { InfrastructureError } from '../../../core/src/errors';
-import type { TrialJob } from '../../../core/src/executor';
-import type { TrialError } from '../../../core/src/protocol/common';
-import type { WorkerHello, WorkerResult } from '../../../core/src/protocol/worker';
-import { WorkerChannel } from '../workerChannel';
+import { ChannelWorker, WorkerChannel } from '../workerChannel';
 import type { SshConnection } from './connection';
 import { shellQuote } from './shellQuote';
 
@@ -74,9 +71,9 @@ export interface RemoteWorkerOptions {
   readonly startTimeoutMs?: number;
 }
 
-export class RemoteWorker {
-  private channel: ClientChannel | undefined;
-  private readonly protocol: WorkerChannel;
+export class RemoteWorker extends ChannelWorker {
+  private sshChannel: ClientChannel | undefined;
+  protected readonly channel: WorkerChannel;
   private exitInfo: string | undefined;
   private exitCode: number | null = null;
   private killing: Promise<void> | undefined;
@@ -92,13 +89,14 @@ export class RemoteWorker {
     private readonly options: RemoteWorkerOptions,
     onStray: (text: string) => void,
   ) {
+    super();
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
-    this.protocol = new WorkerChannel({
+    this.channel = new WorkerChannel({
       slot: options.slot,
       write: (text) => {
-        if (!this.alive || !this.channel) return;
+        if (!this.alive || !this.sshChannel) return;
         try {
-          this.channel.write(text);
+          this.sshChannel.write(text);
         } catch {
           // The channel closed under us; the close handler reports it.
         }
@@ -119,11 +117,11 @@ export class RemoteWorker {
       channel.close();
       return;
     }
-    this.channel = channel;
+    this.sshChannel = channel;
     channel.setEncoding('utf8');
     channel.stderr.setEncoding('utf8');
-    channel.on('data', (chunk: string) => this.protocol.feedStdout(chunk, (line) => this.takeGroupId(line)));
-    channel.stderr.on('data', (chunk: string) => this.protocol.feedStderr(chunk));
+    channel.on('data', (chunk: string) => this.channel.feedStdout(chunk, (line) => this.takeGroupId(line)));
+    channel.stderr.on('data', (chunk: string) => this.channel.feedStderr(chunk));
     channel.on('error', () => undefined);
     channel.on('exit', (code: number | null, signal?: string) => {
       this.exitCode = code;
@@ -148,7 +146,7 @@ export class RemoteWorker {
     this.exitInfo ??= info;
     for (const waiter of this.pgidWaiters.splice(0)) waiter(this.pgid);
     const why = this.options.connection.alive ? this.exitInfo : `the connection was lost (${this.exitInfo})`;
-    this.protocol.end(new InfrastructureError(`worker on ${this.options.slot} ended: ${why}`, this.options.slot));
+    this.channel.end(new InfrastructureError(`worker on ${this.options.slot} ended: ${why}`, this.options.slot));
     this.resolveExited(this.exitInfo);
   }
 
@@ -165,34 +163,9 @@ export class RemoteWorker {
     return this.exitCode;
   }
 
-  get hello(): WorkerHello | undefined {
-    return this.protocol.hello;
-  }
-
   /** When the hello arrived (for timings). */
   get helloAt(): number | undefined {
-    return this.protocol.helloAt;
-  }
-
-  get loadedStudy(): string | undefined {
-    return this.protocol.loadedStudy;
-  }
-
-  /** The last lines the worker wrote to stderr (for start-up failures). */
-  get stderr(): string {
-    return this.protocol.stderr;
-  }
-
-  ready(): Promise<WorkerHello> {
-    return this.protocol.ready();
-  }
-
-  load(study: string, domain: string): Promise<TrialError | undefined> {
-    return this.protocol.load(study, domain);
-  }
-
-  evaluate(job: Pick<TrialJob, 'study' | 'tid' | 'spec' | 'env' | 'tracking' | 'onOutput'>): Promise<WorkerResult> {
-    return this.protocol.evaluate(job);
+    return this.channel.helloAt;
   }
 
   /** Resolves with the process group id once the worker reported it (undefined if it died first). */
@@ -212,7 +185,7 @@ export class RemoteWorker {
       if (pgid !== undefined && connection.alive) {
         await connection.exec(viaSh(killGroupScript([pgid], graceMs)), { timeoutMs: graceMs + 5000 }).catch(() => undefined);
       }
-      this.channel?.close();
+      this.sshChannel?.close();
       if (!connection.alive) this.onExit('the connection was lost');
       await Promise.race([this.exited, delay(2000)]);
       this.onExit('killed');
@@ -222,9 +195,9 @@ export class RemoteWorker {
 
   /** Asks the worker to exit and closes its stdin (EOF ends it as well). */
   shutdown(): void {
-    this.protocol.send({ type: 'shutdown' });
+    this.channel.send({ type: 'shutdown' });
     try {
-      this.channel?.end();
+      this.sshChannel?.end();
     } catch {
       // Already closed.
     }
