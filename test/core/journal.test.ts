@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bestTrial, countTrials, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { RunnerError } from '../../core/src/errors';
-import { unsyncedTrials } from '../../core/src/mlflow/sync';
+import { needsSync, unsyncedTrials } from '../../core/src/mlflow/sync';
+import { tempDir } from './helpers/tempDir';
 
 const info: StudyInfo = {
   id: 's1', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
@@ -29,7 +29,7 @@ function writeStudy(dir: string): string {
 }
 
 test('a journal reads back trials, states and the best trial (NaN never best)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const dir = tempDir('hr-journal-');
   const study = readJournal(writeStudy(dir));
   assert.equal(study.info.id, 's1');
   assert.equal(study.state, 'running');
@@ -39,7 +39,7 @@ test('a journal reads back trials, states and the best trial (NaN never best)', 
 });
 
 test('a final line cut short by a crash is ignored; earlier records survive', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const dir = tempDir('hr-journal-');
   const path = writeStudy(dir);
   appendFileSync(path, '{"k":"end","tid":3,"state":"do');
   const study = readJournal(path);
@@ -48,7 +48,7 @@ test('a final line cut short by a crash is ignored; earlier records survive', ()
 });
 
 test('a corrupt journal is reported with its path, and listing skips it', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const dir = tempDir('hr-journal-');
   writeStudy(dir);
   const bad = join(dir, 'bad.jsonl');
   writeFileSync(bad, 'garbage\nmore garbage\n');
@@ -59,7 +59,7 @@ test('a corrupt journal is reported with its path, and listing skips it', () => 
 });
 
 test('a trial run counts as complete only once a complete tracked record follows its end; journals from before tracked stay readable', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-journal-'));
+  const dir = tempDir('hr-journal-');
   const path = join(dir, 's1.jsonl');
   const w = new JournalWriter(path);
   w.append({ k: 'study', v: 1, study: info });
@@ -87,4 +87,38 @@ test('a trial run counts as complete only once a complete tracked record follows
   assert.equal(unsyncedTrials(study), 3);
   appendFileSync(path, JSON.stringify({ k: 'synced', tid: 1, mlflowRunId: 'r1', at: 6 }) + '\n');
   assert.equal(unsyncedTrials(readJournal(path)), 2);
+});
+
+test("a run named by its `run` record when it was created is the trial's run, whether its end came before or after; the parent's end is recorded", () => {
+  const dir = tempDir('hr-journal-');
+  const path = join(dir, 's1.jsonl');
+  const w = new JournalWriter(path);
+  w.append({ k: 'study', v: 1, study: info });
+  w.append({ k: 'tracking', uri: 'http://127.0.0.1:5000', experimentId: '0', parentRunId: 'p', owned: true, at: 1 });
+  for (const tid of [0, 1, 2]) w.append({ k: 'trial', tid, vals: { x: [tid / 10] }, params: { x: tid / 10 }, at: 2 });
+  const end = (tid: number, run: Record<string, unknown>): void =>
+    w.append({ k: 'end', tid, state: 'done', summary: { status: 'ok', loss: tid }, result: 'AA==', endedAt: 4, ...run });
+  // Created before the trial ended; its writes then done.
+  w.append({ k: 'run', tid: 0, mlflowRunId: 'r0', at: 3 });
+  end(0, { mlflowRunId: 'r0', mlflowIncomplete: true });
+  w.append({ k: 'tracked', tid: 0, mlflowRunId: 'r0', complete: true, at: 5 });
+  // Created only after the trial ended (its end record could not name it), never completed.
+  end(1, { mlflowIncomplete: true });
+  w.append({ k: 'run', tid: 1, mlflowRunId: 'r1', at: 5 });
+  // Created before its end; the coordinator went away before the rest was written.
+  w.append({ k: 'run', tid: 2, mlflowRunId: 'r2', at: 3 });
+  end(2, { mlflowIncomplete: true });
+  w.append({ k: 'state', state: 'ended', reason: 'max_evals', at: 6 });
+  w.close();
+  const study = readJournal(path);
+  assert.deepEqual(
+    [...study.trials.values()].map((t) => [t.tid, t.mlflowRunId, Boolean(t.mlflowIncomplete)]),
+    [[0, 'r0', false], [1, 'r1', true], [2, 'r2', true]],
+  );
+  assert.equal(unsyncedTrials(study), 2, 'the sync completes r1 and r2, it creates no run');
+  assert.equal(needsSync(study), true);
+  appendFileSync(path, [1, 2].map((tid) => JSON.stringify({ k: 'synced', tid, mlflowRunId: `r${tid}`, at: 7 })).join('\n') + '\n');
+  assert.equal(needsSync(readJournal(path)), true, "the runner's parent still needs its end");
+  appendFileSync(path, JSON.stringify({ k: 'parentEnded', at: 8 }) + '\n');
+  assert.equal(needsSync(readJournal(path)), false);
 });

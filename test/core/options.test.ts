@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseExecutorSpec } from '../../core/src/executorSpec';
 import { RunnerError } from '../../core/src/errors';
 import { parseRunOptions, resolvePython } from '../../cli/src/options';
+import { tempDir } from './helpers/tempDir';
 
 function fails(fn: () => unknown, code: string, pattern: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -31,7 +31,7 @@ test('invalid executor values name the value and the accepted forms', () => {
 });
 
 test('run options: a missing script, a non-Python file and bad numbers are refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-opts-'));
+  const dir = tempDir('hr-opts-');
   writeFileSync(join(dir, 'notes.txt'), 'hello\n');
   writeFileSync(join(dir, 'ok.py'), 'print(1)\n');
   const env = { PATH: process.env.PATH };
@@ -47,7 +47,7 @@ test('run options: a missing script, a non-Python file and bad numbers are refus
 });
 
 test('interpreter: --python wins, then HYPEROPT_RUNNER_PYTHON, then .venv, then python3', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-py-'));
+  const dir = tempDir('hr-py-');
   fails(() => resolvePython('/no/such/python', {}, dir), 'interpreter_not_found', /\/no\/such\/python.*--python/);
   fails(() => resolvePython(undefined, { HYPEROPT_RUNNER_PYTHON: 'no-such-python-xyz', PATH: '/usr/bin' }, dir), 'interpreter_not_found', /no-such-python-xyz/);
   assert.match(resolvePython(undefined, { PATH: process.env.PATH }, dir), /python3$/);

@@ -186,9 +186,9 @@ describe('the run writer against a real mlflow server', () => {
       const started = Date.now();
       const left = await writer.drain(1_000);
       assert.ok(left > 0, 'writes were still going');
-      assert.ok(Date.now() - started < 2_500, `drain waited ${Date.now() - started} ms`);
-      // The write that was in flight fails by its own time limit; nothing after the drain is sent.
-      await new Promise((resolve) => setTimeout(resolve, 3_500));
+      // Past its bound it waits only for the request already sent, which fails by its own time
+      // limit (3 s here), so the journal knows of every run that was created; nothing is sent after it.
+      assert.ok(Date.now() - started < 4_500, `drain waited ${Date.now() - started} ms`);
       assert.deepEqual(tracked.map((t) => t.complete), [false]);
     } finally {
       process.kill(-server.child.pid!, 'SIGCONT');

@@ -2,8 +2,6 @@
 // mapping onto the engine, and the capabilities the panel shows. All vscode-free, run in Node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EngineEvent, StudySettings } from '../../core/src/coordinator/events';
 import { JournalWriter, readJournal } from '../../core/src/journal/journal';
@@ -11,6 +9,7 @@ import type { StudyInfo, StudyState } from '../../core/src/journal/records';
 import { type ControlTarget, applyControl } from '../../core/src/analysis/control';
 import { StudyViewModel, capabilitiesFor, studyHeader } from '../../core/src/analysis/studyView';
 import { HostToWebview, type ControlRequest, decodeTrials } from '../../core/src/protocol/webview';
+import { tempDir } from '../core/helpers/tempDir';
 
 const info: StudyInfo = {
   id: 's1', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
@@ -78,7 +77,7 @@ test('a NaN loss or a non-ok status is never the best', () => {
 });
 
 test('a past study is read back from its journal', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hr-view-'));
+  const dir = tempDir('hr-view-');
   const path = join(dir, 's1.jsonl');
   const w = new JournalWriter(path);
   w.append({ k: 'study', v: 1, study: info });

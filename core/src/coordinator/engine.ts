@@ -41,9 +41,10 @@ export interface EngineOptions {
   readonly resume?: ReadonlyMap<number, StudyRecord>;
   /** How often a trial whose worker was lost is tried again before it counts as failed. */
   readonly maxRetries?: number;
-  /** How long closing waits for MLflow writes still queued (default 60 s; the rest is left to the sync). */
-  readonly trackingDrainMs?: number;
 }
+
+/** How long closing waits for MLflow writes still queued, unless told otherwise (the rest is left to the sync). */
+const TRACKING_DRAIN_MS = 60_000;
 
 interface QueuedTrial {
   readonly trial: NewTrial;
@@ -131,6 +132,7 @@ export class Engine {
   private closing = false;
   /** Writes the studies' MLflow runs when the run is tracked. */
   private tracking: RunWriter | undefined;
+  private trackingDrainMs = TRACKING_DRAIN_MS;
 
   constructor(private readonly options: EngineOptions) {
     this.server = new DriverServer(options.token);
@@ -139,8 +141,9 @@ export class Engine {
   }
 
   /** Tracks the studies opened from now on in MLflow (the run's tracking is known before its driver starts). */
-  useTracking(writer: RunWriter): void {
+  useTracking(writer: RunWriter, drainMs = TRACKING_DRAIN_MS): void {
     this.tracking = writer;
+    this.trackingDrainMs = drainMs;
   }
 
   /** Starts the driver server; resolves with its loopback port. */
@@ -254,9 +257,9 @@ export class Engine {
     if (writer && writer.pending > 0) {
       const started = Date.now();
       const progress = setTimeout(() => this.emit({ type: 'notice', text: `MLflow: writing the last runs (${writer.pending} left)...` }), 1_000);
-      const left = await writer.drain(this.options.trackingDrainMs ?? 60_000);
+      const left = await writer.drain(this.trackingDrainMs);
       clearTimeout(progress);
-      if (left > 0) this.emit({ type: 'notice', text: `MLflow: ${left} run(s) were not written within ${Math.round((Date.now() - started) / 1000)} s; \`hyperopt-runner sync\` writes them from the journal` });
+      if (left > 0) this.emit({ type: 'notice', text: `MLflow: ${left} run(s) were not written within ${Math.round((Date.now() - started) / 1000)} s; they are written from the journal` });
     }
     for (const study of this.order) study.journal.close();
   }
@@ -533,7 +536,12 @@ export class Engine {
       if (!ref) {
         // Created as the trial goes out, once per trial: a retry after a lost worker reuses it.
         const created: TrialRunRef = { run: study.runs.trialStarted(tid, { slot: slot.id, host: slot.host }, at), params: queued.trial.params };
-        void created.run.then((info) => (created.runId = info?.runId));
+        void created.run.then((info) => {
+          if (!info) return;
+          created.runId = info.runId;
+          // Journalled as soon as it exists, so whatever completes the run later never makes a second one.
+          this.write(study, { k: 'run', tid, mlflowRunId: info.runId, at: Date.now() });
+        });
         study.trialRuns.set(tid, created);
         ref = created;
       }

@@ -124,8 +124,16 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       t.slot = r.slot ?? t.slot;
       t.startedAt = r.startedAt ?? t.startedAt;
       t.endedAt = r.endedAt;
+      // A `run` record may have named the run already.
+      t.mlflowRunId = r.mlflowRunId ?? t.mlflowRunId;
+      t.mlflowIncomplete = r.mlflowIncomplete ?? (t.mlflowRunId !== undefined && t.mlflowIncomplete ? true : undefined);
+      return;
+    }
+    case 'run': {
+      const t = study.trials.get(r.tid);
+      if (!t || t.mlflowRunId !== undefined) return;
       t.mlflowRunId = r.mlflowRunId;
-      t.mlflowIncomplete = r.mlflowIncomplete;
+      t.mlflowIncomplete = true;
       return;
     }
     case 'tracked': {

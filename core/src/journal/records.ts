@@ -55,6 +55,8 @@ export const JournalRecord = z.discriminatedUnion('k', [
      */
     mlflowIncomplete: z.boolean().optional(),
   }),
+  /** A trial's child run exists (created as the trial was dispatched); its `tracked` record says when it is complete. */
+  z.object({ k: z.literal('run'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),
   /** A trial's child run was written after its end (`complete`), or could not be. */
   z.object({ k: z.literal('tracked'), tid: z.number().int(), mlflowRunId: z.string(), complete: z.boolean(), error: z.string().optional(), at: z.number() }),
   z.object({

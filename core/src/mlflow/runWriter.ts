@@ -100,6 +100,8 @@ export class RunWriter {
   private readonly concurrency: number;
   /** Chains of writes that are not done yet (a child run's end waits for its creation, say). */
   private readonly tasks = new Set<Promise<void>>();
+  /** Called when no request is in flight any more. */
+  private idleWaiters: Array<() => void> = [];
   private gate: Promise<boolean> | undefined;
   private downUntil = 0;
   private closed = false;
@@ -152,17 +154,25 @@ export class RunWriter {
 
   /**
    * Waits (at most `timeoutMs`) until every chain of writes is done; then later writes fail at
-   * once, and whatever was not written is left to the sync. Resolves with how many chains were left.
+   * once, and whatever was not written is left to the sync. Resolves with how many chains were left,
+   * once the requests already sent have their answers (so the journal names every run they
+   * created, and a sync makes no second one).
    */
   async drain(timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
-    while (this.tasks.size > 0 && Date.now() < deadline) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled([...this.tasks]), new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline - Date.now())))]);
-      clearTimeout(timer);
-    }
+    while (this.tasks.size > 0 && Date.now() < deadline) await this.within(Promise.allSettled([...this.tasks]), deadline);
     this.closed = true;
-    return this.tasks.size;
+    const left = this.tasks.size;
+    if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    // The chains left now fail at once (closed): let them settle before the journals close.
+    await this.within(Promise.allSettled([...this.tasks]), Date.now() + 1_000);
+    return left;
+  }
+
+  private async within(promise: Promise<unknown>, deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
   }
 
   /** Chains of writes not done yet. */
@@ -189,6 +199,7 @@ export class RunWriter {
       this.running += 1;
       void job.run().finally(() => {
         this.running -= 1;
+        if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
         this.pump();
       });
     }

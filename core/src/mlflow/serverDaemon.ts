@@ -13,22 +13,29 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isAbsolute } from 'node:path';
+import { readJournal } from '../journal/journal';
 import { acquireLockFile } from '../lockFile';
 import { messageOf } from '../errors';
 import {
   CONTROL_PREFIX,
+  SyncRequest,
   TOKEN_HEADER,
   type BackendState,
   type TrackingServerState,
   type TrackingServerStatus,
 } from '../protocol/trackingServer';
+import { MlflowClient } from './client';
 import { removeTrackingRecord, trackingServerPaths, writeTrackingRecord, type TrackingServerPaths } from './serverRecord';
 import { MlflowServerSupervisor } from './supervisor';
+import { needsSync, syncStudy } from './sync';
 
 /** How long a daemon nobody uses stays up. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** A daemon whose MLflow could not start ends soon after its last user left: the next run tries anew. */
 const FAILED_LINGER_MS = 5_000;
+/** The largest sync request body (journal paths). */
+const SYNC_BODY_LIMIT = 1024 * 1024;
 /** Hop-by-hop headers, which a proxy must not forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade']);
 
@@ -64,6 +71,9 @@ export class TrackingDaemon {
   private readonly leases = new Set<ServerResponse>();
   /** Answered once the daemon has stopped everything it runs. */
   private readonly stopWaiters: ServerResponse[] = [];
+  /** Journals handed over by commands that ended before their runs were written, in order. */
+  private readonly syncQueue: string[] = [];
+  private syncing = false;
   private inFlight = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private idleUntil: number | undefined;
@@ -283,7 +293,8 @@ export class TrackingDaemon {
     else if (path === 'stop' && req.method === 'POST') {
       this.stopWaiters.push(res);
       void this.stop('asked to stop');
-    } else sendJson(res, 404, { error: `no such path ${req.url}` });
+    } else if (path === 'sync' && req.method === 'POST') this.acceptSync(req, res);
+    else sendJson(res, 404, { error: `no such path ${req.url}` });
   }
 
   private lease(res: ServerResponse): void {
@@ -311,6 +322,74 @@ export class TrackingDaemon {
   private broadcast(): void {
     const line = this.stateLine();
     for (const lease of this.leases) lease.write(line);
+  }
+
+  // --- runs handed over ---------------------------------------------------------------------------
+
+  private acceptSync(req: IncomingMessage, res: ServerResponse): void {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+      if (body.length > SYNC_BODY_LIMIT) req.destroy();
+    });
+    req.on('end', () => {
+      let parsed: ReturnType<typeof SyncRequest.safeParse>;
+      try {
+        parsed = SyncRequest.safeParse(JSON.parse(body));
+      } catch {
+        parsed = SyncRequest.safeParse(undefined);
+      }
+      if (!parsed.success || !parsed.data.journals.every((p) => isAbsolute(p))) {
+        sendJson(res, 400, { error: 'expected {"journals": [absolute paths of .jsonl journals]}' });
+        return;
+      }
+      for (const journal of parsed.data.journals) if (!this.syncQueue.includes(journal)) this.syncQueue.push(journal);
+      sendJson(res, 202, { queued: this.syncQueue.length });
+      void this.runSyncs();
+    });
+  }
+
+  /** Writes the queued journals' missing runs one after another; the daemon is busy (not idle) meanwhile. */
+  private async runSyncs(): Promise<void> {
+    if (this.syncing) return;
+    this.syncing = true;
+    this.inFlight += 1;
+    this.checkIdle();
+    try {
+      for (let path = this.syncQueue.shift(); path !== undefined && !this.stopping; path = this.syncQueue.shift()) {
+        const uri = await this.backendReady();
+        if (!uri) {
+          this.log(`sync of ${path} left for later: ${this.message ?? 'mlflow is not available'}`);
+          continue;
+        }
+        try {
+          const study = readJournal(path);
+          if (!needsSync(study)) continue;
+          const { written } = await syncStudy(study, new MlflowClient({ trackingUri: uri, maxRetries: 2 }));
+          this.log(`sync of ${path}: wrote ${written} run(s)`);
+        } catch (error) {
+          this.log(`sync of ${path} failed (\`hyperopt-runner sync\` writes it later): ${messageOf(error)}`);
+        }
+      }
+    } finally {
+      this.syncing = false;
+      this.inFlight -= 1;
+      this.checkIdle();
+    }
+  }
+
+  /** The URI of the `mlflow server` once it answers, or undefined once it cannot. */
+  private backendReady(): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const settle = (): boolean => {
+        if (this.state === 'ready' && this.backend) resolve(`http://${this.backend.host}:${this.backend.port}`);
+        else if (this.state === 'failed') resolve(undefined);
+        else return false;
+        return true;
+      };
+      if (!settle()) this.held.push(() => void settle());
+    });
   }
 
   // --- idle --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
   TrackingServerState,
   TrackingServerStatus,
   type BackendState,
+  type SyncRequest,
 } from '../protocol/trackingServer';
 import { readTrackingRecord, removeTrackingRecord, trackingServerPaths, type TrackingServerRecord } from './serverRecord';
 
@@ -221,7 +222,21 @@ function openLease(record: TrackingServerRecord, started: boolean, timeoutMs = 3
   });
 }
 
-function controlRequest(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<string> {
+/**
+ * Hands journals to a recorded daemon, which writes their missing runs in the background; false
+ * when it did not take them.
+ */
+export async function handOffSync(record: TrackingServerRecord, journals: readonly string[], timeoutMs = 3_000): Promise<boolean> {
+  const body: SyncRequest = { journals: [...journals] };
+  try {
+    await controlRequest(record, 'POST', 'sync', timeoutMs, JSON.stringify(body));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function controlRequest(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = control(record, method, path, timeoutMs);
     req.once('error', reject);
@@ -229,10 +244,10 @@ function controlRequest(record: TrackingServerRecord, method: 'GET' | 'POST', pa
       let text = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (text += chunk));
-      response.once('end', () => (response.statusCode === 200 ? resolve(text) : reject(new Error(`answered ${response.statusCode}`))));
+      response.once('end', () => ((response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300 ? resolve(text) : reject(new Error(`answered ${response.statusCode}`))));
       response.once('error', reject);
     });
-    req.end();
+    req.end(body);
   });
 }
 

@@ -8,9 +8,9 @@ import { messageOf } from '../errors';
 import { MlflowClient, mlflowAuthFromEnv } from './client';
 import type { RunTracking } from '../session/runSession';
 import type { TrackingTarget } from './runWriter';
-import { acquireTrackingServer, type CliCommand, type TrackingServerLease } from './serverLease';
+import { acquireTrackingServer, handOffSync, type CliCommand, type TrackingServerLease } from './serverLease';
 import { resolveTrackingUri } from './supervisor';
-import { needsSync, syncStudy } from './sync';
+import { needsSync, syncStudy, unsyncedTrials } from './sync';
 
 export interface TrackingRequest {
   python: string;
@@ -28,6 +28,8 @@ export interface TrackingRequest {
 
 /** How long a tracking server given by URI may take to answer its first health check. */
 const REMOTE_CHECK_MS = 5_000;
+/** How long a run's end writes its last runs itself before it hands the rest to the workspace's server. */
+const HAND_OFF_AFTER_MS = 3_000;
 
 export class TrackingSession {
   private readyOnce: Promise<void> | undefined;
@@ -120,16 +122,27 @@ export class TrackingSession {
           throw error;
         }),
     };
-    return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' } };
+    // The workspace's own server takes what is left at the end (syncJournals): the end need not wait long.
+    return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' }, drainMs: this.lease ? HAND_OFF_AFTER_MS : undefined };
   }
 
   /**
-   * Writes the runs the studies could not; returns how many. Failures leave them for `sync`. When
-   * the workspace's server went away during the run, a new one is started for this.
+   * Writes the runs the studies could not; returns how many. Failures leave them for `sync`. The
+   * workspace's own server is handed the journals instead, so the command need not wait for it;
+   * when it went away during the run, a new one is started for this.
    */
   async syncJournals(journals: readonly string[], notice: (text: string) => void): Promise<number> {
     if (journals.length === 0) return 0;
     if ((this.lease?.state === 'lost' || this.lease?.state === 'failed') && this.request && this.storeUri) await this.replaceLease(this.request, this.storeUri);
+    if (this.lease && this.lease.state !== 'lost' && this.lease.state !== 'failed') {
+      const pending = journals.map((path) => readJournal(path)).filter((study) => needsSync(study));
+      if (pending.length === 0) return 0;
+      const trials = pending.reduce((n, study) => n + unsyncedTrials(study), 0);
+      if (await handOffSync(this.lease.record, pending.map((study) => study.path))) {
+        notice(`MLflow: the workspace's tracking server writes ${trials > 0 ? `the runs of the last ${trials} trial(s)` : "the study's final counts"} in the background`);
+        return 0;
+      }
+    }
     const client = this.client();
     if (!client || !(await this.ready().then(() => true, () => false))) return 0;
     let written = 0;

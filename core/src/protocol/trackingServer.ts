@@ -8,6 +8,9 @@
  *   a lease is open.
  * - `GET  /_hyperopt-runner/status`: one `TrackingServerStatus`.
  * - `POST /_hyperopt-runner/stop`: the daemon stops its `mlflow server` and exits.
+ * - `POST /_hyperopt-runner/sync` with a `SyncRequest`: the daemon writes what the journals named
+ *   still lack in MLflow (as `hyperopt-runner sync` would), in the background; a command that
+ *   ended before its runs were written hands them over so it need not wait.
  */
 import * as z from 'zod';
 
@@ -42,6 +45,9 @@ export const TrackingServerStatus = z.object({
   idleUntil: z.number().optional(),
 });
 export type TrackingServerStatus = z.infer<typeof TrackingServerStatus>;
+
+export const SyncRequest = z.object({ journals: z.array(z.string().regex(/\.jsonl$/)).max(10_000) });
+export type SyncRequest = z.infer<typeof SyncRequest>;
 
 /** The first line a daemon writes on its handshake pipe (fd 3) to the process that started it. */
 export const DaemonHandshake = z.union([

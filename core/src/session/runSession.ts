@@ -50,6 +50,8 @@ export interface RunTracking {
   readonly target: TrackingTarget;
   /** What tells the driver (MLFLOW_TRACKING_URI and the runtime's switch). */
   readonly driverEnv: NodeJS.ProcessEnv;
+  /** How long the run's end waits for its MLflow writes before it leaves the rest to a sync. */
+  readonly drainMs?: number;
 }
 
 export interface SessionExecutorContext {
@@ -271,7 +273,7 @@ export class RunSession {
     );
     await interpreterChecked;
     const tracking = await request.tracking;
-    if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }));
+    if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }), tracking.drainMs);
     const driver = forkServer ? await this.forkDriver(forkServer, port, tracking) : this.spawnDriver(port, tracking);
     this.driver = driver;
     const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);

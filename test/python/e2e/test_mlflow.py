@@ -217,14 +217,24 @@ def in_workspace(workspace: Path, env: dict, *args: str, timeout: float = 300) -
     return subprocess.run(["node", str(ROOT / "bin" / "hyperopt-runner.js"), *args], cwd=workspace, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def default_workspace(runner, tmp_path, trials: int = 6) -> tuple[Path, dict]:
-    """A workspace with a tracked study and the default tracking (no URI anywhere)."""
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
-    (workspace / "study.py").write_text((SCRIPTS / "slow_tracked.py").read_text().replace("24", str(trials)))
-    env = dict(runner.env)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return workspace, env
+@pytest.fixture
+def default_workspace(runner, tmp_path):
+    """Makes a workspace with a tracked study of N trials and the default tracking (no URI
+    anywhere); its tracking server, which outlives commands by design, ends with the test."""
+    made = []
+
+    def make(trials: int = 6) -> tuple[Path, dict]:
+        workspace = tmp_path / "ws"
+        workspace.mkdir()
+        (workspace / "study.py").write_text((SCRIPTS / "slow_tracked.py").read_text().replace("24", str(trials)))
+        env = dict(runner.env)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        made.append((workspace, env))
+        return workspace, env
+
+    yield make
+    for workspace, env in made:
+        stop_tracking(runner, workspace, env)
 
 
 def tracking_processes(runner) -> list[str]:
@@ -237,6 +247,19 @@ def studies_listed(workspace: Path, env: dict) -> list[dict]:
     return [s for e in json.loads(listing.stdout) for s in e["studies"]]
 
 
+def wait_for_studies(workspace: Path, env: dict, count: int, trials: int) -> list[dict]:
+    """The workspace's studies once `count` of them hold `trials` runs each: what a command leaves
+    unwritten at its end, the workspace's server writes in the background."""
+    found: list[dict] = []
+
+    def complete() -> bool:
+        found[:] = studies_listed(workspace, env)
+        return len(found) == count and all(len(s["trials"]) == trials for s in found)
+
+    wait_for(complete, timeout=120, what=f"{count} studies of {trials} runs")
+    return found
+
+
 def stop_tracking(runner, workspace: Path, env: dict) -> None:
     stopped = in_workspace(workspace, env, "tracking", "stop")
     assert stopped.returncode == 0, stopped.stderr
@@ -244,8 +267,8 @@ def stop_tracking(runner, workspace: Path, env: dict) -> None:
     assert not (workspace / ".hyperopt-runner" / "tracking-server.json").exists()
 
 
-def test_embedded_server_outlives_the_cli_serves_the_next_run_and_stops_when_told(runner, tmp_path):
-    workspace, env = default_workspace(runner, tmp_path)
+def test_embedded_server_outlives_the_cli_serves_the_next_run_and_stops_when_told(runner, default_workspace):
+    workspace, env = default_workspace()
     first = in_workspace(workspace, env, "run", "study.py", "--executor", "local:2")
     assert first.returncode == 0, first.stderr
     assert "starting the workspace's tracking server" in first.stderr
@@ -257,13 +280,12 @@ def test_embedded_server_outlives_the_cli_serves_the_next_run_and_stops_when_tol
     assert second.returncode == 0, second.stderr
     assert "starting the workspace's tracking server" not in second.stderr, second.stderr
     assert json.loads((workspace / ".hyperopt-runner" / "tracking-server.json").read_text())["pid"] == record["pid"]
-    studies = studies_listed(workspace, env)
-    assert len(studies) == 2 and all(len(s["trials"]) == 6 for s in studies)
-    stop_tracking(runner, workspace, env)
+    wait_for_studies(workspace, env, 2, 6)
+    # `tracking stop` ends it (the fixture checks that nothing of it is left).
 
 
-def test_two_runs_started_together_in_a_new_workspace_share_one_server(runner, tmp_path):
-    workspace, env = default_workspace(runner, tmp_path)
+def test_two_runs_started_together_in_a_new_workspace_share_one_server(runner, default_workspace):
+    workspace, env = default_workspace()
     command = ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2"]
     procs = [subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
@@ -272,22 +294,24 @@ def test_two_runs_started_together_in_a_new_workspace_share_one_server(runner, t
     servers = [cmd for cmd in tracking_processes(runner) if " -m mlflow server " in f" {cmd} "]
     daemons = [cmd for cmd in tracking_processes(runner) if "tracking-server" in cmd]
     assert len(servers) == 1 and len(daemons) == 1, tracking_processes(runner)
-    studies = studies_listed(workspace, env)
-    assert len(studies) == 2 and all(len(s["trials"]) == 6 for s in studies)
-    stop_tracking(runner, workspace, env)
+    wait_for_studies(workspace, env, 2, 6)
 
 
-def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_takes_its_runs(runner, tmp_path):
-    workspace, env = default_workspace(runner, tmp_path, trials=24)
+def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_takes_its_runs(runner, default_workspace, tmp_path):
+    workspace, env = default_workspace(24)
+    # A first run leaves the workspace's server up, as for any later run.
+    warm = in_workspace(workspace, env, "run", "study.py", "--executor", "local:2", "--", "2")
+    assert warm.returncode == 0, warm.stderr
     summary = tmp_path / "summary.json"
     proc = subprocess.Popen(
         ["node", str(ROOT / "bin" / "hyperopt-runner.js"), "run", "study.py", "--executor", "local:2", "--summary-json", str(summary)],
         cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     journals = workspace / ".hyperopt-runner" / "journal"
+    before = set(journals.glob("*.jsonl"))
 
     def journal_text() -> str:
-        return "".join(p.read_text() for p in journals.glob("*.jsonl")) if journals.exists() else ""
+        return "".join(p.read_text() for p in set(journals.glob("*.jsonl")) - before)
 
     # The study's parent run exists (so MLflow answered) and trials are finishing.
     wait_for(lambda: '"k":"tracking"' in journal_text() and journal_text().count('"state":"done"') >= 4, timeout=180, what="a tracked study under way")
@@ -299,7 +323,10 @@ def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_tak
     assert "FMIN_RETURNED" in stdout
     assert "a new one at http://127.0.0.1:" in stderr, stderr
     study = json.loads(summary.read_text())[0]["study"]
-    [listed] = [s for s in studies_listed(workspace, env) if s["study"]["studyId"] == study]
-    assert len(listed["trials"]) == 24, "every trial has its run"
-    assert listed["study"]["status"] == "FINISHED", listed["study"]
-    stop_tracking(runner, workspace, env)
+
+    def listed() -> dict | None:
+        found = [s for s in studies_listed(workspace, env) if s["study"]["studyId"] == study]
+        return found[0] if found and len(found[0]["trials"]) == 24 and found[0]["study"]["status"] == "FINISHED" else None
+
+    # The new server was handed the runs that were missing and writes them in the background.
+    wait_for(listed, timeout=120, what="every trial's run, and the study finished")
