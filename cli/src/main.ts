@@ -61,7 +61,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Once stdout is written out: a pipe takes writes asynchronously, and exiting earlier cuts a
+  // long `runs --json` short.
+  (code) => process.stdout.write('', () => process.exit(code)),
   (error: unknown) => {
     process.stderr.write(`hyperopt-runner: error: ${messageOf(error)}\n`);
     if (!(error instanceof RunnerError) && process.env.HYPEROPT_RUNNER_DEBUG) console.error(error);

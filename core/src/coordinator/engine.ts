@@ -255,11 +255,10 @@ export class Engine {
     await Promise.all(this.options.executors.map((e) => e.close()));
     const writer = this.tracking;
     if (writer && writer.pending > 0) {
-      const started = Date.now();
-      const progress = setTimeout(() => this.emit({ type: 'notice', text: `MLflow: writing the last runs (${writer.pending} left)...` }), 1_000);
-      const left = await writer.drain(this.trackingDrainMs);
+      const progress = setTimeout(() => this.emit({ type: 'notice', text: 'MLflow: writing the last runs...' }), 1_000);
+      // What is left is in the journal: the sync or the workspace's tracking server writes it (and says so).
+      await writer.drain(this.trackingDrainMs);
       clearTimeout(progress);
-      if (left > 0) this.emit({ type: 'notice', text: `MLflow: ${left} run(s) were not written within ${Math.round((Date.now() - started) / 1000)} s; they are written from the journal` });
     }
     for (const study of this.order) study.journal.close();
   }

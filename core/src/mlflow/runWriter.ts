@@ -93,6 +93,9 @@ interface Job {
 /** How long the writes stay off after the server did not answer, before they are tried again. */
 const DOWN_FOR_MS = 5_000;
 
+/** A write refused because the run ended first: left to the sync, and no problem to report. */
+class LeftForSync extends Error {}
+
 export class RunWriter {
   private readonly first: Job[] = [];
   private readonly later: Job[] = [];
@@ -127,7 +130,7 @@ export class RunWriter {
       const job: Job = {
         run: async () => {
           try {
-            if (this.closed) throw new Error('the run ended before this was written');
+            if (this.closed) throw new LeftForSync('the run ended before this was written');
             if (!(await this.serverReady())) throw new Error(`the tracking server at ${this.target.uri} is not available`);
             if (Date.now() < this.downUntil) throw new Error(`the tracking server at ${this.target.uri} did not answer a moment ago`);
             resolve(await request());
@@ -180,7 +183,9 @@ export class RunWriter {
     return this.tasks.size;
   }
 
-  warn(studyId: string, text: string): void {
+  /** Reports a failed write, unless it was only left for the sync. */
+  warn(studyId: string, text: string, error?: unknown): void {
+    if (error instanceof LeftForSync) return;
     this.options.warn?.(studyId, text);
   }
 
@@ -220,7 +225,7 @@ export class StudyRuns {
     private readonly request: StudyTrackingRequest,
   ) {
     this.parent = this.openParent().catch((error: unknown) => {
-      writer.warn(info.id, `could not create the study's MLflow run at ${writer.uri}: ${messageOf(error)}`);
+      writer.warn(info.id, `could not create the study's MLflow run at ${writer.uri}: ${messageOf(error)}`, error);
       return undefined;
     });
     writer.hold(this.parent);
@@ -240,7 +245,7 @@ export class StudyRuns {
       );
       return runInfoOf(run);
     }).catch((error: unknown) => {
-      this.writer.warn(this.info.id, `trial ${tid}: could not create its MLflow run: ${messageOf(error)}`);
+      this.writer.warn(this.info.id, `trial ${tid}: could not create its MLflow run: ${messageOf(error)}`, error);
       return undefined;
     });
     this.track(created);
@@ -256,7 +261,7 @@ export class StudyRuns {
         tracked({ runId: info.runId, complete: true });
       } catch (error) {
         const why = messageOf(error);
-        this.writer.warn(this.info.id, `trial ${tid}: ${why}`);
+        this.writer.warn(this.info.id, `trial ${tid}: ${why}`, error);
         tracked({ runId: info.runId, complete: false, error: why });
       }
     });
@@ -281,7 +286,7 @@ export class StudyRuns {
         if (parent.owned) await this.writer.write('later', () => client.finishRun(parent.parentRunId, parentEndStatus(end.endReason, end.failed)));
         return true;
       } catch (error) {
-        this.writer.warn(this.info.id, `could not finish the study's MLflow run: ${messageOf(error)}`);
+        this.writer.warn(this.info.id, `could not finish the study's MLflow run: ${messageOf(error)}`, error);
         return false;
       }
     })();

@@ -29,7 +29,7 @@ export interface TrackingRequest {
 /** How long a tracking server given by URI may take to answer its first health check. */
 const REMOTE_CHECK_MS = 5_000;
 /** How long a run's end writes its last runs itself before it hands the rest to the workspace's server. */
-const HAND_OFF_AFTER_MS = 3_000;
+const HAND_OFF_AFTER_MS = 1_000;
 
 export class TrackingSession {
   private readyOnce: Promise<void> | undefined;
