@@ -60,7 +60,7 @@ export function compareVersions(remote: Versions, local: Versions | undefined): 
       } else if (name === 'mlflow') {
         if (l !== null) {
           level = 'warning';
-          note = 'not installed: trials on this host are not logged to MLflow';
+          note = "not installed: the trials' runs are still logged, but an objective's own mlflow calls fail on this host";
         }
       } else {
         level = 'warning';

@@ -139,6 +139,25 @@ def test_the_scripts_active_run_is_the_parent(runner, server):
     assert params(server.runs(f"attributes.run_id = '{outer}'")[0])["max_evals"] == "20"
 
 
+def experiment_runs(server: Server, name: str) -> list[dict]:
+    req = urllib.request.Request(f"{server.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        experiment = json.loads(r.read())["experiment"]
+    return server.api("runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 100}).get("runs", [])
+
+
+def test_the_runs_go_to_the_experiment_the_script_or_its_environment_chose(runner, server):
+    chosen = runner.run(SCRIPTS / "experiment.py", "--set", executor="local:2", extra=("--tracking-uri", server.uri))
+    assert chosen.returncode == 0, chosen.stderr
+    runs = experiment_runs(server, "chosen-by-the-script")
+    assert len(runs) == 4 and sum("mlflow.parentRunId" in tags(r) for r in runs) == 3, "the parent and its 3 trials"
+    # No mlflow in the script: the coordinator reads MLFLOW_EXPERIMENT_NAME as mlflow would (creating it).
+    runner.env["MLFLOW_EXPERIMENT_NAME"] = "named-by-the-environment"
+    named = runner.run(SCRIPTS / "experiment.py", executor="local:2", extra=("--tracking-uri", server.uri))
+    assert named.returncode == 0, named.stderr
+    assert len(experiment_runs(server, "named-by-the-environment")) == 4
+
+
 def test_server_killed_mid_study_then_back_every_trial_gets_its_run(runner, tmp_path):
     s = Server(tmp_path / "mlflow.db", free_port())
     s.start()

@@ -134,7 +134,7 @@ async function main(): Promise<void> {
           'Open Charts from the context menu',
           async () => {
             await page.locator(ROWS, { hasText: 'slow_study.py:28' }).first().click({ button: 'right', timeout: ATTEMPT_MS });
-            await page.locator('.context-view .action-label', { hasText: 'Open Charts' }).first().click({ timeout: ATTEMPT_MS });
+            await session.workbench.pickContextMenu('Open Charts');
           },
           () => page.keyboard.press('Escape'),
         );

@@ -89,6 +89,23 @@ export class Workbench {
     );
   }
 
+  /**
+   * Picks an entry of the context menu that is open. A click the menu drops (its list is laid out
+   * again while the view under it updates live) is followed by the keyboard: the entry under the
+   * pointer, then Enter, as a user would do.
+   */
+  async pickContextMenu(label: string): Promise<void> {
+    const menu = this.page.locator('.context-view');
+    const item = menu.locator('.action-label', { hasText: label }).first();
+    await item.click({ timeout: ATTEMPT_MS });
+    if (!(await menu.isVisible())) return;
+    await this.page.waitForTimeout(300);
+    if (!(await menu.isVisible())) return;
+    await item.hover({ timeout: ATTEMPT_MS });
+    await this.page.keyboard.press('Enter');
+    await menu.waitFor({ state: 'hidden', timeout: ATTEMPT_MS });
+  }
+
   async openCommandPalette(): Promise<void> {
     await this.page.locator('.monaco-workbench').click({ position: { x: 5, y: 5 }, trial: true }).catch(() => undefined);
     await this.page.keyboard.press('F1');

@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     await showRunsView(page);
     await until(`the ${file} study in the Runs tree`, () => studyRow(page, file));
     await page.locator(ROWS, { hasText: `${file}:` }).first().click({ button: 'right' });
-    await page.locator('.context-view .action-label', { hasText: 'Open Charts' }).first().click();
+    await session.workbench.pickContextMenu('Open Charts');
     await page.locator('.tab', { hasText: `Trials: ${file}:` }).first().waitFor({ timeout: 30_000 });
     return panelFrame(page, file);
   };
