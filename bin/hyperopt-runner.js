@@ -2,8 +2,10 @@
 'use strict';
 // Loads the CLI bundle with V8's code cache beside it (dist/cli.js.cache): compiling the bundle
 // is a tenth of a second of every command's start, and the cache makes it a few milliseconds. The
-// cache is written after a command that had none (or whose cache V8 refused: another Node, another
-// bundle); where dist/ is not writable, commands run without one.
+// cache is written after a command that had none (or whose cache V8 refused: another Node); its name
+// carries the bundle's size and modification time, because V8 checks only the source's length and a
+// rebuilt bundle of the same length must not run an old bundle's code. Where dist/ is not writable,
+// commands run without one.
 const path = require('node:path');
 const fs = require('node:fs');
 const vm = require('node:vm');
@@ -14,7 +16,8 @@ if (!fs.existsSync(bundle)) {
   process.stderr.write('hyperopt-runner: dist/cli.js is missing; run `npm run build` (or scripts/setup.sh) first.\n');
   process.exit(2);
 }
-const cachePath = `${bundle}.cache`;
+const stat = fs.statSync(bundle);
+const cachePath = path.join(path.dirname(bundle), `cli.js.${stat.size}-${Math.floor(stat.mtimeMs)}.cache`);
 let cachedData;
 try {
   cachedData = fs.readFileSync(cachePath);
@@ -29,6 +32,10 @@ if (cachedData === undefined || script.cachedDataRejected) {
     try {
       fs.writeFileSync(temporary, script.createCachedData());
       fs.renameSync(temporary, cachePath);
+      for (const name of fs.readdirSync(path.dirname(bundle))) {
+        const old = path.join(path.dirname(bundle), name);
+        if (/^cli\.js\..*\.cache$/.test(name) && old !== cachePath) fs.rmSync(old, { force: true });
+      }
     } catch {
       fs.rmSync(temporary, { force: true });
     }
