@@ -5,10 +5,21 @@
 import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Client, utils, type AgentAuthMethod, type AuthenticationType, type ClientChannel, type ParsedKey, type PublicKeyAuthMethod, type SFTPWrapper } from 'ssh2';
+import type * as Ssh2 from 'ssh2';
+import type { AgentAuthMethod, AuthenticationType, Client, ClientChannel, ParsedKey, PublicKeyAuthMethod, SFTPWrapper } from 'ssh2';
 import { RunnerError } from '../../../core/src/errors';
 import { fingerprint, keyTypeOf, preferredHostKeyAlgorithms } from './knownHosts';
 import { describeTarget, targetAddress, type HostTarget } from './target';
+
+// ssh2 is loaded when a host is first reached: loading it costs every command ~40 ms and ~12 MB
+// (its WebAssembly heap), and most commands never open a connection.
+let ssh2Module: typeof Ssh2 | undefined;
+function loadSsh2(): typeof Ssh2 {
+  // A CommonJS package: require gives its whole exports (import() would lose `utils`).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ssh2Module ??= require('ssh2') as typeof Ssh2;
+  return ssh2Module;
+}
 
 export interface HostKeyPrompt {
   readonly host: string;
@@ -138,6 +149,7 @@ class Authenticator {
       this.tried.push(label);
       return { type: 'publickey', username: this.target.user, key: cached };
     }
+    const { utils } = loadSsh2();
     let parsed = utils.parseKey(data);
     if (!(parsed instanceof Error)) {
       const key = Array.isArray(parsed) ? parsed[0]! : parsed;
@@ -180,6 +192,11 @@ class Authenticator {
     return { type: 'publickey', username: this.target.user, key };
   }
 
+  /** An attempt that threw is named in the error, not taken for "nothing tried". */
+  noteFailure(error: unknown): void {
+    this.tried.push(`an error (${error instanceof Error ? error.message : String(error)})`);
+  }
+
   describeTried(): string {
     if (this.tried.length > 0) return this.tried.join(', ');
     return 'nothing: no ssh-agent (SSH_AUTH_SOCK) and no key file found';
@@ -195,6 +212,7 @@ export interface HostKeyInfo {
 
 /** Connects one client over `sock` (or TCP), verifying the host key. */
 function connectClient(target: HostTarget, options: ConnectOptions, sock: Duplex | undefined): Promise<{ client: Client; hostKey: HostKeyInfo; auth: string }> {
+  const { Client } = loadSsh2();
   return new Promise((resolve, reject) => {
     const client = new Client();
     const host = describeTarget(target);
@@ -308,7 +326,10 @@ function connectClient(target: HostTarget, options: ConnectOptions, sock: Duplex
         authHandler: (authsLeft, _partial, next) => {
           auth.next(authsLeft).then(
             (attempt) => next(attempt.method === false ? (false as never) : attempt.method),
-            () => next(false as never),
+            (error: unknown) => {
+              auth.noteFailure(error);
+              next(false as never);
+            },
           );
         },
         ...(preferred.length > 0 ? { algorithms: { serverHostKey: hostKeyOrder(preferred) as never } } : {}),
@@ -322,15 +343,15 @@ function connectClient(target: HostTarget, options: ConnectOptions, sock: Duplex
   });
 }
 
-// ssh2 keeps its algorithm tables in an internal module without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const SSH2_CONSTANTS = require('ssh2/lib/protocol/constants') as { DEFAULT_SERVER_HOST_KEY: string[]; SUPPORTED_SERVER_HOST_KEY: string[] };
-
 /** ssh2's default host key algorithms with the ones on record for the host moved to the front. */
 function hostKeyOrder(preferred: readonly string[]): string[] {
-  const supported = new Set(SSH2_CONSTANTS.SUPPORTED_SERVER_HOST_KEY);
+  // ssh2 keeps its algorithm tables in an internal module without type declarations; it is
+  // required here, not at load, for the reason ssh2 itself is (loadSsh2).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const constants = require('ssh2/lib/protocol/constants') as { DEFAULT_SERVER_HOST_KEY: string[]; SUPPORTED_SERVER_HOST_KEY: string[] };
+  const supported = new Set(constants.SUPPORTED_SERVER_HOST_KEY);
   const first = preferred.filter((name) => supported.has(name));
-  return [...first, ...SSH2_CONSTANTS.DEFAULT_SERVER_HOST_KEY.filter((name) => !first.includes(name))];
+  return [...first, ...constants.DEFAULT_SERVER_HOST_KEY.filter((name) => !first.includes(name))];
 }
 
 function forwardOut(client: Client, host: string, port: number): Promise<ClientChannel> {
