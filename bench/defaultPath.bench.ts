@@ -82,13 +82,13 @@ function serial(workspace: string, script: string, args: string[]): Measured {
 }
 
 function runner(workspace: string, script: string, args: string[], executor: string, tracked: boolean): Measured {
-  const command = ['node', cli, 'run', join(workspace, script), '--executor', executor, '--quiet', ...(tracked ? [] : ['--no-tracking']), '--', ...args];
+  const command = [cli, 'run', join(workspace, script), '--executor', executor, '--quiet', ...(tracked ? [] : ['--no-tracking']), '--', ...args];
   return measure(command, workspace, benchEnv(), workspace);
 }
 
 /** Ends the workspace's tracking server (it outlives commands by design) and removes the folder. */
 function dispose(workspace: string): void {
-  spawnSync('node', [cli, 'tracking', 'stop'], { cwd: workspace, env: benchEnv(), encoding: 'utf8' });
+  spawnSync(cli, ['tracking', 'stop'], { cwd: workspace, env: benchEnv(), encoding: 'utf8' });
   // A build without that command stops its server with the command itself; anything left is ended here.
   const needle = join(workspace, '.hyperopt-runner');
   for (const entry of readdirSync('/proc')) {

@@ -158,7 +158,7 @@ async function main(): Promise<void> {
       const ended = 1 + round * 2 - (round === 0 ? 0 : 1);
       await until('the study to end', () => (endedStudies(workspace) >= ended ? true : undefined));
       if (round === 0) continue;
-      cli.push(commandFirstCall(workspace, ['node', CLI, 'run', SCRIPT, '--executor', 'local:2', '--quiet']));
+      cli.push(commandFirstCall(workspace, [CLI, 'run', SCRIPT, '--executor', 'local:2', '--quiet']));
       serial.push(commandFirstCall(workspace, [PYTHON, SCRIPT]));
       console.log(`round ${round}: CLI ${cli[cli.length - 1]!.toFixed(2)} s, serial ${serial[serial.length - 1]!.toFixed(2)} s`);
     }

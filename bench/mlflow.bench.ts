@@ -124,11 +124,11 @@ async function coordinatorLogging(uri: string): Promise<{ create: number[]; rest
 /** One study through the real CLI; fmin's own wall time and the worker-side trial times from the journal. */
 function study(workspace: string, tracking: boolean): { seconds: number; trialMs: number[]; runIds: number } {
   const journal = mkdtempSync(join(tmpdir(), 'hr-bench-journal-'));
-  const args = [cli, 'run', join(here, 'trials.py'), '--executor', 'local:4', '--parallelism', '4', '--quiet', '--journal-dir', journal];
+  const args = ['run', join(here, 'trials.py'), '--executor', 'local:4', '--parallelism', '4', '--quiet', '--journal-dir', journal];
   if (!tracking) args.push('--no-tracking');
   const env: NodeJS.ProcessEnv = { ...process.env, HYPEROPT_RUNNER_PYTHON: python };
   delete env.MLFLOW_TRACKING_URI;
-  const out = spawnSync('node', [...args, '--', String(STUDY_RUN_TRIALS), String(SEED)], { cwd: workspace, encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 });
+  const out = spawnSync(cli, [...args, '--', String(STUDY_RUN_TRIALS), String(SEED)], { cwd: workspace, encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 });
   if (out.status !== 0) throw new Error(`study failed: ${out.stderr.slice(-3000)}`);
   const line = out.stdout.split('\n').find((l) => l.startsWith('FMIN_SECONDS'));
   if (!line) throw new Error(`no FMIN_SECONDS in output:\n${out.stdout.slice(-2000)}`);

@@ -172,7 +172,7 @@ function studyCommand(runner: OurRunner, c: Case, seed: number, markDir: string)
   const journal = mkdtempSync(join(scratch, 'journal-'));
   const executor = runner === 'ssh' ? ['--executor', 'ssh:h1,h2', '--hosts-file', hostsFile(p)] : ['--executor', `local:${p}`];
   const tracking = runner === 'tracked' ? [] : ['--no-tracking'];
-  return ['node', CLI, 'run', WORKLOAD, ...executor, '--python', PYTHON, ...tracking, '--quiet', '--journal-dir', journal, '--', 'hyperopt', ...scriptArgs];
+  return [CLI, 'run', WORKLOAD, ...executor, '--python', PYTHON, ...tracking, '--quiet', '--journal-dir', journal, '--', 'hyperopt', ...scriptArgs];
 }
 
 /** One python process that runs the round's studies of a Python-side runner in order. */
