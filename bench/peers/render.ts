@@ -372,8 +372,15 @@ export function behind(results: Results, d: Derived): string[] {
     const imported = results.hyperoptImportSeconds;
     const importCost = imported === undefined
       ? ''
-      : ` One \`import hyperopt\` takes ${num(imported)} s of CPU in this venv (it imports scipy.stats, and pyspark when that is installed); the driver and ${sleepP} workers pay it ${sleepP + 1} times, about ${num(((sleepP + 1) * imported) / results.machine.cores)} s on ${results.machine.cores} cores before the study can start.`;
-    lines.push(`- **Start-up and shut-down around the study.** With ${sleepP} workers the command spent ${num(localOutside.median)} s outside the \`fmin\` call (Node, the interpreter check, the driver and ${sleepP} workers that each import hyperopt before the first trial, then stopping them), against ${num(serialOutside.median)} s for the serial script's own start-up, which is why the end-to-end efficiency of 1 s trials is ${d.sleep.local?.e2eEfficiency ? num(d.sleep.local.e2eEfficiency.median, 3) : '?'} where the study's is ${d.sleep.local?.efficiency ? num(d.sleep.local.efficiency.median, 3) : '?'}.${importCost} A short study pays this in full, a long one hardly notices it; workers forked from one process that has already imported hyperopt would pay it once, and are not built yet.`);
+      : ` One \`import hyperopt\` takes ${num(imported)} s of CPU in this venv (it imports scipy.stats, and pyspark when that is installed); the driver pays it, and so does the executor's fork server, once, before it forks the ${sleepP} workers (on Linux; elsewhere each worker pays it).`;
+    lines.push(`- **Start-up and shut-down around the study.** With ${sleepP} workers the command spent ${num(localOutside.median)} s outside the \`fmin\` call (Node, the interpreter check, the driver and the workers importing hyperopt before the first trial, then stopping them), against ${num(serialOutside.median)} s for the serial script's own start-up, which is why the end-to-end efficiency of 1 s trials is ${d.sleep.local?.e2eEfficiency ? num(d.sleep.local.e2eEfficiency.median, 3) : '?'} where the study's is ${d.sleep.local?.efficiency ? num(d.sleep.local.efficiency.median, 3) : '?'}.${importCost} A short study pays this in full, a long one hardly notices it.`);
+  }
+  // The default path: the same studies with tracking on.
+  for (const id of ['gbm2', 'gbm4'] as const) {
+    const untracked = d.gbm[id].local?.fmin?.median;
+    const tracked = d.gbm[id].tracked?.fmin?.median;
+    if (untracked === undefined || tracked === undefined || tracked <= untracked * 1.1) continue;
+    lines.push(`- **Tracking on a CPU-bound study.** With tracking on (the default) the model study at parallelism ${caseOf(results, id).parallelism} took ${num(tracked)} s against ${num(untracked)} s untracked (${times(tracked, untracked)}). Each trial's run is 3 requests to the workspace's MLflow server (create, one batch of params, loss and tags, end), and the server spends 10-15 ms of Python CPU on a request (bench:mlflow); on these ${results.machine.cores} cores that CPU, and the coordinator's for sending them, is taken from trials that already use every core. This benchmark does not measure the split apart. Sleeping or I/O-bound trials do not pay it (the default-path benchmark: 32 x 0.5 s within a few per cent), nor would a machine with a core to spare.`);
   }
   for (const id of ['gbm2', 'gbm4'] as const) {
     const speed = d.gbm[id].local?.speedup?.median;
