@@ -122,7 +122,7 @@ async function coordinatorLogging(uri: string): Promise<{ create: number[]; rest
 }
 
 /** One study through the real CLI; fmin's own wall time and the worker-side trial times from the journal. */
-function study(workspace: string, tracking: boolean): { seconds: number; trialMs: number[]; studyId: string } {
+function study(workspace: string, tracking: boolean): { seconds: number; trialMs: number[]; studyId: string; journal: string } {
   const journal = mkdtempSync(join(tmpdir(), 'hr-bench-journal-'));
   const args = ['run', join(here, 'trials.py'), '--executor', 'local:4', '--parallelism', '4', '--quiet', '--journal-dir', journal];
   if (!tracking) args.push('--no-tracking');
@@ -140,8 +140,9 @@ function study(workspace: string, tracking: boolean): { seconds: number; trialMs
     .map((l) => JSON.parse(l) as { k: string; tid: number; state: string; startedAt?: number; endedAt?: number; study?: { id: string } });
   const ends = records.filter((r) => r.k === 'end');
   if (ends.length !== STUDY_RUN_TRIALS || ends.some((e) => e.state !== 'done')) throw new Error(`expected ${STUDY_RUN_TRIALS} done trials, got ${ends.length}`);
-  rmSync(journal, { recursive: true, force: true });
+  // Kept until the runs are all in MLflow: the tracking server writes the rest from it.
   return {
+    journal,
     seconds: Number(line.split(' ')[1]),
     trialMs: ends.filter((e) => e.startedAt !== undefined && e.endedAt !== undefined).map((e) => e.endedAt! - e.startedAt!),
     studyId: records.find((r) => r.k === 'study')!.study!.id,
@@ -264,6 +265,7 @@ async function main(): Promise<void> {
     }
     const drained = await waitForChildRuns(workspace, on.map((r) => r.studyId), STUDY_RUN_TRIALS);
     console.log(`every tracked trial had its MLflow run ${drained.toFixed(1)} s after the last command ended`);
+    for (const r of [...on, ...off]) rmSync(r.journal, { recursive: true, force: true });
     const onS = median(on.map((r) => r.seconds));
     const offS = median(off.map((r) => r.seconds));
     const onTrial = median(on.flatMap((r) => r.trialMs));
@@ -293,7 +295,7 @@ async function main(): Promise<void> {
     notes = [
       '',
       `How the listing stays fast: a study's first page is one \`runs/search\` (\`tags.mlflow.parentRunId = '<id>'\`, \`start_time ASC\`, 100 runs) with the parent's \`runs/get\` beside it; nothing else is on the way. The previous model also waited for the study's best trial, a search ordered by \`metrics.loss\`, which MLflow's SQL store turns into an outer join on \`latest_metrics\` that SQLite runs without an index (once per run: 10-30 s here). A finished study's best loss now comes from its parent's \`best_trial_loss\`; a running study's is searched behind the page and the node updates when it arrives. The whole study is read in pages of 1,000: each search pays a fixed cost (the join and the sort over the whole study, about the time of a one-run search above), and MLflow's page tokens are offsets, so pages cannot be fetched side by side; time ranges could, but the embedded server has one worker and the cost per run is Python's (SQLAlchemy objects and JSON), so they would not run faster.`,
-      `Logging: the coordinator writes a trial's run in 3 requests (create it as the trial is dispatched, then one batch of params, loss and status tags, then its end). A worker waits for the first only when the objective uses mlflow (so that its own \`mlflow.log_*\` calls land in the run, made the active run without a request); any other trial waits for nothing, and no worker or driver imports mlflow for the runner's sake. The rest is written after the result, behind run creation in one queue of at most four requests, and journalled as a \`tracked\` record; whatever was not written when the command ends is handed to the workspace's tracking server, or written by \`hyperopt-runner sync\`. The previous runtimes made 7, then 4 requests from the worker, the first in the trial's way. The store keeps a write-ahead log, so each write is one sync of the log; the server still spends 10-15 ms of Python on each request, about 25 trials' runs a second, which bounds how fast a flood of no-op trials is written (not how fast they run).`,
+      `Logging: the coordinator writes a trial's run in 3 requests (create it as the trial is dispatched, then one batch of params, loss and status tags, then its end). A worker waits for the first only when the objective uses mlflow (so that its own \`mlflow.log_*\` calls land in the run, made the active run without a request); any other trial waits for nothing, and no worker or driver imports mlflow for the runner's sake. The rest is written after the result, behind run creation in one queue of at most four requests, and journalled as a \`tracked\` record; whatever was not written when the command ends is handed to the workspace's tracking server, or written by \`hyperopt-runner sync\`. The previous runtimes made 7, then 4 requests from the worker, the first in the trial's way. The store keeps a write-ahead log, so each write is one sync of the log; the server still spends 10-15 ms of Python on each request, a few tens of trials' runs a second (the last row of the table), which bounds how fast a flood of no-op trials is written (not how fast they run).`,
     ];
   } finally {
     await supervisor.stop().catch(() => undefined);
