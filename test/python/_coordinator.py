@@ -144,8 +144,9 @@ class FakeCoordinator:
         if kind == "open":
             self._open(conn, message)
             return
-        if kind == "fatal":
-            self.fatals.append(message)
+        if kind in ("fatal", "notice"):
+            if kind == "fatal":
+                self.fatals.append(message)
             return
         st = self.studies[message["study"]]
         if kind == "trials":

@@ -17,6 +17,7 @@ import type { StudyCounts } from '../mlflow/runLayout';
 import type { RunWriter, StudyEnd, StudyRuns } from '../mlflow/runWriter';
 import type { TrialRun } from '../protocol/worker';
 import { DriverServer } from './driverChannel';
+import { decideParallelism } from './parallelism';
 import type { EngineEvent, StudySettings } from './events';
 
 export interface RunInfo {
@@ -175,6 +176,11 @@ export class Engine {
     this.refreshSlots();
   }
 
+  /** The slots the executors have or will have again (a host still connecting counts; a retired one does not). */
+  get slotCapacity(): number {
+    return this.options.executors.reduce((n, e) => n + e.slots.filter((s) => !s.gone).length, 0);
+  }
+
   get slotCount(): number {
     return this.options.executors.reduce((n, e) => n + e.slots.filter((s) => s.usable).length, 0);
   }
@@ -325,6 +331,9 @@ export class Engine {
         this.emit({ type: 'notice', text: message.message });
         this.fatal = { code: message.code, message: message.message };
         return;
+      case 'notice':
+        this.emit({ type: 'notice', text: message.message });
+        return;
       case 'hello':
         return;
     }
@@ -342,8 +351,8 @@ export class Engine {
     const previous = this.options.resume?.get(open.ordinal);
     const id = previous?.info.id ?? newStudyId();
     const now = Date.now();
-    const slots = this.slotCount;
-    const parallelism = Math.max(1, this.options.parallelism ?? open.parallelism ?? slots);
+    const decided = decideParallelism(this.options.parallelism, open.parallelism, this.slotCapacity);
+    const parallelism = decided.parallelism;
     const timeouts = [open.timeout, this.options.studyTimeout].filter((t): t is number => typeof t === 'number' && t > 0);
     const timeout = previous ? previous.info.timeout : timeouts.length > 0 ? Math.min(...timeouts) : null;
     const info: StudyInfo = previous?.info ?? {
@@ -358,6 +367,8 @@ export class Engine {
       callSite: open.callSite,
       maxEvals: open.maxEvals,
       parallelism,
+      parallelismSource: decided.source,
+      requestedParallelism: open.parallelism,
       timeout,
       trialTimeout: this.options.trialTimeout ?? null,
       lossThreshold: open.lossThreshold,
@@ -394,6 +405,7 @@ export class Engine {
       this.write(study, { k: 'study', v: JOURNAL_VERSION, study: info });
     }
     this.emit({ type: 'study.opened', study: info, journal: journal.path, settings: { ...settings }, resumed: Boolean(previous) });
+    if (decided.notice && !previous) this.emit({ type: 'notice', text: `study ${id}: ${decided.notice}` });
     driver.send({ type: 'opened', ref: open.ref, study: id, parallelism, journal: journal.path, ...(resume ? { resume } : {}) });
     if (this.tracking && open.tracking) this.track(study, this.tracking, open.tracking, previous?.tracking);
 

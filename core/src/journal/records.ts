@@ -17,6 +17,10 @@ export const StudyInfo = z.object({
   callSite: CallSite,
   maxEvals: z.number().int().nullable(),
   parallelism: z.number().int(),
+  /** What set `parallelism` (absent in journals written before it was recorded). */
+  parallelismSource: z.enum(['option', 'script', 'slots']).optional(),
+  /** The parallelism the script's Trials asked for (SparkTrials(parallelism=...)), null when it asked for none. */
+  requestedParallelism: z.number().int().nullable().optional(),
   timeout: z.number().nullable(),
   trialTimeout: z.number().nullable(),
   lossThreshold: z.number().nullable(),

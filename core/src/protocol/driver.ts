@@ -156,7 +156,10 @@ export const Close = z.object({
 
 export const DriverFatal = z.object({ type: z.literal('fatal'), code: z.string(), message: z.string() });
 
-export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal]);
+/** One line for the user from the script's side (an argument SparkTrials takes that we lower or ignore). */
+export const DriverNotice = z.object({ type: z.literal('notice'), message: z.string() });
+
+export const DriverToCoordinator = z.discriminatedUnion('type', [DriverHello, Open, Trials, Exhausted, Close, DriverFatal, DriverNotice]);
 export type DriverToCoordinator = z.infer<typeof DriverToCoordinator>;
 export const CoordinatorToDriver = z.discriminatedUnion('type', [Welcome, Opened, OpenFailed, Suggest, Started, Finished, Ended]);
 export type CoordinatorToDriver = z.infer<typeof CoordinatorToDriver>;

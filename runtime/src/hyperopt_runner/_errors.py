@@ -20,3 +20,7 @@ class StudyOpenFailed(RunnerError):
         super().__init__(f"{message} ({code})" if message else code)
         self.code = code
         self.reason = message
+
+
+class UsageError(RunnerError, ValueError):
+    """An argument the script gave that cannot work; the launcher prints it as one line."""

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable, List, Optional
 
 from ._connection import ENV_ENDPOINT, ENV_TOKEN
+from ._errors import UsageError
 
 MIN_HYPEROPT = (0, 2, 7)
 EXIT_FATAL = 2
@@ -206,6 +207,9 @@ def install_fmin() -> Callable:
     wrapper = make_fmin(current)
     module.fmin = wrapper
     hyperopt.fmin = wrapper
+    from . import _spark
+
+    _spark.install()
     return wrapper
 
 
@@ -238,6 +242,17 @@ def _trimmed_traceback(exc: BaseException, path: str) -> None:
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
     sys.stderr.flush()
+
+
+def _script_location(exc: BaseException, path: str, shown: str) -> str:
+    """``script:line`` of the script's innermost frame in the traceback (the line to fix)."""
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{shown}:{line}" if line else shown
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -283,6 +298,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         runpy.run_path(path, run_name="__main__")
     except (SystemExit, KeyboardInterrupt):
         raise
+    except UsageError as exc:
+        _say(f"{_script_location(exc, path, script)}: {exc}")
+        return 1
     except BaseException as exc:  # noqa: BLE001 - reported like Python reports it
         _trimmed_traceback(exc, path)
         return 1

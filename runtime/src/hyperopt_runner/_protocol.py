@@ -290,6 +290,7 @@ _DRIVER_TO_COORDINATOR: Dict[str, Validator] = {
         "counts": _Optional(_object({"ok": _integer, "failed": _integer, "cancelled": _integer, "total": _integer})),
     }),
     "fatal": _object({"type": _literal("fatal"), "code": _string, "message": _string}),
+    "notice": _object({"type": _literal("notice"), "message": _string}),
 }
 
 _COORDINATOR_TO_DRIVER: Dict[str, Validator] = {
