@@ -425,6 +425,15 @@ export class Engine {
 
   /** Opens the study's parent MLflow run (a resumed study keeps its own); the journal records it once it exists. */
   private track(study: Study, writer: RunWriter, request: NonNullable<Open['tracking']>, previous: StudyRecord['tracking']): void {
+    if (!previous) {
+      this.write(study, {
+        k: 'trackingRequest',
+        params: request.params,
+        ...(request.activeRunId ? { activeRunId: request.activeRunId } : {}),
+        ...(request.experimentId ? { experimentId: request.experimentId } : {}),
+        at: Date.now(),
+      });
+    }
     study.runs = writer.openStudy(study.info, {
       params: request.params,
       actualParallelism: study.info.parallelism,

@@ -55,6 +55,8 @@ export interface StudyRecord {
   runIds: string[];
   /** The study's parent MLflow run, when the study is tracked. */
   tracking?: { uri: string; experimentId: string; parentRunId: string; owned?: boolean; ended?: boolean };
+  /** What the script asked of the study's runs when it opened (absent in older journals and untracked studies). */
+  trackingRequest?: { params: Record<string, string>; activeRunId?: string; experimentId?: string };
 }
 
 export function journalPath(dir: string, studyId: string): string {
@@ -155,6 +157,9 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
     }
     case 'parentEnded':
       if (study.tracking) study.tracking.ended = true;
+      return;
+    case 'trackingRequest':
+      study.trackingRequest = { params: r.params, ...(r.activeRunId ? { activeRunId: r.activeRunId } : {}), ...(r.experimentId ? { experimentId: r.experimentId } : {}) };
       return;
     case 'tracking':
       study.tracking = { uri: r.uri, experimentId: r.experimentId, parentRunId: r.parentRunId, ...(r.owned !== undefined ? { owned: r.owned } : {}) };

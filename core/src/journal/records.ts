@@ -72,6 +72,18 @@ export const JournalRecord = z.discriminatedUnion('k', [
     owned: z.boolean().optional(),
     at: z.number(),
   }),
+  /**
+   * What the script asked of the study's MLflow runs (written when the study opens tracked): the
+   * parent's params, the script's active run as the parent, its experiment. The runs written
+   * later from the journal follow it as the live ones do.
+   */
+  z.object({
+    k: z.literal('trackingRequest'),
+    params: z.record(z.string(), z.string()),
+    activeRunId: z.string().optional(),
+    experimentId: z.string().optional(),
+    at: z.number(),
+  }),
   /** The study's parent run got its counts and, when the runner created it, its end. */
   z.object({ k: z.literal('parentEnded'), at: z.number() }),
   z.object({ k: z.literal('synced'), tid: z.number().int(), mlflowRunId: z.string(), at: z.number() }),

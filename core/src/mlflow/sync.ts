@@ -35,13 +35,22 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
   try {
     let tracking = study.tracking;
     if (!tracking) {
-      // The experiment the script would have chosen is not in the journal: the default one.
-      const experimentId = '0';
-      const parent = await client.createRun(parentRunCreate(study.info, experimentId), signal);
-      tracking = { uri: '', experimentId, parentRunId: parent.info.runId, owned: true };
-      await client.logBatch(parent.info.runId, parentStartBatch(study.info, fminParamsOf(study.info), study.info.parallelism, {}), signal);
-      journal.append({ k: 'tracking', uri: tracking.uri, experimentId, parentRunId: tracking.parentRunId, owned: true, at: Date.now() });
-      parentCreated = true;
+      // The parent the study would have had live: the script's active run, else one created in the
+      // script's experiment (the default one for journals that do not say).
+      const request = study.trackingRequest;
+      const params = request?.params ?? fminParamsOf(study.info);
+      if (request?.activeRunId) {
+        const active = await client.getRun(request.activeRunId, signal);
+        tracking = { uri: '', experimentId: active.info.experimentId, parentRunId: active.info.runId, owned: false };
+        await client.logBatch(active.info.runId, parentStartBatch(study.info, params, study.info.parallelism, active.data.params), signal);
+      } else {
+        const experimentId = request?.experimentId ?? '0';
+        const parent = await client.createRun(parentRunCreate(study.info, experimentId), signal);
+        tracking = { uri: '', experimentId, parentRunId: parent.info.runId, owned: true };
+        await client.logBatch(parent.info.runId, parentStartBatch(study.info, params, study.info.parallelism, {}), signal);
+        parentCreated = true;
+      }
+      journal.append({ k: 'tracking', uri: tracking.uri, experimentId: tracking.experimentId, parentRunId: tracking.parentRunId, owned: tracking.owned, at: Date.now() });
     }
     let written = 0;
     for (const trial of study.trials.values()) {
@@ -69,8 +78,8 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
       trial.mlflowIncomplete = undefined;
       written += 1;
     }
-    if (tracking.owned && !tracking.ended && study.state === 'ended') {
-      await finishParent(study, tracking.parentRunId, client, signal);
+    if ((tracking.owned || !study.tracking) && !tracking.ended && study.state === 'ended') {
+      await finishParent(study, tracking.parentRunId, tracking.owned === true, client, signal);
       journal.append({ k: 'parentEnded', at: Date.now() });
     }
     return { study: study.info.id, written, parentCreated };
@@ -80,12 +89,12 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
 }
 
 /**
- * A parent the runner created that is still RUNNING although its study ended (the coordinator
- * went away before it could end it): the counts the journal knows, then its end.
+ * The counts the journal knows on an ended study's parent, and its end when the runner created it
+ * and it is still RUNNING (the coordinator went away before it could end it). The script's own
+ * active run is left as the script left it.
  */
-async function finishParent(study: StudyRecord, parentRunId: string, client: MlflowClient, signal?: AbortSignal): Promise<void> {
-  const parent = await client.getRun(parentRunId, signal);
-  if (parent.info.status !== 'RUNNING') return;
+async function finishParent(study: StudyRecord, parentRunId: string, owned: boolean, client: MlflowClient, signal?: AbortSignal): Promise<void> {
+  if (owned && (await client.getRun(parentRunId, signal)).info.status !== 'RUNNING') return;
   const counts = { ok: 0, failed: 0, cancelled: 0, total: study.trials.size };
   let best: number | undefined;
   for (const trial of study.trials.values()) {
@@ -97,7 +106,7 @@ async function finishParent(study: StudyRecord, parentRunId: string, client: Mlf
     } else if (trial.state === 'done' || trial.state === 'error') counts.failed += 1;
   }
   await client.logBatch(parentRunId, parentEndBatch(counts, best, study.endedAt ?? Date.now()), signal);
-  await client.finishRun(parentRunId, parentEndStatus(study.endReason, false), study.endedAt, signal);
+  if (owned) await client.finishRun(parentRunId, parentEndStatus(study.endReason, false), study.endedAt, signal);
 }
 
 /** Whether a study has anything for `syncStudy` to write. */

@@ -1,0 +1,88 @@
+// Runs written later from the journal (core/src/mlflow/sync.ts) against a real `mlflow server`:
+// a study whose command ended before its parent run was set up gets the parent it would have had
+// live (the script's active run, or one in the script's experiment, with the script's params).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { JournalWriter, readJournal } from '../../core/src/journal/journal';
+import type { StudyInfo } from '../../core/src/journal/records';
+import { MlflowClient } from '../../core/src/mlflow/client';
+import { syncStudy } from '../../core/src/mlflow/sync';
+import { childRunsFilter } from '../../core/src/mlflow/tags';
+import { startMlflowServer, type TestMlflowServer } from './helpers/mlflowServer';
+import { tempDir } from './helpers/tempDir';
+
+function info(id: string): StudyInfo {
+  return {
+    id, runId: 'r1', ordinal: 1, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
+    callSite: { file: '/w/train.py', line: 12 }, maxEvals: 3, parallelism: 2, parallelismSource: 'script', requestedParallelism: 2,
+    timeout: null, trialTimeout: null, lossThreshold: null, algo: 'rand.suggest', maxQueueLen: 1, space: [], createdAt: Date.now(),
+  };
+}
+
+/** A tracked study that ended with 3 finished trials and no MLflow run written yet. */
+function journal(dir: string, id: string, request: { activeRunId?: string; experimentId?: string }): string {
+  const path = join(dir, `${id}.jsonl`);
+  const w = new JournalWriter(path);
+  w.append({ k: 'study', v: 1, study: info(id) });
+  w.append({ k: 'trackingRequest', params: { max_evals: '3', parallelism: '2', timeout: 'None', algo: 'rand.suggest', max_queue_len: '1' }, ...request, at: Date.now() });
+  for (const tid of [0, 1, 2]) {
+    w.append({ k: 'trial', tid, vals: { x: [tid] }, params: { x: tid }, at: Date.now() });
+    w.append({ k: 'start', tid, slot: `local/${tid % 2}`, attempt: 1, at: Date.now() });
+    w.append({ k: 'end', tid, state: 'done', summary: { status: 'ok', loss: tid + 0.5 }, result: 'AA==', slot: `local/${tid % 2}`, startedAt: Date.now(), endedAt: Date.now() });
+  }
+  w.append({ k: 'state', state: 'ended', reason: 'max_evals', at: Date.now() });
+  w.close();
+  return path;
+}
+
+describe('runs written from the journal against a real mlflow server', () => {
+  let server: TestMlflowServer;
+  let client: MlflowClient;
+
+  before(async () => {
+    server = await startMlflowServer();
+    client = new MlflowClient({ trackingUri: server.uri });
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it("puts the trials under the script's active run, which keeps its status; a differing param gets the study's suffix", async () => {
+    const active = await client.createRun({ experimentId: '0', runName: 'two_models' });
+    await client.logBatch(active.info.runId, { params: { max_evals: '6' } });
+    const dir = tempDir('hr-sync-');
+    const path = journal(dir, '20261202-000000-abc123', { activeRunId: active.info.runId });
+    const result = await syncStudy(readJournal(path), client);
+    assert.deepEqual(result, { study: '20261202-000000-abc123', written: 3, parentCreated: false });
+    const kids = await client.searchAllRuns({ experimentIds: ['0'], filter: childRunsFilter(active.info.runId) });
+    assert.equal(kids.length, 3);
+    assert.deepEqual(kids.map((k) => k.data.metrics.loss).sort(), [0.5, 1.5, 2.5]);
+    const parent = await client.getRun(active.info.runId);
+    assert.equal(parent.info.status, 'RUNNING');
+    assert.equal(parent.data.params.max_evals, '6');
+    assert.equal(parent.data.params.max_evals_abc123, '3');
+    assert.equal(parent.data.params.actual_parallelism, '2');
+    assert.equal(parent.data.metrics.total_trials_count, 3);
+    // The journal now names the parent, not as the runner's own: a second sync writes nothing.
+    const again = readJournal(path);
+    assert.equal(again.tracking?.parentRunId, active.info.runId);
+    assert.equal(again.tracking?.owned, false);
+    assert.equal((await syncStudy(again, client)).written, 0);
+  });
+
+  it("creates the parent in the script's experiment with the script's params, and ends it", async () => {
+    const experimentId = await client.createExperiment('chosen-by-the-script');
+    const dir = tempDir('hr-sync-');
+    const path = journal(dir, '20261202-000000-def456', { experimentId });
+    const result = await syncStudy(readJournal(path), client);
+    assert.equal(result.parentCreated, true);
+    const study = readJournal(path);
+    const parent = await client.getRun(study.tracking!.parentRunId);
+    assert.equal(parent.info.experimentId, experimentId);
+    assert.equal(parent.info.status, 'FINISHED');
+    assert.equal(parent.data.params.parallelism, '2');
+    const kids = await client.searchAllRuns({ experimentIds: [experimentId], filter: childRunsFilter(parent.info.runId) });
+    assert.equal(kids.length, 3);
+  });
+});
