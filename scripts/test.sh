@@ -6,10 +6,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 results=$(mktemp -d)
 
-# OpenSSH's server (SSH tier), Chromium and code-server (webview and editor tiers) install in the
-# background from the start: mostly downloads, which overlap with the project's own setup and the
-# first tiers below.
-( bash scripts/setup-sshd.sh && bash scripts/setup-vscode.sh ) >"$results/tools.log" 2>&1 &
+# OpenSSH's server (SSH tier), Chromium and code-server (webview and editor tiers) and pyspark (the
+# SparkTrials parity tier) install in the background from the start: mostly downloads, which
+# overlap with the project's own setup and the first tiers below.
+( bash scripts/setup-sshd.sh && bash scripts/setup-vscode.sh && bash scripts/setup-spark.sh ) >"$results/tools.log" 2>&1 &
 tools_pid=$!
 
 bash scripts/setup.sh || { wait "$tools_pid"; echo "0 passed, 1 failed"; exit 1; }
@@ -72,7 +72,9 @@ tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider -n 2 -
 # The installs of the later tiers finish meanwhile.
 wait "$tools_pid"; tools_rc=$?
 cat "$results/tools.log"
-[ "$tools_rc" -eq 0 ] || { echo "installing sshd, chromium or code-server failed (log above)"; failed=$((failed + 1)); status=1; }
+[ "$tools_rc" -eq 0 ] || { echo "installing sshd, chromium, code-server or pyspark failed (log above)"; failed=$((failed + 1)); status=1; }
+# Real SparkTrials (pyspark, local[2]) against the same script under the runner.
+tier spark .venv/bin/python -m pytest test/spark -q -p no:cacheprovider; count_pytest spark
 # The SSH executor against several OpenSSH servers on loopback (see test/ssh/fixture.ts).
 tier ssh node --import tsx --test --test-concurrency=1 test/ssh/*.test.ts; count_node ssh
 if ls test/webview/*.test.ts >/dev/null 2>&1; then
