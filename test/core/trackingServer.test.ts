@@ -10,12 +10,20 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MlflowClient } from '../../core/src/mlflow/client';
 import { readTrackingRecord, trackingServerPaths } from '../../core/src/mlflow/serverRecord';
-import { acquireTrackingServer, stopTrackingServer, trackingServerStatus, type TrackingServerLease } from '../../core/src/mlflow/serverLease';
+import { acquireTrackingServer, handOffSync, stopTrackingServer, trackingServerStatus, type TrackingServerLease } from '../../core/src/mlflow/serverLease';
+import { JournalWriter, readJournal } from '../../core/src/journal/journal';
+import type { StudyInfo } from '../../core/src/journal/records';
+import { unsyncedTrials } from '../../core/src/mlflow/sync';
 import { defaultStoreUri } from '../../core/src/mlflow/supervisor';
 import { pidAlive } from '../../core/src/lockFile';
 import { VENV_PYTHON } from './helpers/mlflowServer';
 
 const ROOT = resolve(__dirname, '../..');
+const STUDY: StudyInfo = {
+  id: 's', runId: 'r1', ordinal: 0, script: '/w/train.py', args: [], cwd: '/w', python: '/usr/bin/python3', executors: ['local:2'],
+  callSite: { file: '/w/train.py', line: 3 }, maxEvals: 20, parallelism: 2, timeout: null, trialTimeout: null, lossThreshold: null,
+  algo: 'rand.suggest', maxQueueLen: 1, space: [], createdAt: Date.now(),
+};
 const CLI = { node: process.execPath, args: ['--import', pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href, join(ROOT, 'cli/src/main.ts')] };
 
 /** Live processes whose command line names `text`. */
@@ -113,6 +121,38 @@ describe('the workspace tracking server', () => {
     await until('the idle daemon to exit', () => !pidAlive(a!.record.pid) && !pidAlive(mlflowPid), 30_000);
     assert.equal(existsSync(paths.record), false, 'its record is gone with it');
     assert.deepEqual(processesNaming(workspace), []);
+  });
+
+  it('a stop asked right after a command handed over its journals writes their runs before MLflow stops', async () => {
+    const lease = await acquire();
+    await stateChange(lease, 'ready');
+    const journals = mkdtempSync(join(tmpdir(), 'hr-tracking-journals-'));
+    try {
+      const paths: string[] = [];
+      for (const n of [1, 2, 3]) {
+        const path = join(journals, `study-${n}.jsonl`);
+        const w = new JournalWriter(path);
+        w.append({ k: 'study', v: 1, study: { ...STUDY, id: `20261202-00000${n}-abcdef` } });
+        for (let tid = 0; tid < 20; tid++) {
+          w.append({ k: 'trial', tid, vals: { x: [tid] }, params: { x: tid }, at: Date.now() });
+          w.append({ k: 'end', tid, state: 'done', summary: { status: 'ok', loss: tid }, result: 'AA==', startedAt: Date.now(), endedAt: Date.now() });
+        }
+        w.append({ k: 'state', state: 'ended', reason: 'max_evals', at: Date.now() });
+        w.close();
+        paths.push(path);
+      }
+      assert.equal(await handOffSync(lease.record, paths), true);
+      lease.release();
+      leases.splice(0);
+      assert.equal(await stopTrackingServer(lease.record), true);
+      for (const path of paths) {
+        const study = readJournal(path);
+        assert.equal(unsyncedTrials(study), 0, `${path}: every trial's run written before the stop returned`);
+        assert.equal(study.tracking?.owned, true);
+      }
+    } finally {
+      rmSync(journals, { recursive: true, force: true });
+    }
   });
 
   it('replaces a stale record with one notice and leaves the program that now holds its port alone', async () => {

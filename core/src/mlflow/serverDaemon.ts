@@ -34,6 +34,8 @@ import { needsSync, syncStudy } from './sync';
 export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
 /** A daemon whose MLflow could not start ends soon after its last user left: the next run tries anew. */
 const FAILED_LINGER_MS = 5_000;
+/** How long a stop waits for the runs of journals already handed over (under the stop command's 30 s wait). */
+const STOP_SYNC_MS = 20_000;
 /** The largest sync request body (journal paths). */
 const SYNC_BODY_LIMIT = 1024 * 1024;
 /** Hop-by-hop headers, which a proxy must not forward. */
@@ -74,6 +76,10 @@ export class TrackingDaemon {
   /** Journals handed over by commands that ended before their runs were written, in order. */
   private readonly syncQueue: string[] = [];
   private syncing = false;
+  /** The loop writing the queued journals, while it runs. */
+  private syncRun: Promise<void> | undefined;
+  /** Set once a stop gives up on the journals still queued (`hyperopt-runner sync` writes them). */
+  private abandonSyncs = false;
   private inFlight = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private idleUntil: number | undefined;
@@ -127,6 +133,7 @@ export class TrackingDaemon {
     this.stopping ??= (async () => {
       this.log(`stopping: ${reason}`);
       clearTimeout(this.idleTimer);
+      await this.finishSyncs(STOP_SYNC_MS);
       this.state = 'failed';
       this.message = 'the tracking server is stopping';
       for (const lease of this.leases) lease.end();
@@ -350,14 +357,38 @@ export class TrackingDaemon {
     });
   }
 
+  /**
+   * Before MLflow stops: the runs of the journals already handed over are written, for at most
+   * `boundMs` (new requests are refused meanwhile); what is left is named in the log.
+   */
+  private async finishSyncs(boundMs: number): Promise<void> {
+    if (this.state !== 'ready' || (!this.syncing && this.syncQueue.length === 0)) return;
+    this.log(`writing the runs of ${this.syncQueue.length + (this.syncing ? 1 : 0)} journal(s) before stopping`);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.syncRun, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+    clearTimeout(timer);
+    this.abandonSyncs = true;
+    const left = this.syncQueue.length + (this.syncing ? 1 : 0);
+    if (left > 0) this.log(`${left} journal(s) left for \`hyperopt-runner sync\`: ${this.syncQueue.join(', ')}`);
+  }
+
   /** Writes the queued journals' missing runs one after another; the daemon is busy (not idle) meanwhile. */
-  private async runSyncs(): Promise<void> {
-    if (this.syncing) return;
+  private runSyncs(): Promise<void> {
+    if (this.syncing) return this.syncRun ?? Promise.resolve();
+    this.syncRun = this.syncLoop();
+    return this.syncRun;
+  }
+
+  private nextSync(): string | undefined {
+    return this.abandonSyncs ? undefined : this.syncQueue.shift();
+  }
+
+  private async syncLoop(): Promise<void> {
     this.syncing = true;
     this.inFlight += 1;
     this.checkIdle();
     try {
-      for (let path = this.syncQueue.shift(); path !== undefined && !this.stopping; path = this.syncQueue.shift()) {
+      for (let path = this.nextSync(); path !== undefined; path = this.nextSync()) {
         const uri = await this.backendReady();
         if (!uri) {
           this.log(`sync of ${path} left for later: ${this.message ?? 'mlflow is not available'}`);
