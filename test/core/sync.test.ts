@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { JournalWriter, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { MlflowClient } from '../../core/src/mlflow/client';
+import { parentRunCreate } from '../../core/src/mlflow/runLayout';
 import { syncStudy } from '../../core/src/mlflow/sync';
 import { childRunsFilter } from '../../core/src/mlflow/tags';
 import { startMlflowServer, type TestMlflowServer } from './helpers/mlflowServer';
@@ -69,6 +70,19 @@ describe('runs written from the journal against a real mlflow server', () => {
     assert.equal(again.tracking?.parentRunId, active.info.runId);
     assert.equal(again.tracking?.owned, false);
     assert.equal((await syncStudy(again, client)).written, 0);
+  });
+
+  it('adopts the parent a command created but did not journal, instead of making a second one', async () => {
+    const id = '20261202-000000-0a1b2c';
+    const dir = tempDir('hr-sync-');
+    const path = journal(dir, id, {});
+    const orphan = await client.createRun(parentRunCreate(info(id), '0'));
+    const result = await syncStudy(readJournal(path), client);
+    assert.equal(result.parentCreated, false);
+    assert.equal(readJournal(path).tracking?.parentRunId, orphan.info.runId);
+    const parents = await client.searchAllRuns({ experimentIds: ['0'], filter: `tags.\`hyperopt_runner.study_id\` = '${id}' and attributes.run_name = 'train:12'` });
+    assert.deepEqual(parents.map((p) => [p.info.runId, p.info.status]), [[orphan.info.runId, 'FINISHED']]);
+    assert.equal((await client.searchAllRuns({ experimentIds: ['0'], filter: childRunsFilter(orphan.info.runId) })).length, 3);
   });
 
   it("creates the parent in the script's experiment with the script's params, and ends it", async () => {

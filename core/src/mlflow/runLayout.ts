@@ -60,8 +60,16 @@ export function parentRunCreate(info: StudyInfo, experimentId: string): CreateRu
     runName: parentRunName(info),
     startTime: info.createdAt,
     userId: RUNNER_USER_ID,
-    tags: { [SOURCE_NAME_TAG]: info.callSite.file },
+    // The study's id from the start: a parent created by a command that ended before it could
+    // journal it is found again by the runs written later (sync.ts) instead of made twice.
+    tags: { [SOURCE_NAME_TAG]: info.callSite.file, [STUDY_ID_TAG]: info.id },
   };
+}
+
+/** The search for the parent run the runner created for a study (its children have other names). */
+export function ownParentFilter(info: Pick<StudyInfo, 'id' | 'callSite'>): string {
+  const quoted = (value: string): string => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return `tags.\`${STUDY_ID_TAG}\` = ${quoted(info.id)} and attributes.run_name = ${quoted(parentRunName(info))}`;
 }
 
 /**

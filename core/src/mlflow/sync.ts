@@ -14,6 +14,7 @@ import {
   fminParamsOf,
   parentEndBatch,
   parentEndStatus,
+  ownParentFilter,
   parentRunCreate,
   parentStartBatch,
   trialOutcomeOf,
@@ -45,10 +46,12 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
         await client.logBatch(active.info.runId, parentStartBatch(study.info, params, study.info.parallelism, active.data.params), signal);
       } else {
         const experimentId = request?.experimentId ?? '0';
-        const parent = await client.createRun(parentRunCreate(study.info, experimentId), signal);
+        // A command that ended as it created the parent may have made it without journalling it.
+        const [made] = (await client.searchRunsPage({ experimentIds: [experimentId], filter: ownParentFilter(study.info), pageSize: 1 }, undefined, signal)).items;
+        const parent = made ?? (await client.createRun(parentRunCreate(study.info, experimentId), signal));
         tracking = { uri: '', experimentId, parentRunId: parent.info.runId, owned: true };
         await client.logBatch(parent.info.runId, parentStartBatch(study.info, params, study.info.parallelism, {}), signal);
-        parentCreated = true;
+        parentCreated = made === undefined;
       }
       journal.append({ k: 'tracking', uri: tracking.uri, experimentId: tracking.experimentId, parentRunId: tracking.parentRunId, owned: tracking.owned, at: Date.now() });
     }
