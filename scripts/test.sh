@@ -68,13 +68,14 @@ static_checks() {
 tier static static_checks; count_plain static
 tier core npm run --silent test:core; count_node core
 # Two pytest processes, each test file in one of them (a file's module-wide MLflow server starts once).
-tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider -n 2 --dist loadfile; count_pytest python
+# Their temporary folders are made under $results, which is removed at the end.
+tier python .venv/bin/python -m pytest test/python -q -p no:cacheprovider --basetemp "$results/pytest-python" -n 2 --dist loadfile; count_pytest python
 # The installs of the later tiers finish meanwhile.
 wait "$tools_pid"; tools_rc=$?
 cat "$results/tools.log"
 [ "$tools_rc" -eq 0 ] || { echo "installing sshd, chromium, code-server or pyspark failed (log above)"; failed=$((failed + 1)); status=1; }
 # Real SparkTrials (pyspark, local[2]) against the same script under the runner.
-tier spark .venv/bin/python -m pytest test/spark -q -p no:cacheprovider; count_pytest spark
+tier spark .venv/bin/python -m pytest test/spark -q -p no:cacheprovider --basetemp "$results/pytest-spark"; count_pytest spark
 # The SSH executor against several OpenSSH servers on loopback (see test/ssh/fixture.ts).
 tier ssh node --import tsx --test --test-concurrency=1 test/ssh/*.test.ts; count_node ssh
 if ls test/webview/*.test.ts >/dev/null 2>&1; then
