@@ -75,7 +75,6 @@ export class TrackingDaemon {
   private readonly stopWaiters: ServerResponse[] = [];
   /** Journals handed over by commands that ended before their runs were written, in order. */
   private readonly syncQueue: string[] = [];
-  private syncing = false;
   /** The loop writing the queued journals, while it runs. */
   private syncRun: Promise<void> | undefined;
   /** Set once a stop gives up on the journals still queued (`hyperopt-runner sync` writes them). */
@@ -362,20 +361,19 @@ export class TrackingDaemon {
    * `boundMs` (new requests are refused meanwhile); what is left is named in the log.
    */
   private async finishSyncs(boundMs: number): Promise<void> {
-    if (this.state !== 'ready' || (!this.syncing && this.syncQueue.length === 0)) return;
-    this.log(`writing the runs of ${this.syncQueue.length + (this.syncing ? 1 : 0)} journal(s) before stopping`);
+    if (this.state !== 'ready' || (!this.syncRun && this.syncQueue.length === 0)) return;
+    this.log(`writing the runs of ${this.syncQueue.length + (this.syncRun ? 1 : 0)} journal(s) before stopping`);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.syncRun, new Promise<void>((resolve) => (timer = setTimeout(resolve, boundMs)))]);
     clearTimeout(timer);
     this.abandonSyncs = true;
-    const left = this.syncQueue.length + (this.syncing ? 1 : 0);
+    const left = this.syncQueue.length + (this.syncRun ? 1 : 0);
     if (left > 0) this.log(`${left} journal(s) left for \`hyperopt-runner sync\`: ${this.syncQueue.join(', ')}`);
   }
 
   /** Writes the queued journals' missing runs one after another; the daemon is busy (not idle) meanwhile. */
   private runSyncs(): Promise<void> {
-    if (this.syncing) return this.syncRun ?? Promise.resolve();
-    this.syncRun = this.syncLoop();
+    this.syncRun ??= this.syncLoop().finally(() => (this.syncRun = undefined));
     return this.syncRun;
   }
 
@@ -384,7 +382,6 @@ export class TrackingDaemon {
   }
 
   private async syncLoop(): Promise<void> {
-    this.syncing = true;
     this.inFlight += 1;
     this.checkIdle();
     try {
@@ -404,7 +401,6 @@ export class TrackingDaemon {
         }
       }
     } finally {
-      this.syncing = false;
       this.inFlight -= 1;
       this.checkIdle();
     }

@@ -40,19 +40,20 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
       // script's experiment (the default one for journals that do not say).
       const request = study.trackingRequest;
       const params = request?.params ?? fminParamsOf(study.info);
+      let existing: Record<string, string> = {};
       if (request?.activeRunId) {
         const active = await client.getRun(request.activeRunId, signal);
         tracking = { uri: '', experimentId: active.info.experimentId, parentRunId: active.info.runId, owned: false };
-        await client.logBatch(active.info.runId, parentStartBatch(study.info, params, study.info.parallelism, active.data.params), signal);
+        existing = active.data.params;
       } else {
         const experimentId = request?.experimentId ?? '0';
         // A command that ended as it created the parent may have made it without journalling it.
         const [made] = (await client.searchRunsPage({ experimentIds: [experimentId], filter: ownParentFilter(study.info), pageSize: 1 }, undefined, signal)).items;
         const parent = made ?? (await client.createRun(parentRunCreate(study.info, experimentId), signal));
         tracking = { uri: '', experimentId, parentRunId: parent.info.runId, owned: true };
-        await client.logBatch(parent.info.runId, parentStartBatch(study.info, params, study.info.parallelism, {}), signal);
         parentCreated = made === undefined;
       }
+      await client.logBatch(tracking.parentRunId, parentStartBatch(study.info, params, study.info.parallelism, existing), signal);
       journal.append({ k: 'tracking', uri: tracking.uri, experimentId: tracking.experimentId, parentRunId: tracking.parentRunId, owned: tracking.owned, at: Date.now() });
     }
     let written = 0;

@@ -11,14 +11,12 @@ import { RunnerError } from '../../../core/src/errors';
 import { fingerprint, keyTypeOf, preferredHostKeyAlgorithms } from './knownHosts';
 import { describeTarget, targetAddress, type HostTarget } from './target';
 
-// ssh2 is loaded when a host is first reached: loading it costs every command ~40 ms and ~12 MB
-// (its WebAssembly heap), and most commands never open a connection.
-let ssh2Module: typeof Ssh2 | undefined;
+// ssh2 is loaded when a host is first reached: loading it costs every command its WebAssembly
+// heap (about 16 MB of external memory), and most commands never open a connection.
 function loadSsh2(): typeof Ssh2 {
   // A CommonJS package: require gives its whole exports (import() would lose `utils`).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ssh2Module ??= require('ssh2') as typeof Ssh2;
-  return ssh2Module;
+  return require('ssh2') as typeof Ssh2;
 }
 
 export interface HostKeyPrompt {

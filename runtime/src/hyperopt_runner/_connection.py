@@ -238,6 +238,18 @@ def not_launched_message() -> str:
     return NOT_LAUNCHED_MESSAGE.format(script=script)
 
 
+def send_if_launched(message: dict) -> bool:
+    """Sends one message to the coordinator when the script was launched by one; False when it
+    was not, or the message could not go (the caller then tells the user itself)."""
+    if settings() is None:
+        return False
+    try:
+        get_connection().send(message)
+        return True
+    except Exception:  # noqa: BLE001 - the caller's fallback covers every way this fails
+        return False
+
+
 def get_connection() -> Connection:
     global _connection
     with _lock:

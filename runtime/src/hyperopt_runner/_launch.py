@@ -70,13 +70,8 @@ def report_fatal(code: str, message: str) -> None:
     """Tells the coordinator (which prints it) or, without one, stderr."""
     from . import _connection
 
-    if _connection.settings() is not None:
-        try:
-            _connection.get_connection().send({"type": "fatal", "code": code, "message": message})
-            return
-        except Exception:
-            pass
-    _say(f"hyperopt-runner: {message}")
+    if not _connection.send_if_launched({"type": "fatal", "code": code, "message": message}):
+        _say(f"hyperopt-runner: {message}")
 
 
 # -- the fmin wrapper ----------------------------------------------------------------------------

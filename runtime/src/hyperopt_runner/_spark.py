@@ -25,13 +25,8 @@ def _notice(text: str) -> None:
     """One line for the user: through the coordinator (the terminal and the editor show it)."""
     from . import _connection
 
-    if _connection.settings() is not None:
-        try:
-            _connection.get_connection().send({"type": "notice", "message": text})
-            return
-        except Exception:  # noqa: BLE001 - a notice must never break the script
-            pass
-    logger.warning(text)
+    if not _connection.send_if_launched({"type": "notice", "message": text}):
+        logger.warning(text)
 
 
 def decide_parallelism(requested: Any) -> Optional[int]:
@@ -41,12 +36,8 @@ def decide_parallelism(requested: Any) -> Optional[int]:
     """
     if requested is None:
         return None
-    if isinstance(requested, bool) or not isinstance(requested, numbers.Real):
+    if isinstance(requested, bool) or not isinstance(requested, numbers.Real) or not float(requested).is_integer():
         raise UsageError(f"SparkTrials(parallelism={requested!r}): parallelism must be a whole number or None")
-    if not isinstance(requested, numbers.Integral):
-        if not float(requested).is_integer():
-            raise UsageError(f"SparkTrials(parallelism={requested!r}): parallelism must be a whole number or None")
-        requested = int(requested)
     value = int(requested)
     if value <= 0:
         _notice(
