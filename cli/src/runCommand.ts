@@ -71,11 +71,13 @@ export async function runScript(run: ScriptRun): Promise<number> {
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
+    // Asked before the script reached fmin, Stop and Cancel wait for the study and end it as it opens.
+    const early = session.engine.activeStudies().length === 0 ? ' (no study is open yet: it ends as soon as it opens)' : '';
     if (interrupts === 1) {
-      view.line('hyperopt-runner: Ctrl+C: stopping (running trials finish, fmin returns). Press Ctrl+C again to cancel running trials.');
+      view.line(`hyperopt-runner: Ctrl+C: stopping${early || ' (running trials finish, fmin returns)'}. Press Ctrl+C again to cancel running trials.`);
       session.engine.stop(undefined, 'stopped');
     } else if (interrupts === 2) {
-      view.line('hyperopt-runner: Ctrl+C: cancelling running trials. Press Ctrl+C again to end the script.');
+      view.line(`hyperopt-runner: Ctrl+C: cancelling running trials${early}. Press Ctrl+C again to end the script.`);
       session.engine.cancel(undefined, 'cancelled');
     } else {
       view.line('hyperopt-runner: Ctrl+C: ending the script.');

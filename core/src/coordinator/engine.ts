@@ -134,6 +134,11 @@ export class Engine {
   /** Writes the studies' MLflow runs when the run is tracked. */
   private tracking: RunWriter | undefined;
   private trackingDrainMs = TRACKING_DRAIN_MS;
+  /**
+   * A Stop or Cancel of every study asked for while none is open (the script still starting, or
+   * between two fmin calls): the next study to open is ended the same way as soon as it opens.
+   */
+  private pendingEnd: { kind: 'stop'; reason: EndReason } | { kind: 'cancel'; reason: 'cancelled' | 'timeout' | 'failed'; message?: string } | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.server = new DriverServer(options.token);
@@ -198,6 +203,7 @@ export class Engine {
 
   /** No new trials; running ones finish; fmin returns. */
   stop(studyId?: string, reason: EndReason = 'stopped'): void {
+    if (this.rememberEnd(studyId, { kind: 'stop', reason })) return;
     for (const study of this.select(studyId)) {
       if (study.state !== 'running') continue;
       study.stopReason = reason;
@@ -209,6 +215,7 @@ export class Engine {
 
   /** Running trials are killed; fmin returns what finished. */
   cancel(studyId?: string, reason: 'cancelled' | 'timeout' | 'failed' = 'cancelled', message?: string): void {
+    if (this.rememberEnd(studyId, { kind: 'cancel', reason, ...(message ? { message } : {}) })) return;
     for (const study of this.select(studyId)) {
       if (study.state === 'ended' || study.state === 'cancelling') continue;
       study.stopReason = reason;
@@ -221,6 +228,13 @@ export class Engine {
       }
       this.maybeEnd(study);
     }
+  }
+
+  /** True when no study is open to take an end asked of all of them: it is kept for the next one (a cancel outranks a stop). */
+  private rememberEnd(studyId: string | undefined, end: NonNullable<Engine['pendingEnd']>): boolean {
+    if (studyId !== undefined || this.closing || this.activeStudies().length > 0) return false;
+    if (end.kind === 'cancel' || this.pendingEnd?.kind !== 'cancel') this.pendingEnd = end;
+    return true;
   }
 
   /** Sets the study timeout in seconds from the study's start (null removes it). */
@@ -420,6 +434,10 @@ export class Engine {
     }
     this.setState(study, 'running');
     this.armDeadline(study);
+    const pending = this.pendingEnd;
+    this.pendingEnd = undefined;
+    if (pending?.kind === 'stop') this.stop(id, pending.reason);
+    else if (pending?.kind === 'cancel') this.cancel(id, pending.reason, pending.message);
     this.pump(study);
   }
 

@@ -91,6 +91,11 @@ interface DriverProcess {
   kill(graceMs: number): Promise<void>;
 }
 
+/** What a step of the start resolves to when the run was ended before the script started. */
+const ENDED_BEFORE_START = Symbol('ended before start');
+/** The exit code of a run ended before its script started: as a script ended by SIGTERM. */
+const EXIT_ENDED_BEFORE_START = 128 + osConstants.signals.SIGTERM;
+
 /** The exit code given when the fork server died before it could report the driver's exit. */
 const EXIT_UNKNOWN = 1;
 
@@ -114,6 +119,8 @@ export class RunSession {
   private readonly env: NodeJS.ProcessEnv;
   /** One warm interpreter the driver and the local workers fork from; none where forking is off. */
   private readonly forkServer: ForkServer | undefined;
+  /** Aborted by killScript: a script not started yet is not started at all. */
+  private readonly ending = new AbortController();
 
   constructor(
     readonly request: RunRequest,
@@ -178,9 +185,33 @@ export class RunSession {
     }
   }
 
-  /** Ends the script itself (its process group), after Stop or Cancel did not suffice. */
+  /**
+   * Ends the script itself (its process group), after Stop or Cancel did not suffice. Asked before
+   * the script has started, it is never started: the run ends as soon as what it waits for lets go.
+   */
   async killScript(graceMs = 2000): Promise<void> {
+    this.ending.abort();
     if (this.driver) await this.driver.kill(graceMs);
+  }
+
+  /** Waits for a step of the run's start, or for killScript, whichever comes first. */
+  private startStep<T>(step: Promise<T>): Promise<T | typeof ENDED_BEFORE_START> {
+    const signal = this.ending.signal;
+    if (signal.aborted) return Promise.resolve(ENDED_BEFORE_START);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => resolve(ENDED_BEFORE_START);
+      signal.addEventListener('abort', onAbort, { once: true });
+      step.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   private emitOutput(stream: 'stdout' | 'stderr', text: string): void {
@@ -271,11 +302,15 @@ export class RunSession {
       () => undefined,
       (error: unknown) => error,
     );
-    await interpreterChecked;
-    const tracking = await request.tracking;
+    const endedBeforeStart: RunOutcome = { code: EXIT_ENDED_BEFORE_START, journals: this.journals };
+    if ((await this.startStep(interpreterChecked)) === ENDED_BEFORE_START) return endedBeforeStart;
+    const tracking = await this.startStep(Promise.resolve(request.tracking));
+    if (tracking === ENDED_BEFORE_START) return endedBeforeStart;
     if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }), tracking.drainMs);
     const driver = forkServer ? await this.forkDriver(forkServer, port, tracking) : this.spawnDriver(port, tracking);
     this.driver = driver;
+    // Ended while the fork was under way: the script goes at once.
+    if (this.ending.signal.aborted) await driver.kill(500);
     const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);
     if (first !== undefined) {
       await driver.kill(500);

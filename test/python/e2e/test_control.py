@@ -60,3 +60,38 @@ def test_three_ctrl_c_end_the_script(runner, fork):
         time.sleep(0.2)
     result = runner.finish(proc, timeout=30)
     assert result.returncode != 0 or "FMIN_RETURNED" in result.stdout
+
+
+def opened_studies(runner) -> int:
+    return len(list(runner.journal_dir.glob("*.jsonl"))) if runner.journal_dir.exists() else 0
+
+
+def test_ctrl_c_before_the_study_opens_stops_it_as_it_opens(runner):
+    # The script takes 3 s before fmin: the Ctrl+C comes while the run still starts.
+    proc = runner.start(SCRIPTS / "sleepy.py", "20", "0.2", "0", "3", executor="local:2")
+    time.sleep(0.5)
+    assert opened_studies(runner) == 0, "the study opened before the Ctrl+C"
+    proc.send_signal(signal.SIGINT)
+    result = runner.finish(proc, timeout=60)
+    assert "no study is open yet: it ends as soon as it opens" in result.stderr
+    assert result.summary[0]["state"] == "stopped", result.stderr
+    assert started_trials(runner) == 0
+    # hyperopt's own answer for an fmin that evaluated nothing: the script saw the stop.
+    assert "There are no evaluation tasks" in result.stderr
+    assert "FMIN_RETURNED" not in result.stdout
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5])
+def test_sigterm_during_start_up_ends_the_command_with_nothing_left(runner, after):
+    # Early: before the script starts (hyperopt still importing); later: the script runs but has
+    # not reached fmin.
+    proc = runner.start(SCRIPTS / "sleepy.py", "20", "0.2", "0", "3", executor="local:2")
+    time.sleep(after)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    result = runner.finish(proc, timeout=30)
+    # The script's 3 s before fmin and its 20 trials would take far longer than this.
+    assert time.monotonic() - started < 2.5, result.stderr
+    assert result.returncode == 143, (result.returncode, result.stderr)
+    assert started_trials(runner) == 0
+    assert "FMIN_RETURNED" not in result.stdout

@@ -1,10 +1,12 @@
-"""Trials that sleep; arguments: max_evals, seconds per trial, fmin timeout (0 = none)."""
+"""Trials that sleep; arguments: max_evals, seconds per trial, fmin timeout (0 = none), and
+optionally seconds the script takes before fmin (a slow import)."""
 import sys
 import time
 
 from hyperopt import fmin, hp, rand
 
 max_evals, seconds, timeout = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0)
 
 
 def objective(x):
