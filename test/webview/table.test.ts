@@ -97,7 +97,10 @@ describe('trials table', () => {
     await waitRows(rows.filter((t) => (t.params.lr as number) >= 0.01 && (t.params.layers as number) <= 4).length);
 
     await setFilter('nonsense<<<');
-    assert.match(await panel.page.locator('[data-testid="filter-error"]').innerText(), /Not understood/);
+    // The table recomputes on the next frame after the input event: wait for it, then check the words.
+    const filterError = panel.page.locator('[data-testid="filter-error"]');
+    await panel.page.waitForFunction(() => (document.querySelector('[data-testid="filter-error"]')?.textContent ?? '') !== '', undefined, { timeout: 10_000 });
+    assert.match(await filterError.innerText(), /Not understood/);
 
     await setFilter('');
     await waitRows(200);
