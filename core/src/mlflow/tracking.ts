@@ -31,6 +31,11 @@ const REMOTE_CHECK_MS = 5_000;
 /** How long a run's end writes its last runs itself before it hands the rest to the workspace's server. */
 const HAND_OFF_AFTER_MS = 1_000;
 
+/** Rejects when a tracking server given by URI does not answer a health check within a few seconds. */
+export function checkTrackingServer(uri: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<void> {
+  return new MlflowClient({ trackingUri: uri, auth: mlflowAuthFromEnv(env), maxRetries: 0, requestTimeoutMs: REMOTE_CHECK_MS }).health(signal);
+}
+
 export class TrackingSession {
   private readyOnce: Promise<void> | undefined;
 
@@ -93,7 +98,7 @@ export class TrackingSession {
     this.readyOnce ??= this.lease
       ? this.lease.ready()
       : this.uri
-        ? new MlflowClient({ trackingUri: this.uri, auth: mlflowAuthFromEnv(this.env), maxRetries: 0, requestTimeoutMs: REMOTE_CHECK_MS }).health()
+        ? checkTrackingServer(this.uri, this.env)
         : Promise.resolve();
     return this.readyOnce;
   }
@@ -106,22 +111,26 @@ export class TrackingSession {
   /**
    * The run's tracking, or undefined when it is not tracked: the URI the driver gets, and where the
    * engine writes the studies' runs (its requests give up quickly: a study never waits for MLflow,
-   * and the journal keeps what was not written).
+   * and the journal keeps what was not written). A server given by URI is asked first (it had since
+   * the command's start to answer): the driver and the workers never get an address that does not
+   * answer, where every `mlflow.log_*` of the objective would sit in MLflow's retries for minutes.
    */
-  runTracking(notice: (text: string) => void): RunTracking | undefined {
+  async runTracking(notice: (text: string) => void): Promise<RunTracking | undefined> {
     if (!this.uri) return undefined;
     const uri = this.uri;
+    if (this.lease?.state === 'failed') return undefined;
+    if (!this.lease) {
+      const failure = await this.ready().then(
+        () => undefined,
+        (error: unknown) => messageOf(error),
+      );
+      if (failure !== undefined) {
+        notice(`MLflow: ${uri} does not answer (${failure}); the run is not tracked (\`hyperopt-runner sync --tracking-uri ${uri}\` writes its runs once it answers)`);
+        return undefined;
+      }
+    }
     const client = new MlflowClient({ trackingUri: uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env), maxRetries: 1, requestTimeoutMs: 10_000 });
-    const target: TrackingTarget = {
-      uri,
-      client,
-      env: this.env,
-      ready: () =>
-        this.ready().catch((error: unknown) => {
-          if (!this.lease) notice(`MLflow: ${uri} does not answer (${messageOf(error)}); the runs are written later with \`hyperopt-runner sync\``);
-          throw error;
-        }),
-    };
+    const target: TrackingTarget = { uri, client, env: this.env, ready: () => this.ready() };
     // The workspace's own server takes what is left at the end (syncJournals): the end need not wait long.
     return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' }, drainMs: this.lease ? HAND_OFF_AFTER_MS : undefined };
   }

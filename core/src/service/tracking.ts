@@ -9,6 +9,7 @@ import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import type { TrackingTarget } from '../mlflow/runWriter';
 import { acquireTrackingServer, currentCliCommand, type CliCommand, type TrackingServerLease } from '../mlflow/serverLease';
 import { resolveTrackingUri } from '../mlflow/supervisor';
+import { checkTrackingServer } from '../mlflow/tracking';
 import type { TrackingInfo } from '../protocol/control';
 
 export class TrackingServers {
@@ -26,7 +27,15 @@ export class TrackingServers {
   /** '' is the workspace's embedded server. Never rejects: a failure comes back as a warning. */
   async resolve(trackingUri: string, python: string, signal?: AbortSignal): Promise<TrackingInfo> {
     const target = resolveTrackingUri({ setting: trackingUri, workspace: this.workspace, env: {} });
-    if (target.kind === 'remote') return { uri: target.uri, kind: 'remote' };
+    if (target.kind === 'remote') {
+      // As the CLI does: a study never hands its workers an address that does not answer.
+      const failure = await checkTrackingServer(target.uri, this.env, signal).then(
+        () => undefined,
+        (error: unknown) => messageOf(error),
+      );
+      signal?.throwIfAborted();
+      return failure === undefined ? { uri: target.uri, kind: 'remote' } : { uri: null, kind: 'none', warning: `MLflow: ${target.uri} does not answer (${failure})` };
+    }
     if (target.kind === 'unsupported') return { uri: null, kind: 'none', warning: `tracking URI ${target.uri}: ${target.reason}` };
     let pending = this.leases.get(target.storeUri);
     if (pending) {
