@@ -99,7 +99,7 @@ export class WorkerChannel {
     const { study, tid, spec, env, tracking } = job;
     const result = new Promise<WorkerResult>((resolve, reject) => {
       if (this.await({ kind: 'result', tid, resolve, reject })) {
-        this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking: { uri: tracking.uri } } : {}) });
+        this.send({ type: 'evaluate', study, tid, spec, ...(env ? { env: { ...env } } : {}), ...(tracking ? { tracking: { uri: tracking.uri, ...(tracking.token ? { token: tracking.token } : {}) } } : {}) });
       }
     });
     // The child run follows as soon as it exists; a worker whose objective uses mlflow waits for it.

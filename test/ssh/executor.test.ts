@@ -411,7 +411,7 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
     let body = '';
     request.on('data', (chunk: Buffer) => (body += chunk.toString()));
     request.on('end', () => {
-      paths.push(`${request.method} ${request.url} ${body}`);
+      paths.push(`${request.method} ${request.url} ${body} auth=${request.headers.authorization ?? '-'}`);
       response.setHeader('content-type', 'application/json');
       response.end('{}');
     });
@@ -443,6 +443,17 @@ test('a reverse port forward lets remote trials reach a server on this machine\'
     assert.equal(tracked.kind === 'result' && tracked.result.outcome, 'ok', JSON.stringify(tracked));
     assert.ok(paths.some((p) => p.startsWith('POST /api/2.0/mlflow/runs/log-metric') && p.includes(childRun.runId) && p.includes('"custom"')), paths.join('\n'));
     assert.deepEqual(tracked.kind === 'result' && tracked.result.tracking, { runId: childRun.runId });
+    // A server that wants a token (MLFLOW_TRACKING_TOKEN here): the trial's message carries it to
+    // the host, and the objective's own calls send it; the next trial without one sends none.
+    const secret = 'token-' + 'c4'.repeat(12);
+    const withToken = await ex.slots[1]!.run(
+      { study: 'study-logged', tid: 10, ...domain('logged', 0.25), tracking: { uri: `http://localhost:${trackerPort}`, token: secret, run: Promise.resolve({ ...childRun, runId: 'b7'.repeat(16) }) } },
+      new AbortController().signal,
+    );
+    assert.equal(withToken.kind === 'result' && withToken.result.outcome, 'ok', JSON.stringify(withToken));
+    const logged = paths.filter((p) => p.startsWith('POST /api/2.0/mlflow/runs/log-metric'));
+    assert.ok(logged.some((p) => p.includes('b7'.repeat(16)) && p.endsWith(`auth=Bearer ${secret}`)), logged.join('\n'));
+    assert.ok(logged.filter((p) => p.includes(childRun.runId)).every((p) => p.endsWith('auth=-')), logged.join('\n'));
   } finally {
     await ex.close();
     server.close();

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { InfrastructureError, messageOf, RunnerError } from '../errors';
-import { STUDY_ENDING, type Executor, type Slot, type SlotOutcome } from '../executor';
+import { STUDY_ENDING, type Executor, type JobTracking, type Slot, type SlotOutcome } from '../executor';
 import { Emitter } from '../events';
 import { ensureJournalDir, journalPath, JournalWriter, type StudyRecord } from '../journal/journal';
 import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
@@ -568,7 +568,7 @@ export class Engine {
         run.abort.abort();
       }, trialTimeout * 1000);
     };
-    let tracking: { uri: string; run: Promise<TrialRun | undefined> } | undefined;
+    let tracking: JobTracking | undefined;
     if (study.runs && this.tracking) {
       let ref = study.trialRuns.get(tid);
       if (!ref) {
@@ -583,7 +583,8 @@ export class Engine {
         study.trialRuns.set(tid, created);
         ref = created;
       }
-      tracking = { uri: this.tracking.uri, run: ref.run };
+      const token = this.tracking.token;
+      tracking = { uri: this.tracking.uri, ...(token ? { token } : {}), run: ref.run };
     }
     slot
       .run(

@@ -32,6 +32,8 @@ import {
 export interface TrackingTarget {
   /** The tracking URI the driver and the workers get. */
   readonly uri: string;
+  /** The bearer token the server wants from the objective's own calls (MLFLOW_TRACKING_TOKEN). */
+  readonly token?: string;
   readonly client: MlflowClient;
   /** Resolves when the server answers; rejects when it cannot (the writes then wait for `sync`). */
   readonly ready: () => Promise<void>;
@@ -118,6 +120,10 @@ export class RunWriter {
 
   get uri(): string {
     return this.target.uri;
+  }
+
+  get token(): string | undefined {
+    return this.target.token;
   }
 
   openStudy(info: StudyInfo, request: StudyTrackingRequest): StudyRuns {

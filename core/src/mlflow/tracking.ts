@@ -130,7 +130,8 @@ export class TrackingSession {
       }
     }
     const client = new MlflowClient({ trackingUri: uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env), maxRetries: 1, requestTimeoutMs: 10_000 });
-    const target: TrackingTarget = { uri, client, env: this.env, ready: () => this.ready() };
+    const token = this.lease ? undefined : this.env.MLFLOW_TRACKING_TOKEN;
+    const target: TrackingTarget = { uri, ...(token ? { token } : {}), client, env: this.env, ready: () => this.ready() };
     // The workspace's own server takes what is left at the end (syncJournals): the end need not wait long.
     return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' }, drainMs: this.lease ? HAND_OFF_AFTER_MS : undefined };
   }

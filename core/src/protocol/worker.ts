@@ -6,9 +6,14 @@
 import { z } from 'zod';
 import { Blob, ResultSummary, TrialError, Versions } from './common';
 
-/** A tracked trial: where MLflow is (as the worker's host reaches it); its child run follows in `run`. */
+/**
+ * A tracked trial: where MLflow is (as the worker's host reaches it) and the bearer token it wants,
+ * if any (MLFLOW_TRACKING_TOKEN for the objective's own calls: it travels here, not in a remote
+ * command line); its child run follows in `run`.
+ */
 export const TrialTracking = z.object({
   uri: z.string(),
+  token: z.string().optional(),
 });
 export type TrialTracking = z.infer<typeof TrialTracking>;
 

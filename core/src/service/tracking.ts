@@ -85,7 +85,8 @@ export class TrackingServers {
     if (!info.uri) return undefined;
     const lease = info.kind === 'embedded' ? this.byUri.get(info.uri) : undefined;
     const client = new MlflowClient({ trackingUri: info.uri, auth: info.kind === 'remote' ? mlflowAuthFromEnv(env) : undefined, maxRetries: 1, requestTimeoutMs: 10_000 });
-    return { uri: info.uri, client, env, ready: () => (lease ? lease.ready() : client.health()) };
+    const token = info.kind === 'remote' ? env.MLFLOW_TRACKING_TOKEN : undefined;
+    return { uri: info.uri, ...(token ? { token } : {}), client, env, ready: () => (lease ? lease.ready() : client.health()) };
   }
 
   /** Lets go of the leases; the daemons end by themselves once nobody uses them. */

@@ -373,7 +373,7 @@ _COORDINATOR_TO_WORKER: Dict[str, Validator] = {
         "tid": _integer,
         "spec": _blob,
         "env": _Optional(_record(_string)),
-        "tracking": _Optional(_object({"uri": _string})),
+        "tracking": _Optional(_object({"uri": _string, "token": _Optional(_string)})),
     }),
     "run": _object({
         "type": _literal("run"),

@@ -167,6 +167,7 @@ class TrialRun:
 
     def __init__(self, tracking: Dict[str, Any], study: str, tid: int, mailbox: RunMailbox):
         self.uri: str = tracking["uri"]
+        self.token: Optional[str] = tracking.get("token")
         self.study = study
         self.tid = tid
         self.mailbox = mailbox
@@ -178,6 +179,9 @@ class TrialRun:
 
     def begin(self) -> None:
         self._set_env("MLFLOW_TRACKING_URI", self.uri)
+        if self.token:
+            # Read by mlflow at each request: the objective's own calls authenticate as the runner's do.
+            self._set_env("MLFLOW_TRACKING_TOKEN", self.token)
         if "mlflow" in sys.modules:
             self._attach(activate=True)
         else:
