@@ -64,7 +64,8 @@ export function journalPath(dir: string, studyId: string): string {
 }
 
 export function ensureJournalDir(dir: string): void {
-  mkdirSync(dir, { recursive: true });
+  // Trials' params, results and logs: for the owner alone (folders made here, not the user's own).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
 }
 
 /** Reads a study back; a final line cut short by a crash is ignored. */

@@ -5,12 +5,13 @@
  * with one notice. Nothing here ever kills a process that is not a daemon of ours for this store.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { RunnerError } from '../errors';
 import { Emitter } from '../events';
 import { pidAlive } from '../lockFile';
+import { ensurePrivateDir } from '../privateDir';
 import {
   CONTROL_PREFIX,
   DaemonHandshake,
@@ -261,7 +262,7 @@ function startDaemon(options: AcquireOptions, logPath: string): Promise<DaemonHa
     '--python', options.python,
     ...(options.idleTimeoutSeconds !== undefined ? ['--idle-timeout', String(options.idleTimeoutSeconds)] : []),
   ];
-  mkdirSync(dirname(logPath), { recursive: true });
+  ensurePrivateDir(dirname(logPath));
   const log = openSync(logPath, 'a', 0o600);
   let child;
   try {

@@ -5,9 +5,10 @@
  * the supervisor's own files under a matching stem (`mlflow-server[-<hash>]`).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as z from 'zod';
+import { ensurePrivateDir } from '../privateDir';
 import { defaultStoreUri, STATE_DIR } from './supervisor';
 
 export const TrackingServerRecord = z.object({
@@ -73,7 +74,7 @@ export function listTrackingRecords(workspace: string): Array<{ path: string; re
 
 /** Written to a private temporary file, then renamed: a reader never sees half a record. */
 export function writeTrackingRecord(path: string, record: TrackingServerRecord): void {
-  mkdirSync(resolve(path, '..'), { recursive: true });
+  ensurePrivateDir(resolve(path, '..'));
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
   renameSync(temporary, path);

@@ -23,6 +23,7 @@ import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Emitter, type Unsubscribe } from '../events';
+import { ensurePrivateDir, makePrivateFile } from '../privateDir';
 import { MlflowClient, MlflowError } from './client';
 
 export const STATE_DIR = '.hyperopt-runner';
@@ -401,7 +402,7 @@ export class MlflowServerSupervisor {
   // --- acquiring a server -----------------------------------------------------------------------
 
   private async acquire(preferredPort: number | undefined, signal: AbortSignal): Promise<string> {
-    await fs.mkdir(this.stateDir, { recursive: true });
+    ensurePrivateDir(this.stateDir);
     const release = await this.lock(signal);
     try {
       const reused = await this.tryReuse(signal);
@@ -487,7 +488,9 @@ export class MlflowServerSupervisor {
     if (storeDir) await fs.mkdir(storeDir, { recursive: true });
     await fs.mkdir(this.artifactsDir, { recursive: true });
     if (attempt === 1 && this.storeUri === defaultStoreUri(this.options.workspace)) {
-      await useWriteAheadLog(this.options.python, join(this.stateDir, 'mlflow.db'));
+      const db = join(this.stateDir, 'mlflow.db');
+      await useWriteAheadLog(this.options.python, db);
+      for (const file of [db, `${db}-wal`, `${db}-shm`]) makePrivateFile(file);
     }
     const logOffset = await this.prepareLog();
     const env: Record<string, string | undefined> = { ...(this.options.env ?? process.env) };

@@ -4,11 +4,12 @@
  * is none (or only a dead or outdated one).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { z } from 'zod';
 import { RunnerError } from '../errors';
 import { Emitter } from '../events';
+import { ensurePrivateDir } from '../privateDir';
 import {
   CONTROL_PROTOCOL_VERSION,
   ServiceToClient,
@@ -191,7 +192,7 @@ export async function connectService(options: LaunchOptions): Promise<{ client: 
 
 /** Starts `serve` detached in its own process group, its output appended to service.log. */
 export function startService(options: LaunchOptions): { once(event: 'exit', listener: () => void): unknown; pid?: number } {
-  mkdirSync(stateDir(options.workspace), { recursive: true });
+  ensurePrivateDir(stateDir(options.workspace));
   const log = openSync(serviceLogPath(options.workspace), 'a', 0o600);
   const cli = Array.isArray(options.cli) ? options.cli : [options.cli];
   const args = [...cli, 'serve', '--workspace', options.workspace];

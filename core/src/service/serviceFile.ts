@@ -3,10 +3,11 @@
  * pid, port, token, version) and `.hyperopt-runner/service.lock` (held by the one service of the
  * workspace from its start to its exit), with its log beside them.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { STATE_DIR } from '../mlflow/supervisor';
 import { acquireLockFile, pidAlive } from '../lockFile';
+import { ensurePrivateDir } from '../privateDir';
 import { ServiceFile } from '../protocol/control';
 
 export { pidAlive };
@@ -40,7 +41,7 @@ export function readServiceFile(workspace: string): ServiceFile | undefined {
 /** Written to a private temporary file first, then renamed: a reader never sees half a record. */
 export function writeServiceFile(workspace: string, record: ServiceFile): void {
   const path = serviceFilePath(workspace);
-  mkdirSync(dirname(path), { recursive: true });
+  ensurePrivateDir(dirname(path));
   const temp = `${path}.${process.pid}.tmp`;
   writeFileSync(temp, JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
   renameSync(temp, path);
