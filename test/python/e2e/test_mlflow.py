@@ -349,3 +349,74 @@ def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_tak
 
     # The new server was handed the runs that were missing and writes them in the background.
     wait_for(listed, timeout=120, what="every trial's run, and the study finished")
+
+
+def journal_records(runner) -> list[dict]:
+    paths = list(runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else []
+    return [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.endswith("}")]
+
+
+def stall_with_two_trials_in_flight(runner, server, marks: Path):
+    """A tracked study on 2 slots whose first 3 trials finished and whose next 2 hang, each with
+    its child run."""
+    marks.mkdir()
+    proc = runner.start(SCRIPTS / "stalled_tracked.py", str(marks), executor="local:2", extra=("--tracking-uri", server.uri))
+
+    def stalled() -> bool:
+        records = journal_records(runner)
+        return sum(r["k"] == "end" for r in records) >= 3 and sum(r["k"] == "run" for r in records) >= 5 and len(list(marks.iterdir())) >= 5
+
+    wait_for(stalled, timeout=180, what="three finished trials and two in flight")
+    study = next(r["study"]["id"] for r in journal_records(runner) if r["k"] == "study")
+    return proc, study
+
+
+def study_runs(server, study: str) -> tuple[dict, list[dict]]:
+    parents = server.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")
+    assert len(parents) == 1, [p["info"] for p in parents]
+    return parents[0], children(server, parents[0]["info"]["run_id"])
+
+
+def assert_closed_as_interrupted(server, runner, study: str, finished: int, lost: int) -> None:
+    """The study's parent KILLED with the journal's counts; one run per tid, the finished trials'
+    FINISHED, the lost attempts' KILLED and saying so; nothing RUNNING."""
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "KILLED"
+    m = metrics(parent)
+    assert (m["successful_trials_count"], m["cancelled_trials_count"], m["failed_trials_count"]) == (finished, lost, 0), m
+    tids = [tags(k)["hyperopt_runner.tid"] for k in kids]
+    assert len(tids) == len(set(tids)) == finished + lost, tids
+    done = [k for k in kids if k["info"]["status"] == "FINISHED"]
+    killed = [k for k in kids if k["info"]["status"] == "KILLED"]
+    assert len(done) == finished and all(tags(k)["trial_status"] == "ok" and "loss" in metrics(k) for k in done)
+    assert len(killed) == lost, [k["info"]["status"] for k in kids]
+    for kid in killed:
+        assert tags(kid)["trial_status"] == "cancelled"
+        assert tags(kid)["hyperopt_runner.cancel_reason"].startswith("attempt lost: the command that ran the study"), tags(kid)
+    journal = runner.journal_dir / f"{study}.jsonl"
+    states = [r for r in map(json.loads, journal.read_text().splitlines()) if r["k"] == "state"]
+    assert states[-1]["state"] == "ended" and states[-1]["reason"] == "interrupted", states
+
+
+@pytest.mark.parametrize("closer", ["sync", "run"])
+def test_cli_killed_mid_study_the_next_command_closes_its_runs(runner, server, tmp_path, closer):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    proc.kill()
+    proc.communicate(timeout=60)
+    # The driver and the workers go with their coordinator.
+    wait_for(lambda: not tagged_pids(runner.tag), timeout=30, what="the study's processes to end")
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "RUNNING"
+    assert sorted(k["info"]["status"] for k in kids).count("RUNNING") >= 2
+    if closer == "sync":
+        synced = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+        assert synced.returncode == 0, synced.stderr
+    else:
+        # Any later command in the same journal folder ends it at its own end.
+        runner.env["STALL"] = "0"
+        later = runner.run(SCRIPTS / "stalled_tracked.py", str(tmp_path / "marks"), "2", executor="local:2", extra=("--tracking-uri", server.uri))
+        assert later.returncode == 0, later.stderr
+        assert later.summary[0]["study"] != study
+    assert_closed_as_interrupted(server, runner, study, finished=3, lost=2)
+    again = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+    assert again.returncode == 0 and again.stdout.strip() == "wrote 0 trial run(s) to MLflow", again.stdout + again.stderr
