@@ -761,7 +761,11 @@ export class Engine {
     study.state = 'ended';
     this.write(study, { k: 'state', state: 'ended', reason: 'interrupted', message: why, at: Date.now() });
     this.emit({ type: 'study.state', study: study.id, state: 'ended', reason: 'interrupted', message: why });
-    if (!study.closed) this.closeRuns(study, { counts: this.countsOf(study), bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
+    if (study.closed) return;
+    // The trials being killed count as cancelled: their ends come after this.
+    const counts = this.countsOf(study);
+    counts.cancelled += [...study.running.keys()].filter((tid) => !study.finished.has(tid)).length;
+    this.closeRuns(study, { counts, bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
   }
 
   private armDeadline(study: Study): void {

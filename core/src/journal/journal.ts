@@ -209,9 +209,14 @@ export function lastWriteAt(path: string): number {
   return Math.round(statSync(path).mtimeMs);
 }
 
+/** A trial running, or queued again with a child run (its worker was lost). */
+export function inFlight(trial: JournalTrial): boolean {
+  return trial.state === 'running' || (trial.state === 'queued' && trial.mlflowRunId !== undefined);
+}
+
 /** The end records of the attempts a dead command left in flight (its trials running, or queued again with a child run): cancelled at `at`. */
 export function lostAttemptEnds(study: StudyRecord, why: string, at: number): Array<Extract<JournalRecord, { k: 'end' }>> {
-  const lost = [...study.trials.values()].filter((t) => t.state === 'running' || (t.state === 'queued' && t.mlflowRunId !== undefined));
+  const lost = [...study.trials.values()].filter(inFlight);
   return lost.map((t) => ({
     k: 'end',
     tid: t.tid,

@@ -4,7 +4,7 @@
  * params, loss and status, so nothing is lost. The runs are laid out by runLayout.ts, as the
  * ones written while the study ran.
  */
-import { JournalWriter, lastWriteAt, listStudies, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
+import { inFlight, JournalWriter, lastWriteAt, listStudies, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
 import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
 import {
@@ -37,12 +37,16 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
   const journal = new JournalWriter(study.path);
   let parentCreated = false;
   try {
-    if (ownerGone(study)) {
-      const why = `the command that ran the study (pid ${study.owner!.pid}) ended without finishing it`;
+    const gone = ownerGone(study);
+    if (gone || study.state === 'ended') {
+      // An ended study may still hold an attempt in flight: one queued again after its worker was
+      // lost when the study was interrupted.
+      const why = gone ? `the command that ran the study (pid ${study.owner!.pid}) ended without finishing it` : 'the study ended before it ran again';
       const at = lastWriteAt(study.path);
-      for (const end of lostAttemptEnds(study, `attempt lost: ${why}`, at)) journal.append(end);
-      journal.append({ k: 'state', state: 'ended', reason: 'interrupted', message: why, at });
-      study = readJournal(study.path);
+      const ends = lostAttemptEnds(study, `attempt lost: ${why}`, at);
+      for (const end of ends) journal.append(end);
+      if (gone) journal.append({ k: 'state', state: 'ended', reason: 'interrupted', message: why, at });
+      if (gone || ends.length > 0) study = readJournal(study.path);
     }
     let tracking = study.tracking;
     if (!tracking) {
@@ -125,7 +129,7 @@ async function finishParent(study: StudyRecord, parentRunId: string, owned: bool
 
 /** Whether a study has anything for `syncStudy` to write. */
 export function needsSync(study: StudyRecord): boolean {
-  if (ownerGone(study)) return true;
+  if (ownerGone(study) || (study.state === 'ended' && [...study.trials.values()].some(inFlight))) return true;
   if (runByAnother(study)) return false;
   return !study.tracking || unsyncedTrials(study) > 0 || (study.tracking.owned === true && !study.tracking.ended && study.state === 'ended');
 }

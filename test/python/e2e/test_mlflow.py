@@ -377,7 +377,7 @@ def study_runs(server, study: str) -> tuple[dict, list[dict]]:
     return parents[0], children(server, parents[0]["info"]["run_id"])
 
 
-def assert_closed_as_interrupted(server, runner, study: str, finished: int, lost: int) -> None:
+def assert_closed_as_interrupted(server, runner, study: str, finished: int, lost: int, reason: str = "attempt lost: the command that ran the study") -> None:
     """The study's parent KILLED with the journal's counts; one run per tid, the finished trials'
     FINISHED, the lost attempts' KILLED and saying so; nothing RUNNING."""
     parent, kids = study_runs(server, study)
@@ -392,7 +392,7 @@ def assert_closed_as_interrupted(server, runner, study: str, finished: int, lost
     assert len(killed) == lost, [k["info"]["status"] for k in kids]
     for kid in killed:
         assert tags(kid)["trial_status"] == "cancelled"
-        assert tags(kid)["hyperopt_runner.cancel_reason"].startswith("attempt lost: the command that ran the study"), tags(kid)
+        assert tags(kid)["hyperopt_runner.cancel_reason"].startswith(reason), tags(kid)
     journal = runner.journal_dir / f"{study}.jsonl"
     states = [r for r in map(json.loads, journal.read_text().splitlines()) if r["k"] == "state"]
     assert states[-1]["state"] == "ended" and states[-1]["reason"] == "interrupted", states
@@ -420,3 +420,18 @@ def test_cli_killed_mid_study_the_next_command_closes_its_runs(runner, server, t
     assert_closed_as_interrupted(server, runner, study, finished=3, lost=2)
     again = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
     assert again.returncode == 0 and again.stdout.strip() == "wrote 0 trial run(s) to MLflow", again.stdout + again.stderr
+
+
+def test_a_worker_killed_mid_trial_leaves_one_finished_run_per_trial(runner, server, tmp_path):
+    result = runner.run(SCRIPTS / "suicidal_worker.py", str(tmp_path / "marker"), executor="local:3", extra=("--tracking-uri", server.uri))
+    assert result.returncode == 0, result.stderr
+    records = result.study_records()
+    requeued = [r["tid"] for r in records if r["k"] == "requeue"]
+    assert len(requeued) == 1, records
+    parent, kids = study_runs(server, result.summary[0]["study"])
+    assert parent["info"]["status"] == "FINISHED"
+    # The retry reused the trial's run: one run per tid, each finished with its status.
+    assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(12))
+    assert all(k["info"]["status"] == "FINISHED" and tags(k)["trial_status"] == "ok" for k in kids)
+    retried = next(k for k in kids if int(tags(k)["hyperopt_runner.tid"]) == requeued[0])
+    assert [r["mlflowRunId"] for r in records if r["k"] == "run" and r["tid"] == requeued[0]] == [retried["info"]["run_id"]]
