@@ -183,6 +183,8 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       study.state = 'running';
       study.endReason = undefined;
       study.owner = r.owner;
+      // The resumed study ends its parent again.
+      if (study.tracking) study.tracking.ended = undefined;
       return;
     case 'settings':
     case 'study':

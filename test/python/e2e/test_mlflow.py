@@ -435,3 +435,50 @@ def test_a_worker_killed_mid_trial_leaves_one_finished_run_per_trial(runner, ser
     assert all(k["info"]["status"] == "FINISHED" and tags(k)["trial_status"] == "ok" for k in kids)
     retried = next(k for k in kids if int(tags(k)["hyperopt_runner.tid"]) == requeued[0])
     assert [r["mlflowRunId"] for r in records if r["k"] == "run" and r["tid"] == requeued[0]] == [retried["info"]["run_id"]]
+
+
+def resume(runner, server, study: str, summary: Path) -> dict:
+    runner.env["STALL"] = "0"
+    resumed = runner.cli("resume", study, "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri, "--summary-json", str(summary))
+    assert resumed.returncode == 0, resumed.stderr
+    return json.loads(summary.read_text())[0]
+
+
+def assert_resumed_under_one_parent(server, study: str, finished: int, lost: int) -> None:
+    """One parent across the resume, FINISHED with the counts of the resumed fmin's trials (the lost
+    attempts are none of them); the lost attempts' runs KILLED, the resumed trials' under the same
+    parent with tids of their own."""
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "FINISHED"
+    m = metrics(parent)
+    assert (m["successful_trials_count"], m["cancelled_trials_count"], m["total_trials_count"]) == (finished, 0, finished), m
+    tids = [int(tags(k)["hyperopt_runner.tid"]) for k in kids]
+    assert len(tids) == len(set(tids)) == finished + lost, sorted(tids)
+    statuses = sorted(k["info"]["status"] for k in kids)
+    assert statuses == ["FINISHED"] * finished + ["KILLED"] * lost, statuses
+    assert all(tags(k)["trial_status"] == ("ok" if k["info"]["status"] == "FINISHED" else "cancelled") for k in kids)
+
+
+def test_driver_killed_mid_study_its_runs_are_closed_and_resume_continues_its_parent(runner, server, tmp_path):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    drivers = [pid for pid, cmd in tagged_pids(runner.tag) if "hyperopt_runner.launch" in cmd]
+    assert len(drivers) == 1
+    os.kill(drivers[0], signal.SIGKILL)
+    runner.finish(proc, timeout=120)
+    # The CLI saw its driver go: it closed the runs itself.
+    assert_closed_as_interrupted(server, runner, study, finished=3, lost=2, reason="the script exited before fmin returned")
+    summary = resume(runner, server, study, tmp_path / "resumed.json")
+    assert summary["study"] == study and summary["trials"]["ok"] == 8
+    assert_resumed_under_one_parent(server, study, finished=8, lost=2)
+
+
+def test_cli_killed_mid_study_resume_closes_the_lost_attempts_and_continues_its_parent(runner, server, tmp_path):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    proc.kill()
+    proc.communicate(timeout=60)
+    wait_for(lambda: not tagged_pids(runner.tag), timeout=30, what="the study's processes to end")
+    summary = resume(runner, server, study, tmp_path / "resumed.json")
+    assert summary["study"] == study and summary["trials"]["ok"] == 8
+    assert_resumed_under_one_parent(server, study, finished=8, lost=2)
+    again = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+    assert again.returncode == 0 and again.stdout.strip() == "wrote 0 trial run(s) to MLflow", again.stdout + again.stderr
