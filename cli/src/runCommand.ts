@@ -7,6 +7,7 @@ import { createExecutor } from '../../executors/src/create';
 import { ProgressView } from './progress';
 import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
+import { abandonedJournals } from '../../core/src/mlflow/sync';
 
 export interface ScriptRun extends RunRequest {
   summaryJson: string | null;
@@ -100,7 +101,9 @@ export async function runScript(run: ScriptRun): Promise<number> {
     process.off('SIGTERM', onTerminate);
     process.off('SIGHUP', onTerminate);
     const tracking = await trackingStarted;
-    const written = await tracking.syncJournals(session.journals, notice);
+    // Studies of the journal folder whose command died are ended here too.
+    const abandoned = abandonedJournals(run.journalDir).filter((path) => !session.journals.includes(path));
+    const written = await tracking.syncJournals([...session.journals, ...abandoned], notice);
     if (written > 0) notice(`MLflow: wrote ${written} trial run(s) that could not be logged during the study`);
     tracking.stop();
     view.dispose();

@@ -3,12 +3,14 @@
 // live (the script's active run, or one in the script's experiment, with the script's params).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { JournalWriter, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { MlflowClient } from '../../core/src/mlflow/client';
-import { parentRunCreate } from '../../core/src/mlflow/runLayout';
-import { syncStudy } from '../../core/src/mlflow/sync';
+import { childRunCreate, parentRunCreate } from '../../core/src/mlflow/runLayout';
+import { needsSync, syncStudy } from '../../core/src/mlflow/sync';
 import { childRunsFilter } from '../../core/src/mlflow/tags';
 import { startMlflowServer, type TestMlflowServer } from './helpers/mlflowServer';
 import { tempDir } from './helpers/tempDir';
@@ -98,5 +100,56 @@ describe('runs written from the journal against a real mlflow server', () => {
     assert.equal(parent.data.params.parallelism, '2');
     const kids = await client.searchAllRuns({ experimentIds: [experimentId], filter: childRunsFilter(parent.info.runId) });
     assert.equal(kids.length, 3);
+  });
+
+  /**
+   * A study a command left mid-way: trial 0 finished, trial 1 in flight, trial 2 queued again after
+   * its worker was lost, each of the last two with its child run RUNNING under a RUNNING parent.
+   */
+  async function leftMidway(id: string, ownerPid: number): Promise<{ path: string; parent: string; kids: string[] }> {
+    const dir = tempDir('hr-sync-');
+    const path = join(dir, `${id}.jsonl`);
+    const parent = await client.createRun(parentRunCreate(info(id), '0'));
+    const kids = [];
+    for (const tid of [0, 1, 2]) kids.push((await client.createRun(childRunCreate({ studyId: id, tid, experimentId: '0', parentRunId: parent.info.runId, startTime: Date.now() }))).info.runId);
+    const w = new JournalWriter(path);
+    w.append({ k: 'study', v: 1, study: info(id), owner: { pid: ownerPid, host: hostname() } });
+    w.append({ k: 'tracking', uri: server.uri, experimentId: '0', parentRunId: parent.info.runId, owned: true, at: Date.now() });
+    for (const tid of [0, 1, 2]) {
+      w.append({ k: 'trial', tid, vals: { x: [tid] }, params: { x: tid }, at: Date.now() });
+      w.append({ k: 'start', tid, slot: 'local/0', attempt: 1, at: Date.now() });
+      w.append({ k: 'run', tid, mlflowRunId: kids[tid]!, at: Date.now() });
+    }
+    w.append({ k: 'end', tid: 0, state: 'done', summary: { status: 'ok', loss: 0.5 }, slot: 'local/0', endedAt: Date.now(), mlflowRunId: kids[0]!, mlflowIncomplete: true });
+    w.append({ k: 'requeue', tid: 2, slot: 'local/0', reason: 'the worker exited', at: Date.now() });
+    w.close();
+    return { path, parent: parent.info.runId, kids };
+  }
+
+  it('ends a study whose command is gone: its attempts in flight KILLED as lost, its parent KILLED with the counts', async () => {
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid;
+    const { path, parent, kids } = await leftMidway('20261202-000000-dead01', gone);
+    assert.equal(needsSync(readJournal(path)), true);
+    assert.equal((await syncStudy(readJournal(path), client)).written, 3);
+    const status = async (runId: string): Promise<string> => (await client.getRun(runId)).info.status;
+    assert.deepEqual([await status(parent), ...(await Promise.all(kids.map(status)))], ['KILLED', 'FINISHED', 'KILLED', 'KILLED']);
+    for (const kid of kids.slice(1)) {
+      const tags = (await client.getRun(kid)).data.tags;
+      assert.equal(tags.trial_status, 'cancelled');
+      assert.match(tags['hyperopt_runner.cancel_reason'] ?? '', new RegExp(`^attempt lost: the command that ran the study \\(pid ${gone}\\) ended`));
+    }
+    const metrics = (await client.getRun(parent)).data.metrics;
+    assert.deepEqual([metrics.successful_trials_count, metrics.cancelled_trials_count, metrics.total_trials_count], [1, 2, 3]);
+    const study = readJournal(path);
+    assert.deepEqual([study.state, study.endReason], ['ended', 'interrupted']);
+    assert.equal(needsSync(study), false);
+  });
+
+  it('leaves a study whose command is alive to that command', async () => {
+    const { path, parent, kids } = await leftMidway('20261202-000000-a11ve1', process.pid);
+    assert.equal(needsSync(readJournal(path)), false);
+    assert.equal((await syncStudy(readJournal(path), client)).written, 0);
+    for (const runId of [parent, ...kids]) assert.equal((await client.getRun(runId)).info.status, 'RUNNING');
+    assert.equal(readJournal(path).state, 'running');
   });
 });

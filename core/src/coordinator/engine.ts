@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { InfrastructureError, messageOf, RunnerError } from '../errors';
 import { STUDY_ENDING, type Executor, type JobTracking, type Slot, type SlotOutcome } from '../executor';
 import { Emitter } from '../events';
-import { ensureJournalDir, journalPath, JournalWriter, type StudyRecord } from '../journal/journal';
+import { currentOwner, ensureJournalDir, journalPath, JournalWriter, lastWriteAt, lostAttemptEnds, type StudyRecord } from '../journal/journal';
 import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
 import { JOURNAL_VERSION } from '../journal/records';
 import { lossToNumber, type TrialError } from '../protocol/common';
@@ -405,8 +405,16 @@ export class Engine {
     this.order.push(study);
 
     let resume: FinishedTrial[] | undefined;
+    let reservedTids: number[] = [];
+    let lost: Array<Extract<JournalRecord, { k: 'end' }>> = [];
     if (previous) {
       resume = [];
+      // The attempts an earlier command left in flight are lost: ended as such (their runs closed
+      // below), and their tids kept from the new trials, which get runs of their own.
+      const owner = previous.owner ? ` (pid ${previous.owner.pid})` : '';
+      lost = lostAttemptEnds(previous, `attempt lost: the command that ran the study${owner} ended without finishing it`, lastWriteAt(previous.path));
+      for (const end of lost) study.finished.set(end.tid, { state: 'cancel', ok: false, loss: undefined });
+      reservedTids = [...previous.trials.values()].filter((t) => t.state !== 'done' && t.state !== 'error').map((t) => t.tid);
       for (const t of previous.trials.values()) {
         if (t.state !== 'done' && t.state !== 'error') continue;
         resume.push({ tid: t.tid, state: t.state, vals: t.vals, summary: t.summary, result: t.result, error: t.error, startedAt: t.startedAt, endedAt: t.endedAt });
@@ -414,14 +422,18 @@ export class Engine {
         study.finished.set(t.tid, { state: t.state, ok, loss: ok ? lossToNumber(t.summary?.loss) : undefined });
         this.trackBest(study, study.finished.get(t.tid)?.loss);
       }
-      this.write(study, { k: 'resumed', runId: this.options.run.runId, at: now });
+      this.write(study, { k: 'resumed', runId: this.options.run.runId, owner: currentOwner(), at: now });
+      for (const end of lost) this.write(study, end);
     } else {
-      this.write(study, { k: 'study', v: JOURNAL_VERSION, study: info });
+      this.write(study, { k: 'study', v: JOURNAL_VERSION, study: info, owner: currentOwner() });
     }
     this.emit({ type: 'study.opened', study: info, journal: journal.path, settings: { ...settings }, resumed: Boolean(previous) });
     if (decided.notice && !previous) this.emit({ type: 'notice', text: `study ${id}: ${decided.notice}` });
-    driver.send({ type: 'opened', ref: open.ref, study: id, parallelism, journal: journal.path, ...(resume ? { resume } : {}) });
+    driver.send({
+      type: 'opened', ref: open.ref, study: id, parallelism, journal: journal.path, ...(resume ? { resume } : {}), ...(reservedTids.length > 0 ? { reservedTids } : {}),
+    });
     if (this.tracking && open.tracking) this.track(study, this.tracking, open.tracking, previous?.tracking);
+    for (const end of lost) if (end.mlflowRunId) this.endLostRun(study, end, end.mlflowRunId, previous!.trials.get(end.tid)?.params ?? {});
 
     const alreadyEnded = previous && previous.state === 'ended' && previous.endReason !== 'interrupted';
     if (alreadyEnded) {
@@ -463,6 +475,14 @@ export class Engine {
       const tracking = { uri: parent.uri, experimentId: parent.experimentId, parentRunId: parent.parentRunId };
       this.write(study, { k: 'tracking', ...tracking, owned: parent.owned, at: Date.now() });
       this.emit({ type: 'study.tracking', study: study.id, ...tracking });
+    });
+  }
+
+  /** Closes the run of an attempt lost with an earlier command (the sync does it if this cannot). */
+  private endLostRun(study: Study, end: Extract<JournalRecord, { k: 'end' }>, runId: string, params: Record<string, unknown>): void {
+    const outcome = { state: 'cancel' as const, error: end.error, params, endedAt: end.endedAt ?? Date.now(), slot: end.slot };
+    study.runs?.trialEnded(end.tid, Promise.resolve({ runId, artifactUri: '' }), outcome, (tracked) => {
+      this.write(study, { k: 'tracked', tid: end.tid, mlflowRunId: tracked.runId, complete: tracked.complete, ...(tracked.error ? { error: tracked.error } : {}), at: Date.now() });
     });
   }
 
@@ -780,7 +800,11 @@ export class Engine {
     study.state = 'ended';
     this.write(study, { k: 'state', state: 'ended', reason: 'interrupted', message: why, at: Date.now() });
     this.emit({ type: 'study.state', study: study.id, state: 'ended', reason: 'interrupted', message: why });
-    if (!study.closed) this.closeRuns(study, { counts: this.countsOf(study), bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
+    if (study.closed) return;
+    // The trials being killed count as cancelled: their ends come after this.
+    const counts = this.countsOf(study);
+    counts.cancelled += [...study.running.keys()].filter((tid) => !study.finished.has(tid)).length;
+    this.closeRuns(study, { counts, bestLoss: Number.isFinite(study.bestLoss) ? study.bestLoss : undefined, failed: false, endReason: 'interrupted' });
   }
 
   private armDeadline(study: Study): void {

@@ -1,9 +1,11 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../errors';
+import { pidAlive } from '../lockFile';
 import type { FinishedTrial } from '../protocol/driver';
 import { lossToNumber, type ParamValue, type ResultSummary, type TrialError } from '../protocol/common';
-import { JOURNAL_VERSION, JournalRecord, type StudyInfo, type StudyState } from './records';
+import { JOURNAL_VERSION, JournalRecord, type StudyInfo, type StudyOwner, type StudyState } from './records';
 
 /**
  * Appends records with one write() each, before the engine acknowledges the event, so a
@@ -53,6 +55,8 @@ export interface StudyRecord {
   endedAt?: number;
   trials: Map<number, JournalTrial>;
   runIds: string[];
+  /** The process that ran the study last (absent in older journals). */
+  owner?: StudyOwner;
   /** The study's parent MLflow run, when the study is tracked. */
   tracking?: { uri: string; experimentId: string; parentRunId: string; owned?: boolean; ended?: boolean };
   /** What the script asked of the study's runs when it opened (absent in older journals and untracked studies). */
@@ -92,7 +96,7 @@ export function readJournal(path: string): StudyRecord {
       if (parsed.v > JOURNAL_VERSION) {
         throw new RunnerError('journal_corrupt', { path, reason: `written by a newer version (${parsed.v})` });
       }
-      record = { info: parsed.study, path, state: 'running', trials: new Map(), runIds: [parsed.study.runId] };
+      record = { info: parsed.study, path, state: 'running', trials: new Map(), runIds: [parsed.study.runId], ...(parsed.owner ? { owner: parsed.owner } : {}) };
       continue;
     }
     if (!record) throw new RunnerError('journal_corrupt', { path, reason: 'no study record first' });
@@ -179,11 +183,53 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       study.runIds.push(r.runId);
       study.state = 'running';
       study.endReason = undefined;
+      study.owner = r.owner;
+      // The resumed study ends its parent again.
+      if (study.tracking) study.tracking.ended = undefined;
       return;
     case 'settings':
     case 'study':
       return;
   }
+}
+
+/** The owner this process writes in the journals of the studies it runs. */
+export function currentOwner(): StudyOwner {
+  return { pid: process.pid, host: hostname() };
+}
+
+/**
+ * True when a study that never ended was run by a process of this machine that is gone (killed,
+ * crashed): nothing will end it but a later command. Unknown for older journals and for another
+ * machine's processes.
+ */
+export function ownerGone(study: StudyRecord): boolean {
+  return study.state !== 'ended' && study.owner !== undefined && study.owner.host === hostname() && !pidAlive(study.owner.pid);
+}
+
+/** When a journal was last written: for a study whose command died, the last moment it is known to have been alive. */
+export function lastWriteAt(path: string): number {
+  return Math.round(statSync(path).mtimeMs);
+}
+
+/** A trial running, or queued again with a child run (its worker was lost). */
+export function inFlight(trial: JournalTrial): boolean {
+  return trial.state === 'running' || (trial.state === 'queued' && trial.mlflowRunId !== undefined);
+}
+
+/** The end records of the attempts a dead command left in flight (its trials running, or queued again with a child run): cancelled at `at`. */
+export function lostAttemptEnds(study: StudyRecord, why: string, at: number): Array<Extract<JournalRecord, { k: 'end' }>> {
+  const lost = [...study.trials.values()].filter(inFlight);
+  return lost.map((t) => ({
+    k: 'end',
+    tid: t.tid,
+    state: 'cancel',
+    error: { type: 'Cancelled', message: why },
+    ...(t.slot ? { slot: t.slot } : {}),
+    ...(t.startedAt !== undefined ? { startedAt: t.startedAt } : {}),
+    endedAt: Math.max(at, t.startedAt ?? 0),
+    ...(t.mlflowRunId ? { mlflowRunId: t.mlflowRunId, mlflowIncomplete: true } : {}),
+  }));
 }
 
 export function listJournals(dir: string): string[] {

@@ -36,8 +36,12 @@ export type StudyState = z.infer<typeof StudyState>;
 
 const Vals = FinishedTrial.shape.vals;
 
+/** The process that runs a study (its coordinator), so a later command can tell it is gone. */
+export const StudyOwner = z.object({ pid: z.number().int(), host: z.string() });
+export type StudyOwner = z.infer<typeof StudyOwner>;
+
 export const JournalRecord = z.discriminatedUnion('k', [
-  z.object({ k: z.literal('study'), v: z.number().int(), study: StudyInfo }),
+  z.object({ k: z.literal('study'), v: z.number().int(), study: StudyInfo, owner: StudyOwner.optional() }),
   z.object({ k: z.literal('trial'), tid: z.number().int(), vals: Vals, params: z.record(z.string(), ParamValue), at: z.number() }),
   z.object({ k: z.literal('start'), tid: z.number().int(), slot: z.string(), attempt: z.number().int(), at: z.number() }),
   z.object({
@@ -103,6 +107,6 @@ export const JournalRecord = z.discriminatedUnion('k', [
     noProgressTrials: z.number().int().nullable().optional(),
     at: z.number(),
   }),
-  z.object({ k: z.literal('resumed'), runId: z.string(), at: z.number() }),
+  z.object({ k: z.literal('resumed'), runId: z.string(), owner: StudyOwner.optional(), at: z.number() }),
 ]);
 export type JournalRecord = z.infer<typeof JournalRecord>;

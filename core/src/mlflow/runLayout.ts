@@ -10,6 +10,7 @@ import { lossToNumber, type ResultSummary, type TrialError } from '../protocol/c
 import type { CreateRunOptions, LogBatchInput, RunStatus } from './client';
 import {
   BEST_TRIAL_LOSS_METRIC,
+  CANCEL_REASON_TAG,
   FMIN_UUID_TAG,
   HOST_TAG,
   LOSS_METRIC,
@@ -188,6 +189,7 @@ export function childEndBatch(outcome: TrialOutcome): LogBatchInput {
   const tags: Record<string, string> = { [TRIAL_STATUS_TAG]: trialStatusOf(outcome), ...(outcome.slot ? { [SLOT_TAG]: outcome.slot } : {}) };
   const traceback = tracebackText(outcome.error);
   if (outcome.state === 'error' && traceback) tags[TRACEBACK_TAG] = traceback.slice(-TAG_LIMIT);
+  if (outcome.state === 'cancel' && outcome.error) tags[CANCEL_REASON_TAG] = outcome.error.message.slice(0, TAG_LIMIT);
   return {
     params,
     tags,

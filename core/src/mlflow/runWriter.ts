@@ -259,7 +259,7 @@ export class StudyRuns {
   }
 
   /** Writes the rest of a trial's run once it ended; `tracked` hears how that went. */
-  trialEnded(tid: number, run: Promise<TrialRun | undefined>, outcome: TrialOutcome, tracked: (result: TrackedRun) => void): void {
+  trialEnded(tid: number, run: Promise<RunRef | undefined>, outcome: TrialOutcome, tracked: (result: TrackedRun) => void): void {
     const done = run.then(async (info) => {
       if (!info) return;
       try {
@@ -329,7 +329,7 @@ export class StudyRuns {
     return id || '0';
   }
 
-  private async writeEnd(info: TrialRun, outcome: TrialOutcome): Promise<void> {
+  private async writeEnd(info: RunRef, outcome: TrialOutcome): Promise<void> {
     const client = this.writer.target.client;
     const batch = childEndBatch(outcome);
     try {
@@ -357,6 +357,9 @@ export class StudyRuns {
     void settled.then(() => this.inFlight.delete(settled));
   }
 }
+
+/** What the end of a child run needs of it. */
+type RunRef = Pick<TrialRun, 'runId' | 'artifactUri'>;
 
 function runInfoOf(run: MlflowRun): TrialRun {
   return {

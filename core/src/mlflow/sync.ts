@@ -4,7 +4,7 @@
  * params, loss and status, so nothing is lost. The runs are laid out by runLayout.ts, as the
  * ones written while the study ran.
  */
-import { JournalWriter, type StudyRecord } from '../journal/journal';
+import { inFlight, JournalWriter, lastWriteAt, listStudies, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
 import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
 import {
@@ -28,12 +28,26 @@ export interface SyncResult {
 
 /**
  * Creates the missing child runs (and the parent run when even that is missing), and completes
- * the runs that were created but never reported complete (no complete `tracked` record).
+ * the runs that were created but never reported complete (no complete `tracked` record). A study
+ * whose command died first is ended as interrupted: its attempts in flight as lost, its parent
+ * KILLED. A study another command still runs is left to it.
  */
 export async function syncStudy(study: StudyRecord, client: MlflowClient, signal?: AbortSignal): Promise<SyncResult> {
+  if (runByAnother(study)) return { study: study.info.id, written: 0, parentCreated: false };
   const journal = new JournalWriter(study.path);
   let parentCreated = false;
   try {
+    const gone = ownerGone(study);
+    if (gone || study.state === 'ended') {
+      // An ended study may still hold an attempt in flight: one queued again after its worker was
+      // lost when the study was interrupted.
+      const why = gone ? `the command that ran the study (pid ${study.owner!.pid}) ended without finishing it` : 'the study ended before it ran again';
+      const at = lastWriteAt(study.path);
+      const ends = lostAttemptEnds(study, `attempt lost: ${why}`, at);
+      for (const end of ends) journal.append(end);
+      if (gone) journal.append({ k: 'state', state: 'ended', reason: 'interrupted', message: why, at });
+      if (gone || ends.length > 0) study = readJournal(study.path);
+    }
     let tracking = study.tracking;
     if (!tracking) {
       // The parent the study would have had live: the script's active run, else one created in the
@@ -58,7 +72,7 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
     }
     let written = 0;
     for (const trial of study.trials.values()) {
-      if ((trial.mlflowRunId && !trial.mlflowIncomplete) || (trial.state !== 'done' && trial.state !== 'error')) continue;
+      if (!unsynced(trial)) continue;
       const outcome = trialOutcomeOf(trial);
       const runId =
         trial.mlflowRunId ??
@@ -115,12 +129,30 @@ async function finishParent(study: StudyRecord, parentRunId: string, owned: bool
 
 /** Whether a study has anything for `syncStudy` to write. */
 export function needsSync(study: StudyRecord): boolean {
+  if (ownerGone(study) || (study.state === 'ended' && [...study.trials.values()].some(inFlight))) return true;
+  if (runByAnother(study)) return false;
   return !study.tracking || unsyncedTrials(study) > 0 || (study.tracking.owned === true && !study.tracking.ended && study.state === 'ended');
+}
+
+/** The journals in `dir` of studies whose command died before it could end them. */
+export function abandonedJournals(dir: string): string[] {
+  return listStudies(dir).studies.filter(ownerGone).map((study) => study.path);
+}
+
+/** A study not ended whose command is alive (or cannot be checked): its runs are that command's to write. */
+function runByAnother(study: StudyRecord): boolean {
+  return study.state !== 'ended' && study.owner !== undefined && !ownerGone(study);
 }
 
 /** Trials that finished but have no complete MLflow run yet. */
 export function unsyncedTrials(study: StudyRecord): number {
   let n = 0;
-  for (const t of study.trials.values()) if ((!t.mlflowRunId || t.mlflowIncomplete) && (t.state === 'done' || t.state === 'error')) n += 1;
+  for (const t of study.trials.values()) if (unsynced(t)) n += 1;
   return n;
+}
+
+/** A finished trial without a complete run, or a cancelled one whose run was left open (a cancelled trial that never started has none). */
+function unsynced(trial: JournalTrial): boolean {
+  if (trial.mlflowRunId && !trial.mlflowIncomplete) return false;
+  return trial.state === 'done' || trial.state === 'error' || (trial.state === 'cancel' && trial.mlflowRunId !== undefined);
 }

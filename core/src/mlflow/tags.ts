@@ -18,6 +18,8 @@ export const SLOT_TAG = 'hyperopt_runner.slot';
 export const HOST_TAG = 'hyperopt_runner.host';
 /** A failed trial's traceback (truncated; the full text is the run's traceback.txt artifact). */
 export const TRACEBACK_TAG = 'hyperopt_runner.traceback';
+/** Why a trial was cancelled (an attempt lost with its command says so), on its KILLED run. */
+export const CANCEL_REASON_TAG = 'hyperopt_runner.cancel_reason';
 /** The trial's result status as the objective reported it (`ok`, `fail`). */
 export const TRIAL_STATUS_TAG = 'trial_status';
 /** The metric holding a trial's loss. */

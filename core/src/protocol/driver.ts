@@ -82,6 +82,8 @@ export const Opened = z.object({
   journal: z.string(),
   /** Present when this call continues an earlier study: its finished trials, never run again. */
   resume: z.array(FinishedTrial).optional(),
+  /** The tids of the study's other trials, which are not run again (attempts lost with an earlier command): new trials get other tids. */
+  reservedTids: z.array(z.number().int()).optional(),
 });
 
 export const OpenFailed = z.object({

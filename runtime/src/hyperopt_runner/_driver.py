@@ -188,7 +188,7 @@ class StudyLoop:
 
     # -- preparing the store ------------------------------------------------------------------
 
-    def prepare(self, resume: Optional[List[dict]]) -> None:
+    def prepare(self, resume: Optional[List[dict]], reserved: List[int] = ()) -> None:
         base = self.base
         store = self.store
         # hyperopt runs max_evals - len(trials) new points, len() as of the store's last
@@ -211,7 +211,7 @@ class StudyLoop:
                 doc["state"] = base.JOB_STATE_NEW
                 doc["book_time"] = None
                 doc["owner"] = None
-        self._reserve_known_tids()
+        self._reserve_known_tids(reserved)
         store.refresh()
         self.n_to_queue = self.max_evals - len(counted)
         if self.n_to_queue > 0:
@@ -221,11 +221,13 @@ class StudyLoop:
                 self.done_view.docs.append(doc)
         self.done_view.view.refresh()
 
-    def _reserve_known_tids(self) -> None:
+    def _reserve_known_tids(self, reserved: List[int]) -> None:
         ids = getattr(self.store, "_ids", None)
         if not isinstance(ids, set):
             return
-        tids = [tid for tid in self.by_tid if isinstance(tid, int)]
+        # Reserved: tids the study's journal holds for trials not run again (attempts lost with
+        # an earlier command), whose MLflow runs a new trial must not share.
+        tids = [tid for tid in self.by_tid if isinstance(tid, int)] + list(reserved)
         ids.update(tids)
         if tids and max(tids) + 1 > len(ids):
             # new_trial_ids counts from len(_ids); fill the gaps so it never hands out a tid
@@ -563,7 +565,7 @@ def run_study(
     )
     try:
         try:
-            loop.prepare(reply.get("resume"))
+            loop.prepare(reply.get("resume"), reply.get("reservedTids") or [])
             loop.run()
             result = _result_of_study(store, space, return_argmin)
         except BaseException as exc:

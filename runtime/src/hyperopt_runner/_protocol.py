@@ -302,6 +302,7 @@ _COORDINATOR_TO_DRIVER: Dict[str, Validator] = {
         "parallelism": _integer,
         "journal": _string,
         "resume": _Optional(_array(_finished_trial)),
+        "reservedTids": _Optional(_array(_integer)),
     }),
     "open_failed": _object({"type": _literal("open_failed"), "ref": _string, "code": _string, "message": _string}),
     "suggest": _object({"type": _literal("suggest"), "study": _string, "count": _positive_integer}),

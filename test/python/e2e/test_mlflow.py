@@ -349,3 +349,136 @@ def test_tracking_server_killed_mid_study_the_study_goes_on_and_a_new_server_tak
 
     # The new server was handed the runs that were missing and writes them in the background.
     wait_for(listed, timeout=120, what="every trial's run, and the study finished")
+
+
+def journal_records(runner) -> list[dict]:
+    paths = list(runner.journal_dir.glob("*.jsonl")) if runner.journal_dir.exists() else []
+    return [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.endswith("}")]
+
+
+def stall_with_two_trials_in_flight(runner, server, marks: Path):
+    """A tracked study on 2 slots whose first 3 trials finished and whose next 2 hang, each with
+    its child run."""
+    marks.mkdir()
+    proc = runner.start(SCRIPTS / "stalled_tracked.py", str(marks), executor="local:2", extra=("--tracking-uri", server.uri))
+
+    def stalled() -> bool:
+        records = journal_records(runner)
+        return sum(r["k"] == "end" for r in records) >= 3 and sum(r["k"] == "run" for r in records) >= 5 and len(list(marks.iterdir())) >= 5
+
+    wait_for(stalled, timeout=180, what="three finished trials and two in flight")
+    study = next(r["study"]["id"] for r in journal_records(runner) if r["k"] == "study")
+    return proc, study
+
+
+def study_runs(server, study: str) -> tuple[dict, list[dict]]:
+    parents = server.runs(f"tags.`hyperopt_runner.study_id` = '{study}'")
+    assert len(parents) == 1, [p["info"] for p in parents]
+    return parents[0], children(server, parents[0]["info"]["run_id"])
+
+
+def assert_closed_as_interrupted(server, runner, study: str, finished: int, lost: int, reason: str = "attempt lost: the command that ran the study") -> None:
+    """The study's parent KILLED with the journal's counts; one run per tid, the finished trials'
+    FINISHED, the lost attempts' KILLED and saying so; nothing RUNNING."""
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "KILLED"
+    m = metrics(parent)
+    assert (m["successful_trials_count"], m["cancelled_trials_count"], m["failed_trials_count"]) == (finished, lost, 0), m
+    tids = [tags(k)["hyperopt_runner.tid"] for k in kids]
+    assert len(tids) == len(set(tids)) == finished + lost, tids
+    done = [k for k in kids if k["info"]["status"] == "FINISHED"]
+    killed = [k for k in kids if k["info"]["status"] == "KILLED"]
+    assert len(done) == finished and all(tags(k)["trial_status"] == "ok" and "loss" in metrics(k) for k in done)
+    assert len(killed) == lost, [k["info"]["status"] for k in kids]
+    for kid in killed:
+        assert tags(kid)["trial_status"] == "cancelled"
+        assert tags(kid)["hyperopt_runner.cancel_reason"].startswith(reason), tags(kid)
+    journal = runner.journal_dir / f"{study}.jsonl"
+    states = [r for r in map(json.loads, journal.read_text().splitlines()) if r["k"] == "state"]
+    assert states[-1]["state"] == "ended" and states[-1]["reason"] == "interrupted", states
+
+
+@pytest.mark.parametrize("closer", ["sync", "run"])
+def test_cli_killed_mid_study_the_next_command_closes_its_runs(runner, server, tmp_path, closer):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    proc.kill()
+    proc.communicate(timeout=60)
+    # The driver and the workers go with their coordinator.
+    wait_for(lambda: not tagged_pids(runner.tag), timeout=30, what="the study's processes to end")
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "RUNNING"
+    assert sorted(k["info"]["status"] for k in kids).count("RUNNING") >= 2
+    if closer == "sync":
+        synced = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+        assert synced.returncode == 0, synced.stderr
+    else:
+        # Any later command in the same journal folder ends it at its own end.
+        runner.env["STALL"] = "0"
+        later = runner.run(SCRIPTS / "stalled_tracked.py", str(tmp_path / "marks"), "2", executor="local:2", extra=("--tracking-uri", server.uri))
+        assert later.returncode == 0, later.stderr
+        assert later.summary[0]["study"] != study
+    assert_closed_as_interrupted(server, runner, study, finished=3, lost=2)
+    again = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+    assert again.returncode == 0 and again.stdout.strip() == "wrote 0 trial run(s) to MLflow", again.stdout + again.stderr
+
+
+def test_a_worker_killed_mid_trial_leaves_one_finished_run_per_trial(runner, server, tmp_path):
+    result = runner.run(SCRIPTS / "suicidal_worker.py", str(tmp_path / "marker"), executor="local:3", extra=("--tracking-uri", server.uri))
+    assert result.returncode == 0, result.stderr
+    records = result.study_records()
+    requeued = [r["tid"] for r in records if r["k"] == "requeue"]
+    assert len(requeued) == 1, records
+    parent, kids = study_runs(server, result.summary[0]["study"])
+    assert parent["info"]["status"] == "FINISHED"
+    # The retry reused the trial's run: one run per tid, each finished with its status.
+    assert sorted(int(tags(k)["hyperopt_runner.tid"]) for k in kids) == list(range(12))
+    assert all(k["info"]["status"] == "FINISHED" and tags(k)["trial_status"] == "ok" for k in kids)
+    retried = next(k for k in kids if int(tags(k)["hyperopt_runner.tid"]) == requeued[0])
+    assert [r["mlflowRunId"] for r in records if r["k"] == "run" and r["tid"] == requeued[0]] == [retried["info"]["run_id"]]
+
+
+def resume(runner, server, study: str, summary: Path) -> dict:
+    runner.env["STALL"] = "0"
+    resumed = runner.cli("resume", study, "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri, "--summary-json", str(summary))
+    assert resumed.returncode == 0, resumed.stderr
+    return json.loads(summary.read_text())[0]
+
+
+def assert_resumed_under_one_parent(server, study: str, finished: int, lost: int) -> None:
+    """One parent across the resume, FINISHED with the counts of the resumed fmin's trials (the lost
+    attempts are none of them); the lost attempts' runs KILLED, the resumed trials' under the same
+    parent with tids of their own."""
+    parent, kids = study_runs(server, study)
+    assert parent["info"]["status"] == "FINISHED"
+    m = metrics(parent)
+    assert (m["successful_trials_count"], m["cancelled_trials_count"], m["total_trials_count"]) == (finished, 0, finished), m
+    tids = [int(tags(k)["hyperopt_runner.tid"]) for k in kids]
+    assert len(tids) == len(set(tids)) == finished + lost, sorted(tids)
+    statuses = sorted(k["info"]["status"] for k in kids)
+    assert statuses == ["FINISHED"] * finished + ["KILLED"] * lost, statuses
+    assert all(tags(k)["trial_status"] == ("ok" if k["info"]["status"] == "FINISHED" else "cancelled") for k in kids)
+
+
+def test_driver_killed_mid_study_its_runs_are_closed_and_resume_continues_its_parent(runner, server, tmp_path):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    drivers = [pid for pid, cmd in tagged_pids(runner.tag) if "hyperopt_runner.launch" in cmd]
+    assert len(drivers) == 1
+    os.kill(drivers[0], signal.SIGKILL)
+    runner.finish(proc, timeout=120)
+    # The CLI saw its driver go: it closed the runs itself.
+    assert_closed_as_interrupted(server, runner, study, finished=3, lost=2, reason="the script exited before fmin returned")
+    summary = resume(runner, server, study, tmp_path / "resumed.json")
+    assert summary["study"] == study and summary["trials"]["ok"] == 8
+    assert_resumed_under_one_parent(server, study, finished=8, lost=2)
+
+
+def test_cli_killed_mid_study_resume_closes_the_lost_attempts_and_continues_its_parent(runner, server, tmp_path):
+    proc, study = stall_with_two_trials_in_flight(runner, server, tmp_path / "marks")
+    proc.kill()
+    proc.communicate(timeout=60)
+    wait_for(lambda: not tagged_pids(runner.tag), timeout=30, what="the study's processes to end")
+    summary = resume(runner, server, study, tmp_path / "resumed.json")
+    assert summary["study"] == study and summary["trials"]["ok"] == 8
+    assert_resumed_under_one_parent(server, study, finished=8, lost=2)
+    again = runner.cli("sync", "--journal-dir", str(runner.journal_dir), "--tracking-uri", server.uri)
+    assert again.returncode == 0 and again.stdout.strip() == "wrote 0 trial run(s) to MLflow", again.stdout + again.stderr
