@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bestTrial, countTrials, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
+import { bestTrial, countTrials, endedAtItsEnd, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { RunnerError } from '../../core/src/errors';
 import { needsSync, unsyncedTrials } from '../../core/src/mlflow/sync';
@@ -121,4 +121,30 @@ test("a run named by its `run` record when it was created is the trial's run, wh
   assert.equal(needsSync(readJournal(path)), true, "the runner's parent still needs its end");
   appendFileSync(path, JSON.stringify({ k: 'parentEnded', at: 8 }) + '\n');
   assert.equal(needsSync(readJournal(path)), false);
+});
+
+test("a journal's last bytes tell an ended study from one that is not, or was resumed since, whatever its length", () => {
+  const dir = tempDir('hr-journal-');
+  const path = writeStudy(dir);
+  assert.equal(endedAtItsEnd(path), false, 'running');
+  const w = new JournalWriter(path);
+  w.append({ k: 'state', state: 'ended', reason: 'max_evals', at: 6 });
+  // What a sync appends after the end does not hide it.
+  for (let i = 0; i < 50; i++) w.append({ k: 'synced', tid: i % 4, mlflowRunId: `run${i}`, at: 7 });
+  w.close();
+  assert.equal(endedAtItsEnd(path), true);
+  assert.equal(readJournal(path).state, 'ended');
+  const resumed = new JournalWriter(path);
+  resumed.append({ k: 'resumed', runId: 'r2', at: 8 });
+  resumed.close();
+  assert.equal(endedAtItsEnd(path), false, 'resumed after its end');
+  assert.equal(endedAtItsEnd(join(dir, 'absent.jsonl')), false);
+  // A long study: only the end is read, and it still says ended.
+  const long = join(dir, 'long.jsonl');
+  const lw = new JournalWriter(long);
+  lw.append({ k: 'study', v: 1, study: info });
+  for (let tid = 0; tid < 3000; tid++) lw.append({ k: 'trial', tid, vals: { x: [tid / 3000] }, params: { x: tid / 3000 }, at: 2 });
+  lw.append({ k: 'state', state: 'ended', reason: 'max_evals', at: 9 });
+  lw.close();
+  assert.equal(endedAtItsEnd(long), true);
 });

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../errors';
@@ -205,6 +205,32 @@ export function currentOwner(): StudyOwner {
  */
 export function ownerGone(study: StudyRecord): boolean {
   return study.state !== 'ended' && study.owner !== undefined && study.owner.host === hostname() && !pidAlive(study.owner.pid);
+}
+
+/** How much of a journal's end `endedAtItsEnd` reads: far more than the records a sync appends after the end. */
+const TAIL_BYTES = 64 * 1024;
+
+/**
+ * True when the journal's last bytes show the study ended (and not resumed since): a check that
+ * costs one small read, so a folder of long studies is not parsed whole to find the few that
+ * did not end. False means "read it to know".
+ */
+export function endedAtItsEnd(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, TAIL_BYTES);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    const tail = buffer.toString('utf8');
+    const ended = tail.lastIndexOf('{"k":"state","state":"ended"');
+    return ended >= 0 && tail.indexOf('{"k":"resumed"', ended) < 0;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** When a journal was last written: for a study whose command died, the last moment it is known to have been alive. */

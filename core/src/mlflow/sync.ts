@@ -4,7 +4,7 @@
  * params, loss and status, so nothing is lost. The runs are laid out by runLayout.ts, as the
  * ones written while the study ran.
  */
-import { inFlight, JournalWriter, lastWriteAt, listStudies, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
+import { endedAtItsEnd, inFlight, JournalWriter, lastWriteAt, listJournals, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
 import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
 import {
@@ -136,7 +136,15 @@ export function needsSync(study: StudyRecord): boolean {
 
 /** The journals in `dir` of studies whose command died before it could end them. */
 export function abandonedJournals(dir: string): string[] {
-  return listStudies(dir).studies.filter(ownerGone).map((study) => study.path);
+  return listJournals(dir)
+    .filter((path) => !endedAtItsEnd(path))
+    .filter((path) => {
+      try {
+        return ownerGone(readJournal(path));
+      } catch {
+        return false; // unreadable: `studies` reports it
+      }
+    });
 }
 
 /** A study not ended whose command is alive (or cannot be checked): its runs are that command's to write. */
