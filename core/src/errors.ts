@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'invalid_executor'
   | 'invalid_option'
   | 'interpreter_not_found'
+  | 'interpreter_not_python'
   | 'worker_start_failed'
   | 'no_fmin_call'
   | 'driver_fatal'
@@ -42,6 +43,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   invalid_option: (d) => `invalid ${d.option} '${d.value}': ${d.reason}`,
   interpreter_not_found: (d) =>
     `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
+  interpreter_not_python: (d) =>
+    `${d.python} ${d.what}, so it is not a Python interpreter; pass --python PATH to a Python 3.10+ with hyperopt installed`,
   worker_start_failed: (d) =>
     `a worker on ${d.slot} exited before it was ready (${d.exit})${d.stderr ? `: ${d.stderr}` : ''}; check that ${d.python} runs and has hyperopt installed`,
   no_fmin_call: (d) =>

@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex } from 'node:stream';
 import { RunnerError } from '../errors';
+import { silentInterpreter } from '../interpreter';
 import { killProcessGroup } from '../processTree';
 import { ForkServerToCoordinator, type CoordinatorToForkServer, type ForkRequest as ForkRequestMessage, type ForkServerReady } from '../protocol/forkServer';
 import { decodeMessage, encodeMessage, LineSplitter } from '../protocol/ndjson';
@@ -198,7 +199,9 @@ export class ForkServer {
       if (this.readyInfo) return;
       // Before ready: not an interpreter that can run the server. Its last stderr says why.
       void Promise.race([stderrClosed, new Promise((resolve) => setTimeout(resolve, 1000))]).then(() => {
-        this.failReady(new RunnerError('interpreter_not_found', { python: `${python} (${this.lastStderr() || `${info} before it was ready`})` }));
+        const stderr = this.lastStderr();
+        if (!stderr && signal === null) this.failReady(silentInterpreter(python, '', info));
+        else this.failReady(new RunnerError('interpreter_not_found', { python: `${python} (${stderr || `${info} before it was ready`})` }));
       });
     });
   }

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import HERE, PYTHON, ROOT
 
 SCRIPTS = HERE / "scripts"
@@ -76,6 +78,19 @@ def test_interpreter_without_hyperopt(runner, tmp_path):
     assert line, result.stderr
     assert str(python) in line[0] and "pip install" in line[0]
     assert "Traceback" not in result.stderr
+    assert no_journal(runner)
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_an_executable_that_is_not_python(runner, fork):
+    # The fork server's start and the interpreter probe (no fork server) give the same line.
+    runner.env["HYPEROPT_RUNNER_FORK"] = fork
+    result = runner.run(SCRIPTS / "chatty.py", extra=("--python", "/bin/true"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "hyperopt-runner: error: /bin/true printed nothing and exited with exit code 0, so it is not a Python interpreter;"
+        " pass --python PATH to a Python 3.10+ with hyperopt installed"
+    ]
     assert no_journal(runner)
 
 
