@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'driver_fatal'
   | 'study_not_found'
   | 'journal_corrupt'
+  | 'journal_dir_not_folder'
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
   | 'hyperopt_missing'
@@ -52,6 +53,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   driver_fatal: (d) => `${d.message}`,
   study_not_found: (d) => `no study '${d.study}' in ${d.dir}; run \`hyperopt-runner studies\` to list them`,
   journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
+  journal_dir_not_folder: (d) =>
+    `the journal directory ${d.path} ${d.file === d.path ? 'is a file' : `is inside the file ${d.file}`}; pass --journal-dir a folder`,
   domain_load_failed: (d) =>
     `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
   no_slots_left: (d) =>

@@ -109,3 +109,18 @@ def test_worker_that_dies_before_its_first_message_shows_its_stderr(runner, tmp_
     line = error_line(result.stderr)
     assert "exited before it was ready" in line and "cannot allocate GPU context" in line
     assert no_journal(runner)
+
+
+def test_a_journal_directory_that_is_a_file(runner, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n")
+    fix = "; pass --journal-dir a folder"
+    runner.journal_dir = taken
+    result = runner.run(SCRIPTS / "chatty.py")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"hyperopt-runner: error: the journal directory {taken} is a file{fix}"]
+    for folder, line in ((taken, f"{taken} is a file"), (taken / "sub", f"{taken / 'sub'} is inside the file {taken}")):
+        listing = runner.cli("studies", "--journal-dir", str(folder))
+        assert (listing.returncode, listing.stdout) == (2, "")
+        assert listing.stderr.splitlines() == [f"hyperopt-runner: error: the journal directory {line}{fix}"]
+    assert taken.read_text() == "not a folder\n"
