@@ -71,6 +71,7 @@ export async function runScript(run: ScriptRun): Promise<number> {
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
+    if (interrupts === 1 && session.interruptStart()) return; // the run ends with its own line
     if (interrupts === 1) {
       view.line('hyperopt-runner: Ctrl+C: stopping (running trials finish, fmin returns). Press Ctrl+C again to cancel running trials.');
       session.engine.stop(undefined, 'stopped');

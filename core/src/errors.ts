@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'invalid_option'
   | 'interpreter_not_found'
   | 'interpreter_not_python'
+  | 'interrupted'
   | 'worker_start_failed'
   | 'no_fmin_call'
   | 'driver_fatal'
@@ -46,6 +47,7 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
     `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
   interpreter_not_python: (d) =>
     `${d.python} ${d.what}, so it is not a Python interpreter; pass --python PATH to a Python 3.10+ with hyperopt installed`,
+  interrupted: () => 'interrupted before the script started, so nothing ran; run the command again to start it',
   worker_start_failed: (d) =>
     `a worker on ${d.slot} exited before it was ready (${d.exit})${d.stderr ? `: ${d.stderr}` : ''}; check that ${d.python} runs and has hyperopt installed`,
   no_fmin_call: (d) =>

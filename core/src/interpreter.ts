@@ -19,9 +19,14 @@ def v(name):
 print(json.dumps({"version": sys.version.split()[0], "packages": {n: v(n) for n in ("hyperopt", "cloudpickle", "numpy", "mlflow", "mlflow-skinny")}}))
 `;
 
-export function probeInterpreter(python: string, env: NodeJS.ProcessEnv = process.env): Promise<InterpreterInfo> {
+/** Rejects with `interrupted` when `signal` aborts or the interpreter dies of SIGINT (Ctrl+C reaches it too). */
+export function probeInterpreter(python: string, env: NodeJS.ProcessEnv = process.env, signal?: AbortSignal): Promise<InterpreterInfo> {
   return new Promise((resolve, reject) => {
-    execFile(python, ['-c', PROBE], { env, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(python, ['-c', PROBE], { env, timeout: 30_000, ...(signal ? { signal } : {}) }, (error, stdout, stderr) => {
+      if (error && (error.name === 'AbortError' || error.signal === 'SIGINT')) {
+        reject(new RunnerError('interrupted'));
+        return;
+      }
       const lastError = stderr.trim().split('\n').slice(-1)[0];
       if (error && typeof error.code !== 'number') {
         // Not started (ENOENT, EACCES: the message is the one line) or killed by a signal.

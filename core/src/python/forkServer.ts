@@ -147,6 +147,12 @@ export class ForkServer {
     if (!child) return;
     this.control?.end();
     if (this.exitInfo !== undefined) return;
+    if (!this.readyInfo) {
+      // Still importing, so it has forked nothing and reads no control channel yet: nothing to wait for.
+      await killProcessGroup(child, 0);
+      await this.gone;
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const exited = await Promise.race([
       this.gone.then(() => true),

@@ -114,6 +114,8 @@ export class RunSession {
   private readonly env: NodeJS.ProcessEnv;
   /** One warm interpreter the driver and the local workers fork from; none where forking is off. */
   private readonly forkServer: ForkServer | undefined;
+  /** Aborted by an interrupt before the script started: the start is given up. */
+  private readonly startAbort = new AbortController();
 
   constructor(
     readonly request: RunRequest,
@@ -169,13 +171,24 @@ export class RunSession {
     try {
       return await this.execute();
     } catch (error) {
-      if (error instanceof RunnerError) return { code: 2, error, journals: this.journals };
+      // 130 (128 + SIGINT), as a shell gives a command Ctrl+C ended.
+      if (error instanceof RunnerError) return { code: error.code === 'interrupted' ? 130 : 2, error, journals: this.journals };
       throw error;
     } finally {
       await this.engine.close();
       await this.forkServer?.close();
       this.logs.closeAll();
     }
+  }
+
+  /**
+   * Gives up the run's start (the interpreter check, the executors, the tracking server) when an
+   * interrupt comes before the script started; false once it has, when stopping is the engine's.
+   */
+  interruptStart(): boolean {
+    if (this.driver) return false;
+    this.startAbort.abort();
+    return true;
   }
 
   /** Ends the script itself (its process group), after Stop or Cancel did not suffice. */
@@ -260,9 +273,16 @@ export class RunSession {
     // The interpreter check runs beside the executors' start (hosts connect, workers import
     // hyperopt); its error, when there is one, is the one reported. The fork server starts
     // first of all, so its import overlaps everything else; its `ready` is the check.
-    const interpreterChecked = forkServer
-      ? forkServer.start().then(() => undefined)
-      : probeInterpreter(request.python, this.env).then(requireHyperopt);
+    const interrupted = new Promise<never>((_, reject) => {
+      const signal = this.startAbort.signal;
+      if (signal.aborted) reject(new RunnerError('interrupted'));
+      signal.addEventListener('abort', () => reject(new RunnerError('interrupted')), { once: true });
+    });
+    interrupted.catch(() => undefined); // raced below; not an unhandled rejection when nothing waits for it
+    const interpreterChecked = Promise.race([
+      forkServer ? forkServer.start().then(() => undefined) : probeInterpreter(request.python, this.env, this.startAbort.signal).then(requireHyperopt),
+      interrupted,
+    ]);
     interpreterChecked.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const port = await this.engine.listen();
     // Workers warm up while the tracking server starts and the script imports its own modules.
@@ -272,10 +292,15 @@ export class RunSession {
       (error: unknown) => error,
     );
     await interpreterChecked;
-    const tracking = await request.tracking;
+    const tracking = await Promise.race([request.tracking, interrupted]);
     if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }), tracking.drainMs);
     const driver = forkServer ? await this.forkDriver(forkServer, port, tracking) : this.spawnDriver(port, tracking);
     this.driver = driver;
+    if (this.startAbort.signal.aborted) {
+      // Interrupted while the fork was under way: the script had not started its work.
+      await driver.kill(500);
+      throw new RunnerError('interrupted');
+    }
     const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);
     if (first !== undefined) {
       await driver.kill(500);

@@ -1,9 +1,11 @@
 """Stop, Cancel and Ctrl+C from the terminal."""
+import os
 import signal
+import subprocess
 import time
 
 import pytest
-from conftest import HERE, wait_for
+from conftest import HERE, PYTHON, ROOT, wait_for
 
 SCRIPTS = HERE / "scripts"
 
@@ -60,3 +62,33 @@ def test_three_ctrl_c_end_the_script(runner, fork):
         time.sleep(0.2)
     result = runner.finish(proc, timeout=30)
     assert result.returncode != 0 or "FMIN_RETURNED" in result.stdout
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+@pytest.mark.parametrize("to", ["group", "runner"])
+def test_ctrl_c_while_the_interpreter_is_checked_ends_the_run(runner, tmp_path, fork, to):
+    # An interpreter slow to start (a cold network file system, say): Ctrl+C comes while it is checked.
+    runner.env["HYPEROPT_RUNNER_FORK"] = fork
+    started = tmp_path / "started"
+    slow = tmp_path / "python"
+    slow.write_text(
+        f"#!{PYTHON}\nimport os, sys, time\nopen({str(started)!r}, 'a').close()\ntime.sleep(20)\n"
+        f"os.execv({str(PYTHON)!r}, [{str(PYTHON)!r}, *sys.argv[1:]])\n"
+    )
+    slow.chmod(0o755)
+    # A session of its own: signalling its group is what a terminal's Ctrl+C does (the interpreter gets it too).
+    proc = subprocess.Popen(
+        runner.command(SCRIPTS / "chatty.py", extra=("--python", str(slow))),
+        cwd=ROOT, env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    wait_for(started.exists, what="the interpreter started")
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    result = runner.finish(proc, timeout=10)
+    assert time.monotonic() - interrupted < 5
+    assert result.returncode == 130
+    assert result.stderr.splitlines() == ["hyperopt-runner: error: interrupted before the script started, so nothing ran; run the command again to start it"]
+    assert result.stdout == ""
