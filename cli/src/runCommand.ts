@@ -1,6 +1,6 @@
 /** `hyperopt-runner run` and `resume`: the script under the engine, with progress in the terminal. */
 import { writeFileSync } from 'node:fs';
-import { bestTrial, countTrials, readJournal, type StudyRecord } from '../../core/src/journal/journal';
+import { bestTrial, countTrials, ownerGone, readJournal, type StudyRecord } from '../../core/src/journal/journal';
 import { lossToNumber } from '../../core/src/protocol/common';
 import { RunSession, type RunRequest } from '../../core/src/session/runSession';
 import { createExecutor } from '../../executors/src/create';
@@ -40,7 +40,7 @@ export function summarizeStudy(record: StudyRecord): StudySummary {
     study: record.info.id,
     script: record.info.script,
     callSite: `${record.info.callSite.file}:${record.info.callSite.line}`,
-    state: record.state === 'ended' ? (record.endReason ?? 'ended') : record.state,
+    state: record.state === 'ended' ? (record.endReason ?? 'ended') : ownerGone(record) ? 'interrupted' : record.state,
     trials: { total: counts.total, ok: counts.ok, failed: counts.failed, cancelled: counts.cancelled },
     bestLoss: loss === undefined ? null : Number.isFinite(loss) ? loss : String(loss),
     argmin,

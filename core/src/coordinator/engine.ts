@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { InfrastructureError, messageOf, RunnerError } from '../errors';
 import { STUDY_ENDING, type Executor, type Slot, type SlotOutcome } from '../executor';
 import { Emitter } from '../events';
-import { ensureJournalDir, journalPath, JournalWriter, type StudyRecord } from '../journal/journal';
+import { currentOwner, ensureJournalDir, journalPath, JournalWriter, type StudyRecord } from '../journal/journal';
 import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
 import { JOURNAL_VERSION } from '../journal/records';
 import { lossToNumber, type TrialError } from '../protocol/common';
@@ -400,9 +400,9 @@ export class Engine {
         study.finished.set(t.tid, { state: t.state, ok, loss: ok ? lossToNumber(t.summary?.loss) : undefined });
         this.trackBest(study, study.finished.get(t.tid)?.loss);
       }
-      this.write(study, { k: 'resumed', runId: this.options.run.runId, at: now });
+      this.write(study, { k: 'resumed', runId: this.options.run.runId, owner: currentOwner(), at: now });
     } else {
-      this.write(study, { k: 'study', v: JOURNAL_VERSION, study: info });
+      this.write(study, { k: 'study', v: JOURNAL_VERSION, study: info, owner: currentOwner() });
     }
     this.emit({ type: 'study.opened', study: info, journal: journal.path, settings: { ...settings }, resumed: Boolean(previous) });
     if (decided.notice && !previous) this.emit({ type: 'notice', text: `study ${id}: ${decided.notice}` });

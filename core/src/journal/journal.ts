@@ -1,9 +1,11 @@
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../errors';
+import { pidAlive } from '../lockFile';
 import type { FinishedTrial } from '../protocol/driver';
 import { lossToNumber, type ParamValue, type ResultSummary, type TrialError } from '../protocol/common';
-import { JOURNAL_VERSION, JournalRecord, type StudyInfo, type StudyState } from './records';
+import { JOURNAL_VERSION, JournalRecord, type JournalOwner, type StudyInfo, type StudyState } from './records';
 
 /**
  * Appends records with one write() each, before the engine acknowledges the event, so a
@@ -53,6 +55,8 @@ export interface StudyRecord {
   endedAt?: number;
   trials: Map<number, JournalTrial>;
   runIds: string[];
+  /** The process that last opened the study (absent in journals written before it was recorded). */
+  owner?: JournalOwner;
   /** The study's parent MLflow run, when the study is tracked. */
   tracking?: { uri: string; experimentId: string; parentRunId: string; owned?: boolean; ended?: boolean };
   /** What the script asked of the study's runs when it opened (absent in older journals and untracked studies). */
@@ -91,7 +95,7 @@ export function readJournal(path: string): StudyRecord {
       if (parsed.v > JOURNAL_VERSION) {
         throw new RunnerError('journal_corrupt', { path, reason: `written by a newer version (${parsed.v})` });
       }
-      record = { info: parsed.study, path, state: 'running', trials: new Map(), runIds: [parsed.study.runId] };
+      record = { info: parsed.study, path, state: 'running', trials: new Map(), runIds: [parsed.study.runId], ...(parsed.owner ? { owner: parsed.owner } : {}) };
       continue;
     }
     if (!record) throw new RunnerError('journal_corrupt', { path, reason: 'no study record first' });
@@ -178,11 +182,25 @@ function applyRecord(study: StudyRecord, r: JournalRecord): void {
       study.runIds.push(r.runId);
       study.state = 'running';
       study.endReason = undefined;
+      study.owner = r.owner;
       return;
     case 'settings':
     case 'study':
       return;
   }
+}
+
+/** This process, as the owner the study and resumed records name. */
+export function currentOwner(): JournalOwner {
+  return { pid: process.pid, host: hostname() };
+}
+
+/**
+ * True when the study is not ended but the process that ran it is gone (it ran on this host and
+ * its pid is not alive): it was killed before it could write its end, so it ended interrupted.
+ */
+export function ownerGone(record: StudyRecord): boolean {
+  return record.state !== 'ended' && record.owner !== undefined && record.owner.host === hostname() && !pidAlive(record.owner.pid);
 }
 
 export function listJournals(dir: string): string[] {

@@ -36,8 +36,12 @@ export type StudyState = z.infer<typeof StudyState>;
 
 const Vals = FinishedTrial.shape.vals;
 
+/** The process that writes the journal (the coordinator) and its host, for telling a crashed study from a running one. */
+export const JournalOwner = z.object({ pid: z.number().int(), host: z.string() });
+export type JournalOwner = z.infer<typeof JournalOwner>;
+
 export const JournalRecord = z.discriminatedUnion('k', [
-  z.object({ k: z.literal('study'), v: z.number().int(), study: StudyInfo }),
+  z.object({ k: z.literal('study'), v: z.number().int(), study: StudyInfo, owner: JournalOwner.optional() }),
   z.object({ k: z.literal('trial'), tid: z.number().int(), vals: Vals, params: z.record(z.string(), ParamValue), at: z.number() }),
   z.object({ k: z.literal('start'), tid: z.number().int(), slot: z.string(), attempt: z.number().int(), at: z.number() }),
   z.object({
@@ -103,6 +107,6 @@ export const JournalRecord = z.discriminatedUnion('k', [
     noProgressTrials: z.number().int().nullable().optional(),
     at: z.number(),
   }),
-  z.object({ k: z.literal('resumed'), runId: z.string(), at: z.number() }),
+  z.object({ k: z.literal('resumed'), runId: z.string(), owner: JournalOwner.optional(), at: z.number() }),
 ]);
 export type JournalRecord = z.infer<typeof JournalRecord>;
