@@ -4,7 +4,7 @@ import { parseExecutorSpec } from '../../core/src/executorSpec';
 import { RunnerError } from '../../core/src/errors';
 import { journalPath, listStudies, readJournal, type StudyRecord } from '../../core/src/journal/journal';
 import { journalDirOption, parseFlags, resolvePython } from './options';
-import { formatLoss } from './progress';
+import { formatLoss, printable } from './progress';
 import { runScript, summarizeStudy } from './runCommand';
 import { dirname, resolve } from 'node:path';
 
@@ -30,11 +30,11 @@ export function studiesCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: stri
       `${s.trials.failed} failed`,
       `best ${formatLoss(typeof s.bestLoss === 'number' ? s.bestLoss : undefined)}`,
       s.callSite,
-    ]);
+    ].map(printable)); // the journals' text: a script's path may hold control characters
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
   }
-  for (const path of unreadable) process.stderr.write(`hyperopt-runner: skipped unreadable journal ${path}\n`);
+  for (const path of unreadable) process.stderr.write(`hyperopt-runner: skipped unreadable journal ${printable(path)}\n`);
   return 0;
 }
 
