@@ -90,9 +90,18 @@ export function resolvePython(flag: string | undefined, env: NodeJS.ProcessEnv, 
   return fallback;
 }
 
-export function defaultJournalDir(workspace: string, env: NodeJS.ProcessEnv): string {
-  const dir = env.HYPEROPT_RUNNER_JOURNAL_DIR;
-  return dir ? resolve(workspace, dir) : join(workspace, '.hyperopt-runner', 'journal');
+/** --journal-dir, else HYPEROPT_RUNNER_JOURNAL_DIR, else the workspace's; a file there (or above it) is refused. */
+export function journalDirOption(flag: string | undefined, env: NodeJS.ProcessEnv, workspace: string): string {
+  const fromEnv = env.HYPEROPT_RUNNER_JOURNAL_DIR;
+  const dir = flag ? resolve(workspace, flag) : fromEnv ? resolve(workspace, fromEnv) : join(workspace, '.hyperopt-runner', 'journal');
+  // The nearest part of the path that exists must be a folder: the journal's folders are made below it.
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(at)) {
+      if (!statSync(at).isDirectory()) throw new RunnerError('journal_dir_not_folder', { path: dir, file: at });
+      return dir;
+    }
+    if (dirname(at) === at) return dir;
+  }
 }
 
 /** A script must exist and be Python source: a .py file or a file with a python shebang. */
@@ -150,7 +159,7 @@ export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv,
     parallelism,
     summaryJson: summary ? resolve(cwd, summary) : null,
     python: resolvePython(values.get('python')?.[0], env, cwd),
-    journalDir: values.get('journal-dir')?.[0] ? resolve(cwd, values.get('journal-dir')![0]!) : defaultJournalDir(cwd, env),
+    journalDir: journalDirOption(values.get('journal-dir')?.[0], env, cwd),
     quiet: values.has('quiet'),
     trackingUri: values.get('tracking-uri')?.[0] ?? null,
     noTracking: values.has('no-tracking'),

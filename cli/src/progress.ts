@@ -36,6 +36,15 @@ export function formatLoss(loss: number | undefined): string {
   return Math.abs(loss) >= 1e4 || (Math.abs(loss) < 1e-3 && loss !== 0) ? loss.toExponential(3) : loss.toPrecision(4);
 }
 
+/**
+ * Text from journals and the tracking server with its control characters escaped (ESC as \x1b):
+ * printed raw, a run name could clear the screen or overwrite the line before it.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the control characters are what is matched
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export class ProgressView {
   private readonly studies = new Map<string, StudyView>();
   private current: StudyView | undefined;

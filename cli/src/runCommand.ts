@@ -1,6 +1,6 @@
 /** `hyperopt-runner run` and `resume`: the script under the engine, with progress in the terminal. */
 import { writeFileSync } from 'node:fs';
-import { bestTrial, countTrials, readJournal, type StudyRecord } from '../../core/src/journal/journal';
+import { bestTrial, countTrials, ownerGone, readJournal, type StudyRecord } from '../../core/src/journal/journal';
 import { lossToNumber } from '../../core/src/protocol/common';
 import { RunSession, type RunRequest } from '../../core/src/session/runSession';
 import { createExecutor } from '../../executors/src/create';
@@ -41,7 +41,7 @@ export function summarizeStudy(record: StudyRecord): StudySummary {
     study: record.info.id,
     script: record.info.script,
     callSite: `${record.info.callSite.file}:${record.info.callSite.line}`,
-    state: record.state === 'ended' ? (record.endReason ?? 'ended') : record.state,
+    state: record.state === 'ended' ? (record.endReason ?? 'ended') : ownerGone(record) ? 'interrupted' : record.state,
     trials: { total: counts.total, ok: counts.ok, failed: counts.failed, cancelled: counts.cancelled },
     bestLoss: loss === undefined ? null : Number.isFinite(loss) ? loss : String(loss),
     argmin,
@@ -72,7 +72,8 @@ export async function runScript(run: ScriptRun): Promise<number> {
   let interrupts = 0;
   const onSigint = (): void => {
     interrupts += 1;
-    // Asked before the script reached fmin, Stop and Cancel wait for the study and end it as it opens.
+    if (interrupts === 1 && session.interruptStart()) return; // the run ends with its own line
+    // Asked after the script started but before it reached fmin, Stop and Cancel end the study as it opens.
     const early = session.engine.activeStudies().length === 0 ? ' (no study is open yet: it ends as soon as it opens)' : '';
     if (interrupts === 1) {
       view.line(`hyperopt-runner: Ctrl+C: stopping${early || ' (running trials finish, fmin returns)'}. Press Ctrl+C again to cancel running trials.`);

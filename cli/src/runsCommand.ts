@@ -4,7 +4,7 @@ import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
 import { RunsModel, type RunsNode, type StudyNode, type TrialNode } from '../../core/src/mlflow/runsModel';
 import { parseFlags, resolvePython } from './options';
-import { formatDuration, formatLoss } from './progress';
+import { formatDuration, formatLoss, printable } from './progress';
 
 function allChildren(model: RunsModel, node?: RunsNode): Promise<RunsNode[]> {
   return model.loadAll(node);
@@ -14,6 +14,22 @@ function trialLine(t: TrialNode): string {
   const parts = [`  ${t.isBest ? '*' : ' '} ${t.label}`, t.status, `loss ${formatLoss(t.loss)}`];
   if (t.durationMs !== undefined) parts.push(formatDuration(t.durationMs));
   return parts.join('  ');
+}
+
+export type RunsTree = Array<{ experiment: RunsNode; studies: Array<{ study: StudyNode; trials: TrialNode[] }> }>;
+
+/** The tree as `runs` prints it; names and statuses are the tracking server's, written by anyone, so they are escaped. */
+export function runsText(tree: RunsTree): string {
+  if (tree.length === 0) return 'no runs found\n';
+  const lines: string[] = [];
+  for (const { experiment, studies } of tree) {
+    lines.push(experiment.label);
+    for (const { study, trials } of studies) {
+      lines.push(` ${study.label}  ${study.status}  ${trials.length} trials  best ${formatLoss(study.bestLoss)}${study.studyId ? `  (study ${study.studyId})` : ''}`);
+      lines.push(...trials.map(trialLine));
+    }
+  }
+  return lines.map((line) => printable(line) + '\n').join('');
 }
 
 export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
@@ -40,7 +56,7 @@ export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     const model = new RunsModel(client, { pageSize: 200 });
     const experimentName = values.get('experiment')?.[0];
     const studyId = values.get('study')?.[0];
-    const tree: Array<{ experiment: RunsNode; studies: Array<{ study: StudyNode; trials: TrialNode[] }> }> = [];
+    const tree: RunsTree = [];
     for (const experiment of await allChildren(model)) {
       if (experimentName && experiment.label !== experimentName) continue;
       const studies: Array<{ study: StudyNode; trials: TrialNode[] }> = [];
@@ -56,14 +72,7 @@ export async function runsCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
       process.stdout.write(JSON.stringify(tree, null, 2) + '\n');
       return 0;
     }
-    if (tree.length === 0) process.stdout.write('no runs found\n');
-    for (const { experiment, studies } of tree) {
-      process.stdout.write(`${experiment.label}\n`);
-      for (const { study, trials } of studies) {
-        process.stdout.write(` ${study.label}  ${study.status}  ${trials.length} trials  best ${formatLoss(study.bestLoss)}${study.studyId ? `  (study ${study.studyId})` : ''}\n`);
-        for (const trial of trials) process.stdout.write(trialLine(trial) + '\n');
-      }
-    }
+    process.stdout.write(runsText(tree));
     return 0;
   } finally {
     tracking.stop();

@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { parseExecutorSpec } from '../../core/src/executorSpec';
 import { RunnerError } from '../../core/src/errors';
 import { journalPath, listStudies, readJournal, type StudyRecord } from '../../core/src/journal/journal';
-import { defaultJournalDir, parseFlags, resolvePython } from './options';
-import { formatLoss } from './progress';
+import { journalDirOption, parseFlags, resolvePython } from './options';
+import { formatLoss, printable } from './progress';
 import { runScript, summarizeStudy } from './runCommand';
 import { dirname, resolve } from 'node:path';
 
@@ -13,7 +13,7 @@ export function studiesCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: stri
     { name: 'journal-dir', takesValue: true },
     { name: 'json', takesValue: false },
   ]);
-  const dir = values.get('journal-dir')?.[0] ? resolve(cwd, values.get('journal-dir')![0]!) : defaultJournalDir(cwd, env);
+  const dir = journalDirOption(values.get('journal-dir')?.[0], env, cwd);
   const { studies, unreadable } = listStudies(dir);
   const summaries = studies.map(summarizeStudy);
   if (values.has('json')) {
@@ -30,11 +30,11 @@ export function studiesCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: stri
       `${s.trials.failed} failed`,
       `best ${formatLoss(typeof s.bestLoss === 'number' ? s.bestLoss : undefined)}`,
       s.callSite,
-    ]);
+    ].map(printable)); // the journals' text: a script's path may hold control characters
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
   }
-  for (const path of unreadable) process.stderr.write(`hyperopt-runner: skipped unreadable journal ${path}\n`);
+  for (const path of unreadable) process.stderr.write(`hyperopt-runner: skipped unreadable journal ${printable(path)}\n`);
   return 0;
 }
 
@@ -59,7 +59,7 @@ export async function resumeCommand(argv: string[], env: NodeJS.ProcessEnv, cwd:
   const ref = positionals[0];
   if (!ref) throw new RunnerError('invalid_option', { option: 'resume', value: '', reason: 'name a study id or a journal file' });
   const dirFlag = values.get('journal-dir')?.[0];
-  let dir = dirFlag ? resolve(cwd, dirFlag) : defaultJournalDir(cwd, env);
+  let dir = journalDirOption(dirFlag, env, cwd);
   const target = findStudy(ref, dir, cwd);
   dir = dirname(target.path);
   if (target.state === 'ended' && target.endReason !== 'interrupted') {

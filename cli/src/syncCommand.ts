@@ -5,7 +5,7 @@ import { RunnerError } from '../../core/src/errors';
 import { journalPath, listStudies, readJournal } from '../../core/src/journal/journal';
 import { currentCliCommand } from '../../core/src/mlflow/serverLease';
 import { TrackingSession } from '../../core/src/mlflow/tracking';
-import { defaultJournalDir, parseFlags, resolvePython } from './options';
+import { journalDirOption, parseFlags, resolvePython } from './options';
 
 export async function syncCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<number> {
   const { values, positionals } = parseFlags(argv, [
@@ -13,7 +13,7 @@ export async function syncCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: s
     { name: 'tracking-uri', takesValue: true },
     { name: 'python', takesValue: true },
   ]);
-  const dir = values.get('journal-dir')?.[0] ? resolve(cwd, values.get('journal-dir')![0]!) : defaultJournalDir(cwd, env);
+  const dir = journalDirOption(values.get('journal-dir')?.[0], env, cwd);
   const paths = positionals.length > 0
     ? positionals.map((ref) => {
         const path = ref.endsWith('.jsonl') ? resolve(cwd, ref) : journalPath(dir, ref);

@@ -8,11 +8,14 @@ export type ErrorCode =
   | 'invalid_executor'
   | 'invalid_option'
   | 'interpreter_not_found'
+  | 'interpreter_not_python'
+  | 'interrupted'
   | 'worker_start_failed'
   | 'no_fmin_call'
   | 'driver_fatal'
   | 'study_not_found'
   | 'journal_corrupt'
+  | 'journal_dir_not_folder'
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
   | 'hyperopt_missing'
@@ -42,6 +45,9 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   invalid_option: (d) => `invalid ${d.option} '${d.value}': ${d.reason}`,
   interpreter_not_found: (d) =>
     `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
+  interpreter_not_python: (d) =>
+    `${d.python} ${d.what}, so it is not a Python interpreter; pass --python PATH to a Python 3.10+ with hyperopt installed`,
+  interrupted: () => 'interrupted before the script started, so nothing ran; run the command again to start it',
   worker_start_failed: (d) =>
     `a worker on ${d.slot} exited before it was ready (${d.exit})${d.stderr ? `: ${d.stderr}` : ''}; check that ${d.python} runs and has hyperopt installed`,
   no_fmin_call: (d) =>
@@ -49,6 +55,8 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   driver_fatal: (d) => `${d.message}`,
   study_not_found: (d) => `no study '${d.study}' in ${d.dir}; run \`hyperopt-runner studies\` to list them`,
   journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
+  journal_dir_not_folder: (d) =>
+    `the journal directory ${d.path} ${d.file === d.path ? 'is a file' : `is inside the file ${d.file}`}; pass --journal-dir a folder`,
   domain_load_failed: (d) =>
     `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
   no_slots_left: (d) =>

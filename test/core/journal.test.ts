@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { bestTrial, countTrials, endedAtItsEnd, JournalWriter, listStudies, readJournal } from '../../core/src/journal/journal';
+import { bestTrial, countTrials, currentOwner, endedAtItsEnd, JournalWriter, listStudies, ownerGone, readJournal } from '../../core/src/journal/journal';
 import type { StudyInfo } from '../../core/src/journal/records';
 import { RunnerError } from '../../core/src/errors';
 import { needsSync, unsyncedTrials } from '../../core/src/mlflow/sync';
@@ -147,4 +149,27 @@ test("a journal's last bytes tell an ended study from one that is not, or was re
   lw.append({ k: 'state', state: 'ended', reason: 'max_evals', at: 9 });
   lw.close();
   assert.equal(endedAtItsEnd(long), true);
+});
+
+test('a study not ended is interrupted once its owner on this host is gone; another host or an older journal cannot tell', () => {
+  const dir = tempDir('hr-journal-');
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited and reaped
+  const opened = (owner?: { pid: number; host: string }, resumedBy?: { pid: number; host: string }) => {
+    const path = join(dir, 's1.jsonl');
+    const w = new JournalWriter(path);
+    w.append({ k: 'study', v: 1, study: info, ...(owner ? { owner } : {}) });
+    if (resumedBy) w.append({ k: 'resumed', runId: 'r2', owner: resumedBy, at: 2 });
+    w.close();
+    const study = readJournal(path);
+    writeFileSync(path, '');
+    return study;
+  };
+  assert.deepEqual(currentOwner(), { pid: process.pid, host: hostname() });
+  assert.equal(ownerGone(opened({ pid: dead, host: hostname() })), true);
+  assert.equal(ownerGone(opened(currentOwner())), false);
+  assert.equal(ownerGone(opened({ pid: dead, host: `not-${hostname()}` })), false);
+  assert.equal(ownerGone(opened()), false);
+  // A resume hands the study to its own process.
+  assert.equal(ownerGone(opened({ pid: dead, host: hostname() }, currentOwner())), false);
+  assert.equal(ownerGone(opened(currentOwner(), { pid: dead, host: hostname() })), true);
 });

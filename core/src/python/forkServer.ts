@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Duplex } from 'node:stream';
 import { RunnerError } from '../errors';
+import { silentInterpreter } from '../interpreter';
 import { killProcessGroup } from '../processTree';
 import { ForkServerToCoordinator, type CoordinatorToForkServer, type ForkRequest as ForkRequestMessage, type ForkServerReady } from '../protocol/forkServer';
 import { decodeMessage, encodeMessage, LineSplitter } from '../protocol/ndjson';
@@ -146,6 +147,12 @@ export class ForkServer {
     if (!child) return;
     this.control?.end();
     if (this.exitInfo !== undefined) return;
+    if (!this.readyInfo) {
+      // Still importing, so it has forked nothing and reads no control channel yet: nothing to wait for.
+      await killProcessGroup(child, 0);
+      await this.gone;
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const exited = await Promise.race([
       this.gone.then(() => true),
@@ -198,7 +205,9 @@ export class ForkServer {
       if (this.readyInfo) return;
       // Before ready: not an interpreter that can run the server. Its last stderr says why.
       void Promise.race([stderrClosed, new Promise((resolve) => setTimeout(resolve, 1000))]).then(() => {
-        this.failReady(new RunnerError('interpreter_not_found', { python: `${python} (${this.lastStderr() || `${info} before it was ready`})` }));
+        const stderr = this.lastStderr();
+        if (!stderr && signal === null) this.failReady(silentInterpreter(python, '', info));
+        else this.failReady(new RunnerError('interpreter_not_found', { python: `${python} (${stderr || `${info} before it was ready`})` }));
       });
     });
   }

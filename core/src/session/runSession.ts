@@ -91,11 +91,6 @@ interface DriverProcess {
   kill(graceMs: number): Promise<void>;
 }
 
-/** What a step of the start resolves to when the run was ended before the script started. */
-const ENDED_BEFORE_START = Symbol('ended before start');
-/** The exit code of a run ended before its script started: as a script ended by SIGTERM. */
-const EXIT_ENDED_BEFORE_START = 128 + osConstants.signals.SIGTERM;
-
 /** The exit code given when the fork server died before it could report the driver's exit. */
 const EXIT_UNKNOWN = 1;
 
@@ -119,8 +114,10 @@ export class RunSession {
   private readonly env: NodeJS.ProcessEnv;
   /** One warm interpreter the driver and the local workers fork from; none where forking is off. */
   private readonly forkServer: ForkServer | undefined;
-  /** Aborted by killScript: a script not started yet is not started at all. */
-  private readonly ending = new AbortController();
+  /** Aborted by an interrupt before the script started: the start is given up. */
+  private readonly startAbort = new AbortController();
+  /** The exit code of a start given up: as a shell reports the signal that asked for it. */
+  private startEndCode = 128 + osConstants.signals.SIGINT;
 
   constructor(
     readonly request: RunRequest,
@@ -176,7 +173,8 @@ export class RunSession {
     try {
       return await this.execute();
     } catch (error) {
-      if (error instanceof RunnerError) return { code: 2, error, journals: this.journals };
+      // 130 or 143 (128 + SIGINT or SIGTERM), as a shell gives a command the signal ended.
+      if (error instanceof RunnerError) return { code: error.code === 'interrupted' ? this.startEndCode : 2, error, journals: this.journals };
       throw error;
     } finally {
       await this.engine.close();
@@ -186,32 +184,23 @@ export class RunSession {
   }
 
   /**
-   * Ends the script itself (its process group), after Stop or Cancel did not suffice. Asked before
-   * the script has started, it is never started: the run ends as soon as what it waits for lets go.
+   * Gives up the run's start (the interpreter check, the executors, the tracking server) when an
+   * interrupt comes before the script started; false once it has, when stopping is the engine's.
    */
-  async killScript(graceMs = 2000): Promise<void> {
-    this.ending.abort();
-    if (this.driver) await this.driver.kill(graceMs);
+  interruptStart(): boolean {
+    if (this.driver) return false;
+    this.startAbort.abort();
+    return true;
   }
 
-  /** Waits for a step of the run's start, or for killScript, whichever comes first. */
-  private startStep<T>(step: Promise<T>): Promise<T | typeof ENDED_BEFORE_START> {
-    const signal = this.ending.signal;
-    if (signal.aborted) return Promise.resolve(ENDED_BEFORE_START);
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => resolve(ENDED_BEFORE_START);
-      signal.addEventListener('abort', onAbort, { once: true });
-      step.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      );
-    });
+  /**
+   * Ends the script itself (its process group), after Stop or Cancel did not suffice. Asked before
+   * the script started (SIGTERM), the start is given up as an interrupt gives it up.
+   */
+  async killScript(graceMs = 2000): Promise<void> {
+    if (!this.startAbort.signal.aborted) this.startEndCode = 128 + osConstants.signals.SIGTERM;
+    this.startAbort.abort();
+    if (this.driver) await this.driver.kill(graceMs);
   }
 
   private emitOutput(stream: 'stdout' | 'stderr', text: string): void {
@@ -291,9 +280,16 @@ export class RunSession {
     // The interpreter check runs beside the executors' start (hosts connect, workers import
     // hyperopt); its error, when there is one, is the one reported. The fork server starts
     // first of all, so its import overlaps everything else; its `ready` is the check.
-    const interpreterChecked = forkServer
-      ? forkServer.start().then(() => undefined)
-      : probeInterpreter(request.python, this.env).then(requireHyperopt);
+    const interrupted = new Promise<never>((_, reject) => {
+      const signal = this.startAbort.signal;
+      if (signal.aborted) reject(new RunnerError('interrupted'));
+      signal.addEventListener('abort', () => reject(new RunnerError('interrupted')), { once: true });
+    });
+    interrupted.catch(() => undefined); // raced below; not an unhandled rejection when nothing waits for it
+    const interpreterChecked = Promise.race([
+      forkServer ? forkServer.start().then(() => undefined) : probeInterpreter(request.python, this.env, this.startAbort.signal).then(requireHyperopt),
+      interrupted,
+    ]);
     interpreterChecked.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     const port = await this.engine.listen();
     // Workers warm up while the tracking server starts and the script imports its own modules.
@@ -302,15 +298,16 @@ export class RunSession {
       () => undefined,
       (error: unknown) => error,
     );
-    const endedBeforeStart: RunOutcome = { code: EXIT_ENDED_BEFORE_START, journals: this.journals };
-    if ((await this.startStep(interpreterChecked)) === ENDED_BEFORE_START) return endedBeforeStart;
-    const tracking = await this.startStep(Promise.resolve(request.tracking));
-    if (tracking === ENDED_BEFORE_START) return endedBeforeStart;
+    await interpreterChecked;
+    const tracking = await Promise.race([request.tracking, interrupted]);
     if (tracking) this.engine.useTracking(new RunWriter(tracking.target, { warn: (study, text) => this.engine.trackingProblem(study, text) }), tracking.drainMs);
     const driver = forkServer ? await this.forkDriver(forkServer, port, tracking) : this.spawnDriver(port, tracking);
     this.driver = driver;
-    // Ended while the fork was under way: the script goes at once.
-    if (this.ending.signal.aborted) await driver.kill(500);
+    if (this.startAbort.signal.aborted) {
+      // Interrupted while the fork was under way: the script had not started its work.
+      await driver.kill(500);
+      throw new RunnerError('interrupted');
+    }
     const first = await Promise.race([driver.finished.then(() => undefined), startFailure]);
     if (first !== undefined) {
       await driver.kill(500);

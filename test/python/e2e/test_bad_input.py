@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import HERE, PYTHON, ROOT
 
 SCRIPTS = HERE / "scripts"
@@ -79,6 +81,19 @@ def test_interpreter_without_hyperopt(runner, tmp_path):
     assert no_journal(runner)
 
 
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_an_executable_that_is_not_python(runner, fork):
+    # The fork server's start and the interpreter probe (no fork server) give the same line.
+    runner.env["HYPEROPT_RUNNER_FORK"] = fork
+    result = runner.run(SCRIPTS / "chatty.py", extra=("--python", "/bin/true"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "hyperopt-runner: error: /bin/true printed nothing and exited with exit code 0, so it is not a Python interpreter;"
+        " pass --python PATH to a Python 3.10+ with hyperopt installed"
+    ]
+    assert no_journal(runner)
+
+
 def test_worker_that_dies_before_its_first_message_shows_its_stderr(runner, tmp_path):
     # Spawned workers (no fork server): the wrapper sees each worker's own command line.
     runner.env["HYPEROPT_RUNNER_FORK"] = "0"
@@ -94,3 +109,18 @@ def test_worker_that_dies_before_its_first_message_shows_its_stderr(runner, tmp_
     line = error_line(result.stderr)
     assert "exited before it was ready" in line and "cannot allocate GPU context" in line
     assert no_journal(runner)
+
+
+def test_a_journal_directory_that_is_a_file(runner, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n")
+    fix = "; pass --journal-dir a folder"
+    runner.journal_dir = taken
+    result = runner.run(SCRIPTS / "chatty.py")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"hyperopt-runner: error: the journal directory {taken} is a file{fix}"]
+    for folder, line in ((taken, f"{taken} is a file"), (taken / "sub", f"{taken / 'sub'} is inside the file {taken}")):
+        listing = runner.cli("studies", "--journal-dir", str(folder))
+        assert (listing.returncode, listing.stdout) == (2, "")
+        assert listing.stderr.splitlines() == [f"hyperopt-runner: error: the journal directory {line}{fix}"]
+    assert taken.read_text() == "not a folder\n"

@@ -1,9 +1,11 @@
 """Stop, Cancel and Ctrl+C from the terminal."""
+import os
 import signal
+import subprocess
 import time
 
 import pytest
-from conftest import HERE, wait_for
+from conftest import HERE, PYTHON, ROOT, tagged_pids, wait_for
 
 SCRIPTS = HERE / "scripts"
 
@@ -66,10 +68,10 @@ def opened_studies(runner) -> int:
     return len(list(runner.journal_dir.glob("*.jsonl"))) if runner.journal_dir.exists() else 0
 
 
-def test_ctrl_c_before_the_study_opens_stops_it_as_it_opens(runner):
-    # The script takes 3 s before fmin: the Ctrl+C comes while the run still starts.
+def test_ctrl_c_after_the_script_started_but_before_fmin_stops_the_study_as_it_opens(runner):
+    # The script takes 3 s before fmin: the Ctrl+C comes once it runs, before its study exists.
     proc = runner.start(SCRIPTS / "sleepy.py", "20", "0.2", "0", "3", executor="local:2")
-    time.sleep(0.5)
+    assert proc.stdout.readline().strip() == "SCRIPT_STARTED"
     assert opened_studies(runner) == 0, "the study opened before the Ctrl+C"
     proc.send_signal(signal.SIGINT)
     result = runner.finish(proc, timeout=60)
@@ -81,17 +83,53 @@ def test_ctrl_c_before_the_study_opens_stops_it_as_it_opens(runner):
     assert "FMIN_RETURNED" not in result.stdout
 
 
-@pytest.mark.parametrize("after", [0.3, 1.5])
-def test_sigterm_during_start_up_ends_the_command_with_nothing_left(runner, after):
-    # Early: before the script starts (hyperopt still importing); later: the script runs but has
-    # not reached fmin.
+def python_started(runner) -> bool:
+    # The interpreter itself (the runner's own command line names the script's folder, test/python).
+    return any(cmd.split(" ", 1)[0].rsplit("/", 1)[-1].startswith("python") for _, cmd in tagged_pids(runner.tag))
+
+
+@pytest.mark.parametrize("when", ["before the script", "before fmin"])
+def test_sigterm_during_start_up_ends_the_command_with_nothing_left(runner, when):
     proc = runner.start(SCRIPTS / "sleepy.py", "20", "0.2", "0", "3", executor="local:2")
-    time.sleep(after)
+    if when == "before the script":
+        # The runner's interpreter is starting (hyperopt importing): the script has not.
+        wait_for(lambda: python_started(runner), what="the interpreter started")
+    else:
+        assert proc.stdout.readline().strip() == "SCRIPT_STARTED"
     proc.send_signal(signal.SIGTERM)
-    started = time.monotonic()
     result = runner.finish(proc, timeout=30)
-    # The script's 3 s before fmin and its 20 trials would take far longer than this.
-    assert time.monotonic() - started < 2.5, result.stderr
     assert result.returncode == 143, (result.returncode, result.stderr)
     assert started_trials(runner) == 0
     assert "FMIN_RETURNED" not in result.stdout
+    if when == "before the script":
+        assert "nothing ran" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+@pytest.mark.parametrize("to", ["group", "runner"])
+def test_ctrl_c_while_the_interpreter_is_checked_ends_the_run(runner, tmp_path, fork, to):
+    # An interpreter slow to start (a cold network file system, say): Ctrl+C comes while it is checked.
+    runner.env["HYPEROPT_RUNNER_FORK"] = fork
+    started = tmp_path / "started"
+    slow = tmp_path / "python"
+    slow.write_text(
+        f"#!{PYTHON}\nimport os, sys, time\nopen({str(started)!r}, 'a').close()\ntime.sleep(20)\n"
+        f"os.execv({str(PYTHON)!r}, [{str(PYTHON)!r}, *sys.argv[1:]])\n"
+    )
+    slow.chmod(0o755)
+    # A session of its own: signalling its group is what a terminal's Ctrl+C does (the interpreter gets it too).
+    proc = subprocess.Popen(
+        runner.command(SCRIPTS / "chatty.py", extra=("--python", str(slow))),
+        cwd=ROOT, env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    wait_for(started.exists, what="the interpreter started")
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    result = runner.finish(proc, timeout=10)
+    assert time.monotonic() - interrupted < 5
+    assert result.returncode == 130
+    assert result.stderr.splitlines() == ["hyperopt-runner: error: interrupted before the script started, so nothing ran; run the command again to start it"]
+    assert result.stdout == ""

@@ -56,6 +56,25 @@ def test_resume_after_the_driver_is_killed_runs_no_finished_trial_twice(runner, 
     assert len(set(evaluations[: len(evaluated_before)]) & set(evaluations[len(evaluated_before):])) == 0
 
 
+def test_a_study_whose_runner_was_killed_is_listed_as_interrupted(runner):
+    proc = runner.start(SCRIPTS / "sleepy.py", "40", "0.5", "0", executor="local:2")
+    journal_dir = runner.journal_dir
+    wait_for(lambda: journal_dir.exists() and any('"state":"done"' in p.read_text() for p in journal_dir.glob("*.jsonl")), what="a finished trial")
+    # The coordinator itself dies: nothing is left to write the study's end.
+    proc.kill()
+    runner.finish(proc, timeout=30)
+    wait_for(lambda: not tagged_pids(runner.tag), timeout=10, what="the study's processes to exit")
+    journal = next(journal_dir.glob("*.jsonl"))
+    assert '"state":"ended"' not in journal.read_text()
+
+    listing = runner.cli("studies", "--journal-dir", str(journal_dir), "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert [(s["study"], s["state"]) for s in json.loads(listing.stdout)] == [(journal.stem, "interrupted")]
+    text = runner.cli("studies", "--journal-dir", str(journal_dir))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.split()[:2] == [journal.stem, "interrupted"]
+
+
 def test_a_study_whose_every_slot_is_retired_ends_with_a_reason(runner, tmp_path):
     import stat
 

@@ -6,7 +6,9 @@ import time
 from hyperopt import fmin, hp, rand
 
 max_evals, seconds, timeout = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-time.sleep(float(sys.argv[4]) if len(sys.argv) > 4 else 0)
+if len(sys.argv) > 4:
+    print("SCRIPT_STARTED", flush=True)
+    time.sleep(float(sys.argv[4]))
 
 
 def objective(x):
