@@ -102,8 +102,8 @@ export async function runScript(run: ScriptRun): Promise<number> {
     process.off('SIGTERM', onTerminate);
     process.off('SIGHUP', onTerminate);
     const tracking = await trackingStarted;
-    // Studies of the journal folder whose command died are ended here too.
-    const abandoned = abandonedJournals(run.journalDir).filter((path) => !session.journals.includes(path));
+    // Studies of the journal folder whose command died are ended here too (in MLflow: only when tracked).
+    const abandoned = tracking.uri ? abandonedJournals(run.journalDir).filter((path) => !session.journals.includes(path)) : [];
     const written = await tracking.syncJournals([...session.journals, ...abandoned], notice);
     if (written > 0) notice(`MLflow: wrote ${written} trial run(s) that could not be logged during the study`);
     tracking.stop();
