@@ -157,7 +157,7 @@ async function waitForChildRuns(workspace: string, studyIds: string[], expected:
   const started = performance.now();
   const [found] = listTrackingRecords(workspace);
   if (!found) throw new Error('the tracked studies left no tracking server record');
-  const client = new MlflowClient({ trackingUri: `http://127.0.0.1:${found.record.port}` });
+  const client = new MlflowClient({ trackingUri: `http://127.0.0.1:${found.record.port}`, auth: { kind: 'bearer', token: found.record.apiToken } });
   for (const id of studyIds) {
     for (;;) {
       const [parent] = (await client.searchRunsPage({ experimentIds: ['0'], filter: `tags.\`${STUDY_ID_TAG}\` = '${id}'`, pageSize: 1 })).items;

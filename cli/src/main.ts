@@ -17,7 +17,8 @@ const USAGE = `usage:
   hyperopt-runner studies [--journal-dir DIR] [--json]
   hyperopt-runner runs [--experiment NAME] [--study ID] [--json] [--tracking-uri URI]
   hyperopt-runner sync [STUDY-ID...] [--journal-dir DIR] [--tracking-uri URI]
-  hyperopt-runner tracking [status|stop] [--json]   the workspace's MLflow tracking server (it outlives runs)
+  hyperopt-runner tracking [status|stop|ui|env] [--json]   the workspace's MLflow tracking server (it outlives runs);
+                      ui prints a one-time browser link to it, env the variables other MLflow clients need
   hyperopt-runner serve [--workspace DIR] [--idle-timeout S]   (the editor's background service)
   hyperopt-runner hosts check [HOST...] [--hosts-file FILE] [--accept-new-host-keys] [--python PATH] [--json]
 

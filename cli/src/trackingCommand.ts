@@ -1,5 +1,6 @@
 /**
- * `hyperopt-runner tracking status|stop`: the workspace's tracking servers (one per store); and
+ * `hyperopt-runner tracking status|stop|ui|env`: the workspace's tracking servers (one per store),
+ * a browser link into one's MLflow UI, the variables that let other MLflow clients in; and
  * `hyperopt-runner tracking-server`, the daemon itself, which the CLI and the background service
  * start when a workspace has none (see core/src/mlflow/serverDaemon.ts).
  */
@@ -8,8 +9,9 @@ import { resolve } from 'node:path';
 import { RunnerError } from '../../core/src/errors';
 import { DEFAULT_IDLE_TIMEOUT_MS, TrackingDaemon } from '../../core/src/mlflow/serverDaemon';
 import { listTrackingRecords } from '../../core/src/mlflow/serverRecord';
-import { stopTrackingServer, trackingServerStatus } from '../../core/src/mlflow/serverLease';
-import type { DaemonHandshake } from '../../core/src/protocol/trackingServer';
+import { browserLinkPath, stopTrackingServer, trackingServerStatus } from '../../core/src/mlflow/serverLease';
+import { BROWSER_CODE_TTL_MS, type DaemonHandshake } from '../../core/src/protocol/trackingServer';
+import { shellQuote } from '../../executors/src/ssh/shellQuote';
 import { parseFlags } from './options';
 
 const DAEMON_FLAGS = [
@@ -90,5 +92,27 @@ export async function trackingCommand(argv: readonly string[], cwd: string): Pro
     if (records.length === 0) process.stdout.write(`no tracking server runs for ${workspace}\n`);
     return failed > 0 ? 1 : 0;
   }
-  throw new RunnerError('invalid_option', { option: 'tracking', value: action, reason: 'use `tracking status` or `tracking stop`' });
+  if (action === 'ui' || action === 'env') {
+    if (records.length === 0) {
+      process.stderr.write(`hyperopt-runner: no tracking server runs for ${workspace}; \`hyperopt-runner run\` starts one\n`);
+      return 1;
+    }
+    for (const { record } of records) {
+      const uri = `http://127.0.0.1:${record.port}`;
+      if (action === 'env') {
+        const prefix = records.length > 1 ? `# ${record.storeUri}\n` : '';
+        process.stdout.write(`${prefix}export MLFLOW_TRACKING_URI=${shellQuote(uri)}\nexport MLFLOW_TRACKING_TOKEN=${shellQuote(record.apiToken)}\n`);
+        continue;
+      }
+      try {
+        const path = await browserLinkPath(uri, record.apiToken);
+        process.stdout.write(`${uri}${path}  (${record.storeUri}; the link works once, within ${BROWSER_CODE_TTL_MS / 1000} s)\n`);
+      } catch {
+        process.stderr.write(`hyperopt-runner: the tracking server pid ${record.pid} did not answer; \`hyperopt-runner tracking stop\` ends it\n`);
+        return 1;
+      }
+    }
+    return 0;
+  }
+  throw new RunnerError('invalid_option', { option: 'tracking', value: action, reason: 'use `tracking status`, `tracking stop`, `tracking ui` or `tracking env`' });
 }

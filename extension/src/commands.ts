@@ -162,9 +162,16 @@ const HANDLERS: Record<CommandId, Handler> = {
       void window.showInformationMessage('This item has no MLflow run (yet).');
       return;
     }
-    const path = target.runId ? `#/experiments/${target.experimentId}/runs/${target.runId}` : `#/experiments/${target.experimentId}`;
+    const route = target.runId ? `#/experiments/${target.experimentId}/runs/${target.runId}` : `#/experiments/${target.experimentId}`;
+    let path: string;
+    try {
+      path = await c.tree.browserPath(route);
+    } catch (error) {
+      void window.showErrorMessage(`Could not open MLflow: ${errorText(error)}`);
+      return;
+    }
     const uri = await env.asExternalUri(vscode.Uri.parse(base));
-    await env.openExternal(vscode.Uri.parse(`${uri.toString().replace(/\/+$/, '')}/${path}`));
+    await env.openExternal(vscode.Uri.parse(`${uri.toString().replace(/\/+$/, '')}${path}`));
   },
   [COMMANDS.copyRunId]: async (c, arg) => {
     const node = arg as Partial<TreeNode> | undefined;

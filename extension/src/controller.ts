@@ -322,7 +322,7 @@ export class Controller implements vscode.Disposable {
   // ---- views ------------------------------------------------------------------------------------
 
   /** The tracking server the Runs view reads: the configured one, or the service's embedded one. */
-  private async trackingForViews(): Promise<{ uri?: string; warning?: string; auth?: { kind: 'bearer'; token: string } }> {
+  private async trackingForViews(): Promise<{ uri?: string; warning?: string; auth?: { kind: 'bearer'; token: string }; embedded?: boolean }> {
     const { settings } = this.settings();
     if (settings.trackingUri === null) return {};
     const token = await this.context.secrets.get(MLFLOW_TOKEN);
@@ -335,7 +335,11 @@ export class Controller implements vscode.Disposable {
       return { warning: errorText(error) };
     }
     const reply = await this.connection.request({ type: 'tracking', trackingUri: settings.trackingUri, python }, 180_000);
-    return { uri: reply.tracking?.uri ?? undefined, warning: reply.tracking?.warning, auth };
+    const tracking = reply.tracking;
+    if (tracking?.kind === 'embedded' && tracking.token) {
+      return { uri: tracking.uri ?? undefined, warning: tracking.warning, auth: { kind: 'bearer', token: tracking.token }, embedded: true };
+    }
+    return { uri: tracking?.uri ?? undefined, warning: tracking?.warning, auth };
   }
 
   async openFile(path: string, line?: number): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { MlflowClient, type MlflowAuth } from '../../core/src/mlflow/client';
+import { browserLinkPath } from '../../core/src/mlflow/serverLease';
 import { RunsModel, type RunsNode } from '../../core/src/mlflow/runsModel';
 import { listStudies } from '../../core/src/journal/journal';
 import type { EngineEvent } from '../../core/src/coordinator/events';
@@ -15,7 +16,8 @@ import type { LocalStudy, StudyStore } from './model/studyStore';
 
 export interface TrackingSource {
   /** The URI views read runs from, or undefined (with a reason) when there is none. */
-  resolve(): Promise<{ uri?: string; warning?: string; auth?: MlflowAuth }>;
+  /** `embedded`: the workspace's own server, which a browser enters through a one-time link. */
+  resolve(): Promise<{ uri?: string; warning?: string; auth?: MlflowAuth; embedded?: boolean }>;
 }
 
 export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
@@ -23,6 +25,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   readonly onDidChangeTreeData = this.changeEmitter.event;
   private model: RunsModel | undefined;
   private modelUri: string | undefined;
+  /** The embedded server's API token, for browser links; undefined for a server given by URI. */
+  private embeddedToken: string | undefined;
   private trackingWarning: string | undefined;
   private trackingPending: Promise<void> | undefined;
   private readonly nodes = new Map<string, TreeNode>();
@@ -164,10 +168,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     if (this.model || !this.tracking) return Promise.resolve();
     this.trackingPending ??= (async () => {
       try {
-        const { uri, warning, auth } = await this.tracking!.resolve();
+        const { uri, warning, auth, embedded } = await this.tracking!.resolve();
         this.trackingWarning = warning;
         if (!uri) return;
         this.modelUri = uri;
+        this.embeddedToken = embedded && auth?.kind === 'bearer' ? auth.token : undefined;
         this.model = new RunsModel(new MlflowClient({ trackingUri: uri, auth, maxRetries: 1 }), { pageSize: this.pageSize() });
         this.model.onDidChange(() => this.scheduleRefresh());
         traceInfo(`Runs view reads MLflow at ${uri}`);
@@ -186,12 +191,19 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   resetTracking(): void {
     this.model = undefined;
     this.modelUri = undefined;
+    this.embeddedToken = undefined;
     this.trackingWarning = undefined;
     this.changeEmitter.fire(undefined);
   }
 
   get mlflowUri(): string | undefined {
     return this.modelUri;
+  }
+
+  /** The path after `mlflowUri` that opens MLflow's UI at `route` in a browser (the embedded server's goes through a one-time link). */
+  async browserPath(route: string): Promise<string> {
+    if (this.modelUri === undefined || this.embeddedToken === undefined) return `/${route}`;
+    return browserLinkPath(this.modelUri, this.embeddedToken, route);
   }
 
   async loadMore(ownerId: string | undefined): Promise<void> {

@@ -106,7 +106,7 @@ describe('the workspace tracking server', () => {
     const paths = trackingServerPaths(workspace, storeUri);
     assert.equal(statSync(paths.record).mode & 0o777, 0o600, 'the record (it holds the token) is private');
     // Made while MLflow still starts: the request waits for it instead of failing.
-    const experiment = await new MlflowClient({ trackingUri: a!.uri, maxRetries: 0, requestTimeoutMs: 120_000 }).getOrCreateExperiment('shared');
+    const experiment = await new MlflowClient({ trackingUri: a!.uri, auth: a!.auth, maxRetries: 0, requestTimeoutMs: 120_000 }).getOrCreateExperiment('shared');
     await stateChange(a!, 'ready');
     assert.equal(b!.state, 'ready');
     assert.ok(experiment);
@@ -160,7 +160,7 @@ describe('the workspace tracking server', () => {
     // A record whose daemon is gone.
     const gone = spawn(process.execPath, ['-e', '0']);
     await new Promise((r) => gone.once('exit', r));
-    writeFileSync(paths.record, JSON.stringify({ version: 1, pid: gone.pid, port: 9, token: 'x', storeUri, python: VENV_PYTHON, startedAt: 1 }), { mode: 0o600 });
+    writeFileSync(paths.record, JSON.stringify({ version: 2, pid: gone.pid, port: 9, token: 'x', apiToken: 'y', storeUri, python: VENV_PYTHON, startedAt: 1 }), { mode: 0o600 });
     notices.length = 0;
     const first = await acquire();
     assert.equal(notices.length, 1, notices.join('\n'));
@@ -176,7 +176,7 @@ describe('the workspace tracking server', () => {
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
     const port = (other.address() as { port: number }).port;
     try {
-      writeFileSync(paths.record, JSON.stringify({ version: 1, pid: process.pid, port, token: 'x', storeUri, python: VENV_PYTHON, startedAt: 1 }), { mode: 0o600 });
+      writeFileSync(paths.record, JSON.stringify({ version: 2, pid: process.pid, port, token: 'x', apiToken: 'y', storeUri, python: VENV_PYTHON, startedAt: 1 }), { mode: 0o600 });
       notices.length = 0;
       const second = await acquire();
       assert.equal(notices.length, 1, notices.join('\n'));
@@ -190,10 +190,35 @@ describe('the workspace tracking server', () => {
     }
   });
 
+  it('stops the daemon of an earlier version (its record has no API token) and starts one that has', async () => {
+    // An earlier build of the daemon cannot run here: a server that answers its stop path stands in for it.
+    const paths = trackingServerPaths(workspace, storeUri);
+    const asked: string[] = [];
+    const earlier: Server = createServer((req, res) => {
+      asked.push(`${req.method} ${req.url} ${String(req.headers['x-hyperopt-runner-token'])}`);
+      res.setHeader('content-type', 'application/json');
+      res.end('{"stopped":true}');
+    });
+    await new Promise<void>((r) => earlier.listen(0, '127.0.0.1', () => r()));
+    try {
+      const port = (earlier.address() as { port: number }).port;
+      writeFileSync(paths.record, JSON.stringify({ version: 1, pid: process.pid, port, token: 'old', storeUri, python: VENV_PYTHON, startedAt: 1 }), { mode: 0o600 });
+      notices.length = 0;
+      const lease = await acquire();
+      assert.deepEqual(asked, ['POST /_hyperopt-runner/stop old']);
+      assert.match(notices.join('\n'), /earlier version \(pid \d+\)/);
+      assert.equal(readTrackingRecord(paths.record)?.apiToken, lease.record.apiToken);
+      assert.ok(lease.record.apiToken.length >= 32);
+      await stopAll();
+    } finally {
+      await new Promise((r) => earlier.close(r));
+    }
+  });
+
   it('restarts MLflow behind the same URI; a killed daemon leaves an orphan that the next one adopts instead of starting a second server', async () => {
     const lease = await acquire();
     await stateChange(lease, 'ready');
-    const client = new MlflowClient({ trackingUri: lease.uri, maxRetries: 0, requestTimeoutMs: 120_000 });
+    const client = new MlflowClient({ trackingUri: lease.uri, auth: lease.auth, maxRetries: 0, requestTimeoutMs: 120_000 });
     const experimentId = await client.getOrCreateExperiment('restarts');
     const before = (await trackingServerStatus(lease.record))!.mlflowPid!;
 

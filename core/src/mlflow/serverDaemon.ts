@@ -10,6 +10,12 @@
  * moment: a request made while MLflow still starts waits for it instead of failing, a restarted
  * `mlflow server` keeps the same URI, and the daemon sees every request, which is what "idle"
  * means. Its own control paths are described in protocol/trackingServer.ts.
+ *
+ * The server is private to the user who started it: every MLflow request carries the record's API
+ * token (`Authorization: Bearer`, which MLflow's clients send from MLFLOW_TRACKING_TOKEN) or the
+ * cookie a one-time browser link sets; anything else is answered 401. That holds on this machine
+ * and on an SSH host whose loopback port forwards here. The `mlflow server` behind listens on a Unix
+ * socket in the private state folder (backendEndpoint.ts), so it cannot be reached around the front.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -17,7 +23,10 @@ import { isAbsolute } from 'node:path';
 import { readJournal } from '../journal/journal';
 import { acquireLockFile } from '../lockFile';
 import { messageOf } from '../errors';
+import type {
+  BrowserCode} from '../protocol/trackingServer';
 import {
+  BROWSER_CODE_TTL_MS,
   CONTROL_PREFIX,
   SyncRequest,
   TOKEN_HEADER,
@@ -25,6 +34,7 @@ import {
   type TrackingServerState,
   type TrackingServerStatus,
 } from '../protocol/trackingServer';
+import { backendSocketPath, endpointClient, parseEndpoint, type BackendEndpoint } from './backendEndpoint';
 import { MlflowClient } from './client';
 import { removeTrackingRecord, trackingServerPaths, writeTrackingRecord, type TrackingServerPaths } from './serverRecord';
 import { MlflowServerSupervisor } from './supervisor';
@@ -57,6 +67,11 @@ export type DaemonStart = { started: true; port: number } | { started: false; ru
 
 export class TrackingDaemon {
   readonly token = randomBytes(24).toString('hex');
+  readonly apiToken = randomBytes(24).toString('hex');
+  /** The value of the browser cookie; a browser gets it only through a one-time code. */
+  private readonly browserSecret = randomBytes(24).toString('hex');
+  /** One-time browser codes and when each expires. */
+  private readonly browserCodes = new Map<string, number>();
   readonly paths: TrackingServerPaths;
   /** Resolves with the reason once the daemon has stopped. */
   readonly stopped: Promise<string>;
@@ -67,7 +82,7 @@ export class TrackingDaemon {
   private supervisor: MlflowServerSupervisor | undefined;
   private state: BackendState = 'starting';
   private message: string | undefined;
-  private backend: { host: string; port: number } | undefined;
+  private backend: BackendEndpoint | undefined;
   /** Requests waiting for MLflow to be ready (or to fail). */
   private held: Array<() => void> = [];
   private readonly leases = new Set<ServerResponse>();
@@ -113,10 +128,11 @@ export class TrackingDaemon {
     const address = this.server.address();
     this.port = typeof address === 'object' && address ? address.port : 0;
     writeTrackingRecord(this.paths.record, {
-      version: 1,
+      version: 2,
       pid: process.pid,
       port: this.port,
       token: this.token,
+      apiToken: this.apiToken,
       storeUri: this.options.storeUri,
       python: this.options.python,
       startedAt: this.startedAt,
@@ -182,13 +198,13 @@ export class TrackingDaemon {
       fileStem: this.paths.mlflowStem,
       workers: this.options.workers,
       env: this.options.env,
+      ...(process.platform !== 'win32' ? { socketPath: backendSocketPath(this.paths.stateDir, this.paths.mlflowStem) } : {}),
     });
     this.supervisor = supervisor;
     supervisor.onEvent((event) => {
       if (event.type === 'ready') {
         this.log(`mlflow server ${event.reused ? 'reused' : 'ready'} at ${event.uri} (pid ${event.pid}, ${event.startupMs} ms)`);
-        const url = new URL(event.uri);
-        this.backend = { host: url.hostname, port: Number(url.port) };
+        this.backend = parseEndpoint(event.uri);
         this.setState('ready');
       } else if (event.type === 'restarting') {
         this.log(event.reason);
@@ -239,6 +255,10 @@ export class TrackingDaemon {
       this.control(req, res);
       return;
     }
+    if (!this.authorized(req)) {
+      refuse(res, req);
+      return;
+    }
     this.inFlight += 1;
     this.checkIdle();
     let done = false;
@@ -264,10 +284,14 @@ export class TrackingDaemon {
     }
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+      if (value !== undefined && !HOP_BY_HOP.has(name) && name !== 'authorization' && name !== 'cookie') headers[name] = value;
     }
+    // The secrets stop here; other cookies of the page still reach MLflow.
+    const cookies = otherCookies(req.headers.cookie, this.cookieName);
+    if (cookies) headers.cookie = cookies;
+    const where = this.backend.kind === 'socket' ? { socketPath: this.backend.path } : { host: this.backend.host, port: this.backend.port };
     const upstream = httpRequest(
-      { host: this.backend.host, port: this.backend.port, method: req.method, path: req.url, headers, agent: this.agent },
+      { ...where, method: req.method, path: req.url, headers, agent: this.agent },
       (answer) => {
         const back: Record<string, string | string[]> = {};
         for (const [name, value] of Object.entries(answer.headers)) {
@@ -287,13 +311,36 @@ export class TrackingDaemon {
     req.pipe(upstream);
   }
 
+  /** The API token as a bearer token, or the browser cookie. */
+  private authorized(req: IncomingMessage): boolean {
+    const header = req.headers.authorization;
+    const bearer = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+    if (bearer !== undefined) return sameSecret(bearer, this.apiToken);
+    const cookie = cookieValue(req.headers.cookie, this.cookieName);
+    return cookie !== undefined && sameSecret(cookie, this.browserSecret);
+  }
+
+  /** Per port: browsers send a 127.0.0.1 cookie to every port of the host. */
+  private get cookieName(): string {
+    return `hyperopt-runner-${this.port}`;
+  }
+
   private control(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '').slice(CONTROL_PREFIX.length).split('?')[0] ?? '';
+    if (path.startsWith('browser/') && req.method === 'GET') {
+      this.openBrowser(req, res);
+      return;
+    }
+    if (path === 'browser-code' && req.method === 'POST') {
+      if (!this.authorized(req)) refuse(res, req);
+      else this.issueBrowserCode(res);
+      return;
+    }
     const token = req.headers[TOKEN_HEADER];
     if (typeof token !== 'string' || !sameSecret(token, this.token)) {
       sendJson(res, 403, { error: 'the token does not match this tracking server record' });
       return;
     }
-    const path = (req.url ?? '').slice(CONTROL_PREFIX.length).split('?')[0];
     if (path === 'lease' && req.method === 'GET') this.lease(res);
     else if (path === 'status' && req.method === 'GET') sendJson(res, 200, this.status);
     else if (path === 'stop' && req.method === 'POST') {
@@ -301,6 +348,42 @@ export class TrackingDaemon {
       void this.stop('asked to stop');
     } else if (path === 'sync' && req.method === 'POST') this.acceptSync(req, res);
     else sendJson(res, 404, { error: `no such path ${req.url}` });
+  }
+
+  // --- the browser --------------------------------------------------------------------------------
+
+  private issueBrowserCode(res: ServerResponse): void {
+    const now = Date.now();
+    for (const [code, expires] of this.browserCodes) if (expires <= now) this.browserCodes.delete(code);
+    const code = randomBytes(24).toString('hex');
+    this.browserCodes.set(code, now + BROWSER_CODE_TTL_MS);
+    const answer: BrowserCode = { code, path: `${CONTROL_PREFIX}browser/${code}` };
+    sendJson(res, 200, answer);
+  }
+
+  /**
+   * `browser/<code>[/<route>]`: a one-time code (from `browser-code`) becomes the browser's cookie;
+   * then on to MLflow's UI at `#/<route>`. No query or fragment in the link, which editors re-encode;
+   * the redirect is relative, so it also works behind a proxy that serves the port under a path
+   * prefix (VS Code's port forwarding, say).
+   */
+  private openBrowser(req: IncomingMessage, res: ServerResponse): void {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const [code = '', ...route] = pathname.slice(`${CONTROL_PREFIX}browser/`.length).split('/');
+    const expires = this.browserCodes.get(code);
+    this.browserCodes.delete(code);
+    if (expires === undefined || expires <= Date.now()) {
+      sendText(res, 401, 'This link to the workspace\'s MLflow has been used or has expired. Open a new one with "Open in MLflow" in the editor or `hyperopt-runner tracking ui`.');
+      return;
+    }
+    const safe = route.every((segment) => /^[\w.-]+$/.test(segment) && segment !== '.' && segment !== '..');
+    res.writeHead(303, {
+      location: `${'../'.repeat(pathname.split('/').length - 2)}${safe && route.length > 0 ? `#/${route.join('/')}` : ''}`,
+      'set-cookie': `${this.cookieName}=${this.browserSecret}; Path=/; HttpOnly; SameSite=Strict`,
+      'cache-control': 'no-store',
+      'content-length': 0,
+    });
+    res.end();
   }
 
   private lease(res: ServerResponse): void {
@@ -394,7 +477,7 @@ export class TrackingDaemon {
         try {
           const study = readJournal(path);
           if (!needsSync(study)) continue;
-          const { written } = await syncStudy(study, new MlflowClient({ trackingUri: uri, maxRetries: 2 }));
+          const { written } = await syncStudy(study, new MlflowClient({ ...endpointClient(uri), maxRetries: 2 }));
           this.log(`sync of ${path}: wrote ${written} run(s)`);
         } catch (error) {
           this.log(`sync of ${path} failed (\`hyperopt-runner sync\` writes it later): ${messageOf(error)}`);
@@ -410,7 +493,7 @@ export class TrackingDaemon {
   private backendReady(): Promise<string | undefined> {
     return new Promise((resolve) => {
       const settle = (): boolean => {
-        if (this.state === 'ready' && this.backend) resolve(`http://${this.backend.host}:${this.backend.port}`);
+        if (this.state === 'ready' && this.supervisor?.uri) resolve(this.supervisor.uri);
         else if (this.state === 'failed') resolve(undefined);
         else return false;
         return true;
@@ -442,6 +525,39 @@ function sameSecret(given: string, expected: string): boolean {
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** 401 for a request without the API token or the browser cookie: JSON for clients, a sentence for a browser. */
+function refuse(res: ServerResponse, req: IncomingMessage): void {
+  const message =
+    "This workspace's MLflow server is private to the user who started it: clients send the apiToken of " +
+    'its record (.hyperopt-runner/tracking-server.json) as MLFLOW_TRACKING_TOKEN, a browser opens it with ' +
+    '"Open in MLflow" in the editor or `hyperopt-runner tracking ui`.';
+  res.setHeader('www-authenticate', 'Bearer realm="hyperopt-runner"');
+  if (/text\/html/.test(req.headers.accept ?? '')) sendText(res, 401, message);
+  else sendJson(res, 401, { error_code: 'UNAUTHENTICATED', message });
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const at = part.indexOf('=');
+    if (at > 0 && part.slice(0, at).trim() === name) return part.slice(at + 1).trim();
+  }
+  return undefined;
+}
+
+function otherCookies(header: string | undefined, name: string): string {
+  return (header ?? '')
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0 && part.split('=')[0]?.trim() !== name)
+    .join('; ');
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

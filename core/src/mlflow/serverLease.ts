@@ -13,6 +13,7 @@ import { Emitter } from '../events';
 import { pidAlive } from '../lockFile';
 import { ensurePrivateDir } from '../privateDir';
 import {
+  BrowserCode,
   CONTROL_PREFIX,
   DaemonHandshake,
   TOKEN_HEADER,
@@ -21,7 +22,8 @@ import {
   type BackendState,
   type SyncRequest,
 } from '../protocol/trackingServer';
-import { readTrackingRecord, removeTrackingRecord, trackingServerPaths, type TrackingServerRecord } from './serverRecord';
+import type { MlflowAuth } from './client';
+import { readEarlierRecord, readTrackingRecord, removeTrackingRecord, trackingServerPaths, type TrackingServerRecord } from './serverRecord';
 
 /** How to run this program's CLI (`hyperopt-runner`): the daemon is its `tracking-server` command. */
 export interface CliCommand {
@@ -50,6 +52,9 @@ export interface AcquireOptions {
 }
 
 export type LeaseState = BackendState | 'lost';
+
+/** What reaching a daemon's control paths takes. */
+type DaemonAddress = Pick<TrackingServerRecord, 'port' | 'token'>;
 
 /** An open lease: the server stays up while it is held. */
 export class TrackingServerLease {
@@ -94,6 +99,11 @@ export class TrackingServerLease {
     return this.current;
   }
 
+  /** What every MLflow client of this server sends (the record's API token). */
+  get auth(): MlflowAuth {
+    return { kind: 'bearer', token: this.record.apiToken };
+  }
+
   get message(): string | undefined {
     return this.currentMessage;
   }
@@ -132,6 +142,12 @@ export class TrackingServerLease {
 /** Leases the workspace's tracking server for `storeUri`, starting its daemon when none answers. */
 export async function acquireTrackingServer(options: AcquireOptions): Promise<TrackingServerLease> {
   const paths = trackingServerPaths(options.workspace, options.storeUri);
+  const earlier = readEarlierRecord(paths.record);
+  if (earlier) {
+    options.notice?.(`MLflow: replacing the workspace's tracking server of an earlier version (pid ${earlier.pid})`);
+    if (!(await stopTrackingServer(earlier))) endStaleDaemon(earlier, options.storeUri);
+    removeTrackingRecord(paths.record, earlier.pid);
+  }
   for (let attempt = 0; attempt < 4; attempt++) {
     const record = readTrackingRecord(paths.record);
     if (record) {
@@ -168,7 +184,7 @@ export async function trackingServerStatus(record: TrackingServerRecord, timeout
  * Asks a recorded daemon to stop; resolves once it has stopped its `mlflow server` and removed its
  * record (it answers then), false when it did not answer.
  */
-export async function stopTrackingServer(record: TrackingServerRecord, timeoutMs = 30_000): Promise<boolean> {
+export async function stopTrackingServer(record: DaemonAddress, timeoutMs = 30_000): Promise<boolean> {
   try {
     await controlRequest(record, 'POST', 'stop', timeoutMs);
     return true;
@@ -178,7 +194,7 @@ export async function stopTrackingServer(record: TrackingServerRecord, timeoutMs
 }
 
 /** A request to one of the daemon's own paths, with the record's token; it fails after `timeoutMs` without an answer. */
-function control(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number): ClientRequest {
+function control(record: DaemonAddress, method: 'GET' | 'POST', path: string, timeoutMs: number): ClientRequest {
   const req = httpRequest({
     host: '127.0.0.1',
     port: record.port,
@@ -224,6 +240,24 @@ function openLease(record: TrackingServerRecord, started: boolean, timeoutMs = 3
 }
 
 /**
+ * The path (from the server's root) of a link that opens the workspace's MLflow UI in a browser, at
+ * `route` (`#/experiments/1`, say): the daemon's one-time browser code, asked for at `uri` with the
+ * API token. The editor puts it after the address it made of the port for the browser's side.
+ */
+export async function browserLinkPath(uri: string, apiToken: string, route = '', timeoutMs = 5_000): Promise<string> {
+  const base = uri.replace(/\/+$/, '');
+  const response = await fetch(`${base}${CONTROL_PREFIX}browser-code`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${apiToken}` },
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const parsed = BrowserCode.safeParse(safeJson(await response.text()));
+  if (!response.ok || !parsed.success) throw new Error(`the tracking server at ${base} answered ${response.status} to a browser link`);
+  const segments = route.replace(/^#?\/?/, '');
+  return segments ? `${parsed.data.path}/${segments}` : parsed.data.path;
+}
+
+/**
  * Hands journals to a recorded daemon, which writes their missing runs in the background; false
  * when it did not take them.
  */
@@ -237,7 +271,7 @@ export async function handOffSync(record: TrackingServerRecord, journals: readon
   }
 }
 
-function controlRequest(record: TrackingServerRecord, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: string): Promise<string> {
+function controlRequest(record: DaemonAddress, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = control(record, method, path, timeoutMs);
     req.once('error', reject);
@@ -321,7 +355,7 @@ function staleReason(record: TrackingServerRecord, storeUri: string): string {
 }
 
 /** A recorded daemon that is alive but does not answer is ended; any other process is left alone. */
-function endStaleDaemon(record: TrackingServerRecord, storeUri: string): void {
+function endStaleDaemon(record: Pick<TrackingServerRecord, 'pid'>, storeUri: string): void {
   if (!pidAlive(record.pid) || !isOurDaemon(record.pid, storeUri)) return;
   try {
     process.kill(-record.pid, 'SIGKILL');

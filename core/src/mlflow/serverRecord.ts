@@ -12,13 +12,18 @@ import { ensurePrivateDir } from '../privateDir';
 import { defaultStoreUri, STATE_DIR } from './supervisor';
 
 export const TrackingServerRecord = z.object({
-  version: z.literal(1),
+  version: z.literal(2),
   /** The daemon's pid (it leads its own process group). */
   pid: z.number().int(),
   /** Its loopback port: the tracking URI every process gets, and its control paths. */
   port: z.number().int(),
   /** Proves a client read this private file: required by the control paths. */
   token: z.string(),
+  /**
+   * Required by the MLflow API behind it (`Authorization: Bearer`): what drivers and workers get as
+   * MLFLOW_TRACKING_TOKEN, here and on SSH hosts, without the power to stop the server.
+   */
+  apiToken: z.string(),
   storeUri: z.string(),
   python: z.string(),
   startedAt: z.number(),
@@ -49,6 +54,18 @@ export function trackingServerPaths(workspace: string, storeUri: string): Tracki
 export function readTrackingRecord(path: string): TrackingServerRecord | undefined {
   try {
     const parsed = TrackingServerRecord.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A record an earlier version's daemon wrote (no API token: its MLflow is open to anyone), to stop it. */
+export function readEarlierRecord(path: string): Pick<TrackingServerRecord, 'pid' | 'port' | 'token'> | undefined {
+  try {
+    const parsed = TrackingServerRecord.pick({ pid: true, port: true, token: true })
+      .extend({ version: z.literal(1) })
+      .safeParse(JSON.parse(readFileSync(path, 'utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;

@@ -24,6 +24,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Emitter, type Unsubscribe } from '../events';
 import { ensurePrivateDir, makePrivateFile } from '../privateDir';
+import { endpointClient, endpointUri } from './backendEndpoint';
 import { MlflowClient, MlflowError } from './client';
 
 export const STATE_DIR = '.hyperopt-runner';
@@ -276,6 +277,11 @@ export interface SupervisorOptions {
   env?: Record<string, string | undefined>;
   /** Names its state, lock and log files (default `mlflow-server`); one stem per store. */
   fileStem?: string;
+  /**
+   * Serve on this Unix socket instead of a loopback port (see backendEndpoint.ts): the URI is then
+   * `unix:<path>`. Its folder must be private; a socket left by a dead server is replaced.
+   */
+  socketPath?: string;
 }
 
 interface ServerState {
@@ -338,7 +344,7 @@ export class MlflowServerSupervisor {
     return this.events.on(listener);
   }
 
-  /** `http://127.0.0.1:<port>` once ready. */
+  /** `http://127.0.0.1:<port>` (or `unix:<socket>`) once ready. */
   get uri(): string | undefined {
     return this.phase === 'ready' ? this.serverUri : undefined;
   }
@@ -390,6 +396,7 @@ export class MlflowServerSupervisor {
     if (kill) {
       await terminateGroup(pid, this.options.stopGraceMs ?? 5000);
       await this.removeStateIf(pid);
+      if (this.options.socketPath !== undefined) await fs.rm(this.options.socketPath, { force: true });
     }
     this.child = undefined;
     this.serverPid = undefined;
@@ -408,6 +415,7 @@ export class MlflowServerSupervisor {
       const reused = await this.tryReuse(signal);
       if (reused !== undefined) return reused;
       await this.ensureInstalled(signal);
+      if (this.options.socketPath !== undefined) return await this.launch(0, 1, signal);
       return await this.launchOnSomePort(preferredPort, signal);
     } finally {
       await release();
@@ -507,11 +515,15 @@ export class MlflowServerSupervisor {
         });
       }
     }
+    const socketPath = this.options.socketPath;
+    // uvicorn's --uds takes precedence over the host and port mlflow always passes.
+    if (socketPath !== undefined) await fs.rm(socketPath, { force: true });
     const args = [
       '-m', 'mlflow', 'server',
       '--backend-store-uri', this.storeUri,
       '--artifacts-destination', this.artifactsDir,
       '--serve-artifacts',
+      ...(socketPath !== undefined ? ['--uvicorn-opts', `--uds ${shellQuote(socketPath)}`] : []),
       '--host', HOST,
       '--port', String(port),
       '--workers', String(this.options.workers ?? 1),
@@ -530,7 +542,7 @@ export class MlflowServerSupervisor {
       closeSync(log);
     }
     const startedAt = Date.now();
-    const uri = `http://${HOST}:${port}`;
+    const uri = endpointUri(socketPath !== undefined ? { kind: 'socket', path: socketPath } : { kind: 'tcp', host: HOST, port });
     const wake = new AbortController();
     let ended: { code: number | null; signal: string | null; error?: Error } | undefined;
     const onExit = (code: number | null, sig: string | null): void => {
@@ -604,7 +616,7 @@ export class MlflowServerSupervisor {
     signal: AbortSignal,
     logOffset: number,
   ): Promise<boolean> {
-    const client = new MlflowClient({ trackingUri: uri, maxRetries: 0, requestTimeoutMs: Math.max(1, deadline - Date.now()) });
+    const client = new MlflowClient({ ...endpointClient(uri), maxRetries: 0, requestTimeoutMs: Math.max(1, deadline - Date.now()) });
     try {
       await client.searchExperimentsPage({ pageSize: 1 }, undefined, signal);
       return true;
@@ -681,6 +693,7 @@ export class MlflowServerSupervisor {
     this.serverUri = undefined;
     if (this.restarts >= 1) {
       await this.removeStateIf(pid);
+      if (this.options.socketPath !== undefined) await fs.rm(this.options.socketPath, { force: true });
       this.phase = 'failed';
       const how = sig ? `was killed by ${sig}` : code === null ? 'disappeared' : `exited with code ${code}`;
       this.events.emit({
@@ -878,7 +891,8 @@ async function probeHealth(uri: string, timeoutMs: number, signal?: AbortSignal)
   if (signal?.aborted || timeoutMs <= 0) return false;
   const timeout = AbortSignal.timeout(timeoutMs);
   try {
-    const response = await fetch(`${uri}/health`, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+    const { trackingUri, fetch: endpointFetch = fetch } = endpointClient(uri);
+    const response = await endpointFetch(`${trackingUri}/health`, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
     return response.ok && (await response.text()).trim() === 'OK';
   } catch {
     return false;

@@ -5,7 +5,7 @@
  */
 import { readJournal } from '../journal/journal';
 import { messageOf } from '../errors';
-import { MlflowClient, mlflowAuthFromEnv } from './client';
+import { MlflowClient, mlflowAuthFromEnv, type MlflowAuth } from './client';
 import type { RunTracking } from '../session/runSession';
 import type { TrackingTarget } from './runWriter';
 import { acquireTrackingServer, handOffSync, type CliCommand, type TrackingServerLease } from './serverLease';
@@ -105,7 +105,12 @@ export class TrackingSession {
 
   client(): MlflowClient | undefined {
     if (!this.uri || this.lease?.state === 'failed' || this.lease?.state === 'lost') return undefined;
-    return new MlflowClient({ trackingUri: this.uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env) });
+    return new MlflowClient({ trackingUri: this.uri, auth: this.auth() });
+  }
+
+  /** The workspace's server takes its record's API token; a server given by URI, what the environment says. */
+  private auth(): MlflowAuth | undefined {
+    return this.lease ? this.lease.auth : mlflowAuthFromEnv(this.env);
   }
 
   /**
@@ -129,11 +134,13 @@ export class TrackingSession {
         return undefined;
       }
     }
-    const client = new MlflowClient({ trackingUri: uri, auth: this.lease ? undefined : mlflowAuthFromEnv(this.env), maxRetries: 1, requestTimeoutMs: 10_000 });
-    const token = this.lease ? undefined : this.env.MLFLOW_TRACKING_TOKEN;
+    const client = new MlflowClient({ trackingUri: uri, auth: this.auth(), maxRetries: 1, requestTimeoutMs: 10_000 });
+    const token = this.lease ? this.lease.record.apiToken : this.env.MLFLOW_TRACKING_TOKEN;
     const target: TrackingTarget = { uri, ...(token ? { token } : {}), client, env: this.env, ready: () => this.ready() };
+    const driverEnv: Record<string, string> = { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' };
+    if (this.lease) driverEnv.MLFLOW_TRACKING_TOKEN = this.lease.record.apiToken;
     // The workspace's own server takes what is left at the end (syncJournals): the end need not wait long.
-    return { target, driverEnv: { MLFLOW_TRACKING_URI: uri, HYPEROPT_RUNNER_TRACKING: '1' }, drainMs: this.lease ? HAND_OFF_AFTER_MS : undefined };
+    return { target, driverEnv, drainMs: this.lease ? HAND_OFF_AFTER_MS : undefined };
   }
 
   /**

@@ -170,6 +170,8 @@ export const TrackingInfo = z.object({
   kind: z.enum(['remote', 'embedded', 'none']),
   /** Why there is no URI (mlflow missing, the server failed), in one sentence. */
   warning: z.string().optional(),
+  /** The embedded server's API token, which its clients send as a bearer token (the service's clients are its user). */
+  token: z.string().optional(),
 });
 export type TrackingInfo = z.infer<typeof TrackingInfo>;
 

@@ -11,6 +11,12 @@
  * - `POST /_hyperopt-runner/sync` with a `SyncRequest`: the daemon writes what the journals named
  *   still lack in MLflow (as `hyperopt-runner sync` would), in the background; a command that
  *   ended before its runs were written hands them over so it need not wait.
+ * - `POST /_hyperopt-runner/browser-code`, with the API token (`Authorization: Bearer`) instead of
+ *   the record's token: one `BrowserCode`, valid once, for a short while.
+ * - `GET  /_hyperopt-runner/browser/<code>[/<route>]`, without a token: what a browser opens; it
+ *   sets the cookie that lets the browser use MLflow's UI and goes on to `#/<route>` of it.
+ *
+ * Every other path is MLflow's, and needs the API token or that cookie.
  */
 import * as z from 'zod';
 
@@ -56,3 +62,13 @@ export const DaemonHandshake = z.union([
   z.object({ started: z.literal(false), runningPid: z.number().int() }),
 ]);
 export type DaemonHandshake = z.infer<typeof DaemonHandshake>;
+
+/** How long a browser code can be used (once). */
+export const BROWSER_CODE_TTL_MS = 60_000;
+
+export const BrowserCode = z.object({
+  code: z.string(),
+  /** The path (with the code) a browser opens on the server's address. */
+  path: z.string(),
+});
+export type BrowserCode = z.infer<typeof BrowserCode>;

@@ -7,7 +7,7 @@ import { Emitter } from '../events';
 import { parseExecutorSpec, type ExecutorSpec } from '../executorSpec';
 import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
-import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
+import type { MlflowClient } from '../mlflow/client';
 import { needsSync, syncStudy } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
 import { newRunId, RunSession, type RunTracking, type SessionExecutorContext } from '../session/runSession';
@@ -46,6 +46,8 @@ export class ServiceRun {
   code: number | undefined;
   error: ControlError | undefined;
   trackingUri: string | null = null;
+  /** Writes what the workers could not log, with the tracking server's credentials. */
+  private trackingClient: MlflowClient | undefined;
   private session: RunSession | undefined;
   /** Stop or Cancel asked for before the script started: it does not start. */
   private abandoned: 'stopped' | 'cancelled' | undefined;
@@ -99,8 +101,12 @@ export class ServiceRun {
         const target = this.tracking.target(info, env);
         if (info.uri && target) {
           this.trackingUri = info.uri;
-          // As the CLI does (mlflow/tracking.ts): the driver learns the URI, the engine writes the runs.
-          tracking = { target, driverEnv: { MLFLOW_TRACKING_URI: info.uri, HYPEROPT_RUNNER_TRACKING: '1' } };
+          this.trackingClient = target.client;
+          // As the CLI does (mlflow/tracking.ts): the driver learns the URI (and the embedded server's token), the engine writes the runs.
+          tracking = {
+            target,
+            driverEnv: { MLFLOW_TRACKING_URI: info.uri, HYPEROPT_RUNNER_TRACKING: '1', ...(info.kind === 'embedded' && target.token ? { MLFLOW_TRACKING_TOKEN: target.token } : {}) },
+          };
         } else if (info.warning) {
           this.emitEvent({ type: 'notice', text: `${info.warning}; the study runs without tracking` });
         }
@@ -137,7 +143,7 @@ export class ServiceRun {
     session.output.on(({ stream, text }) => this.messages.emit({ type: 'output', stream, text }));
     try {
       const outcome = await session.run();
-      await this.syncJournals(session.journals, env);
+      await this.syncJournals(session.journals);
       this.finish(outcome.code, outcome.error ? { code: outcome.error.code, message: outcome.error.message } : undefined);
     } catch (error) {
       this.finish(2, { code: 'internal', message: messageOf(error) });
@@ -145,9 +151,9 @@ export class ServiceRun {
   }
 
   /** Writes to MLflow the trial runs the workers could not log (the server was down). */
-  private async syncJournals(journals: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
-    if (!this.trackingUri) return;
-    const client = new MlflowClient({ trackingUri: this.trackingUri, auth: mlflowAuthFromEnv(env), maxRetries: 1 });
+  private async syncJournals(journals: readonly string[]): Promise<void> {
+    const client = this.trackingClient;
+    if (!client) return;
     for (const path of journals) {
       try {
         const study = readJournal(path);

@@ -72,7 +72,7 @@ export class TrackingServers {
       signal?.throwIfAborted();
       const lease = await pending;
       if (lease.state === 'failed') return { uri: null, kind: 'none', warning: `the embedded MLflow server is not available: ${lease.message ?? 'it could not start'}` };
-      return { uri: lease.uri, kind: 'embedded' };
+      return { uri: lease.uri, kind: 'embedded', token: lease.record.apiToken };
     } catch (error) {
       signal?.throwIfAborted();
       this.leases.delete(target.storeUri);
@@ -84,8 +84,8 @@ export class TrackingServers {
   target(info: TrackingInfo, env: NodeJS.ProcessEnv): TrackingTarget | undefined {
     if (!info.uri) return undefined;
     const lease = info.kind === 'embedded' ? this.byUri.get(info.uri) : undefined;
-    const client = new MlflowClient({ trackingUri: info.uri, auth: info.kind === 'remote' ? mlflowAuthFromEnv(env) : undefined, maxRetries: 1, requestTimeoutMs: 10_000 });
-    const token = info.kind === 'remote' ? env.MLFLOW_TRACKING_TOKEN : undefined;
+    const client = new MlflowClient({ trackingUri: info.uri, auth: lease ? lease.auth : mlflowAuthFromEnv(env), maxRetries: 1, requestTimeoutMs: 10_000 });
+    const token = lease ? lease.record.apiToken : env.MLFLOW_TRACKING_TOKEN;
     return { uri: info.uri, ...(token ? { token } : {}), client, env, ready: () => (lease ? lease.ready() : client.health()) };
   }
 
