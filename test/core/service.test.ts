@@ -8,6 +8,9 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { connectService, ControlClient, ControlRequestError, type PushMessage } from '../../core/src/service/client';
 import { pidAlive, readServiceFile, serviceFilePath } from '../../core/src/service/serviceFile';
+import { MlflowClient, MlflowError } from '../../core/src/mlflow/client';
+import { listTrackingRecords } from '../../core/src/mlflow/serverRecord';
+import { stopTrackingServer } from '../../core/src/mlflow/serverLease';
 
 const ROOT = resolve(__dirname, '../..');
 const PYTHON = join(ROOT, '.venv/bin/python');
@@ -69,6 +72,8 @@ after(async () => {
   for (const c of clients) c.close();
   const deadline = Date.now() + 15_000;
   while (servicePid && pidAlive(servicePid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // The tracking server outlives the service by design: this test ends it.
+  for (const { record } of listTrackingRecords(workspace)) await stopTrackingServer(record);
   rmSync(workspace, { recursive: true, force: true });
 });
 
@@ -185,6 +190,27 @@ test('a run that cannot start is refused in its reply', async () => {
     client.request({ type: 'run', spec: { script: 'quickstart.py', python: PYTHON, executors: ['cluster:9'] } }),
     (error: unknown) => error instanceof ControlRequestError && error.code === 'invalid_executor',
   );
+  client.close();
+});
+
+test("with the workspace's tracking server, the service gives its clients the server's token and the study's runs are written", async () => {
+  const client = await connect('window-6');
+  await client.request({ type: 'subscribe' });
+  const tracking = (await client.request({ type: 'tracking', trackingUri: '', python: PYTHON }, 180_000)).tracking;
+  assert.ok(tracking?.uri && tracking.kind === 'embedded' && tracking.token, JSON.stringify(tracking));
+  // The Runs view reads with the token; without it the server refuses.
+  await assert.rejects(new MlflowClient({ trackingUri: tracking.uri, maxRetries: 0 }).searchAllExperiments(), (error: unknown) => error instanceof MlflowError && error.code === 'unauthorized');
+  const mlflow = new MlflowClient({ trackingUri: tracking.uri, auth: { kind: 'bearer', token: tracking.token }, maxRetries: 0, requestTimeoutMs: 120_000 });
+  const reply = await client.request({ type: 'run', spec: { script: 'quickstart.py', python: PYTHON, executors: ['local:2'], trackingUri: '' } });
+  const ended = (await waitFor(client, (m) => m.type === 'runEnded' && m.run === reply.run, 180_000)) as Extract<PushMessage, { type: 'runEnded' }>;
+  assert.equal(ended.code, 0, JSON.stringify(ended.error));
+  const deadline = Date.now() + 120_000;
+  let children = 0;
+  while (children < 40 && Date.now() < deadline) {
+    children = (await mlflow.searchAllRuns({ experimentIds: ['0'], filter: "tags.trial_status = 'ok'" })).length;
+    if (children < 40) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.equal(children, 40, "every trial's child run, written through the token-checking server");
   client.close();
 });
 
