@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MlflowClient } from '../../core/src/mlflow/client';
+import { listTrackingRecords } from '../../core/src/mlflow/serverRecord';
 import { fixturePids, PYTHON, ROOT, startSshFixture, waitFor, type SshFixture } from './fixture';
 
 const CLI = join(ROOT, 'bin', 'hyperopt-runner.js');
@@ -172,6 +174,40 @@ test('mixed executors: ssh and local slots take trials of one study', async () =
   assert.ok(slots.some((s) => s.startsWith('local/')), slots.join(' '));
   assert.match(result.stderr, /on h3\/\d/);
   assert.match(result.stderr, /on local/);
+});
+
+test("the workspace's tracking server through the forward: remote objectives log with its token; without it the port refuses", async () => {
+  const workspace = mkdtempSync(join(fx.root, 'tracked-'));
+  copyFileSync(join(SCRIPTS, 'tracked_remote.py'), join(workspace, 'study.py'));
+  const env = { ...fx.env, HYPEROPT_RUNNER_PYTHON: PYTHON };
+  delete env.MLFLOW_TRACKING_URI;
+  try {
+    const summaryPath = join(workspace, 'summary.json');
+    const child = spawn('node', [CLI, 'run', 'study.py', '--executor', 'ssh:h1', '--hosts-file', hostsFile, '--summary-json', summaryPath, '--', '6'], { cwd: workspace, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.stdout!.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, stderr.slice(-3000));
+    const [study] = JSON.parse(readFileSync(summaryPath, 'utf8')) as Result['summary'];
+    assert.deepEqual(study!.trials, { total: 6, ok: 6, failed: 0, cancelled: 0 });
+    const [found] = listTrackingRecords(workspace);
+    assert.ok(found, 'the workspace has its tracking server');
+    const mlflow = new MlflowClient({ trackingUri: `http://127.0.0.1:${found.record.port}`, auth: { kind: 'bearer', token: found.record.apiToken }, requestTimeoutMs: 60_000 });
+    // What the command left unwritten at its end, the workspace's server writes in the background.
+    let logged = await mlflow.searchAllRuns({ experimentIds: ['0'], filter: 'metrics.custom >= 0' });
+    for (const deadline = Date.now() + 120_000; logged.length < 6 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      logged = await mlflow.searchAllRuns({ experimentIds: ['0'], filter: 'metrics.custom >= 0' });
+    }
+    assert.equal(logged.length, 6, "every remote trial's own metric is in its run");
+    for (const run of logged) {
+      assert.equal(run.data.tags['hyperopt_runner.slot']?.startsWith('h1/'), true, JSON.stringify(run.data.tags));
+      assert.equal(run.data.metrics.anonymous_status, 401, 'a request on the host without the token is refused');
+    }
+  } finally {
+    execFileSync('node', [CLI, 'tracking', 'stop', '--workspace', workspace], { env, stdio: 'ignore' });
+  }
 });
 
 test('host keys from the command line: an unknown host stops the run before any trial; --accept-new-host-keys records it; a changed key is refused', async () => {
