@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'study_not_found'
   | 'journal_corrupt'
   | 'journal_dir_not_folder'
+  | 'journal_dir_not_writable'
+  | 'journal_write_failed'
   | 'domain_load_failed'
   | 'resume_nothing_to_do'
   | 'hyperopt_missing'
@@ -57,6 +59,10 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
   journal_corrupt: (d) => `the journal ${d.path} is unreadable (${d.reason}); it cannot be resumed`,
   journal_dir_not_folder: (d) =>
     `the journal directory ${d.path} ${d.file === d.path ? 'is a file' : `is inside the file ${d.file}`}; pass --journal-dir a folder`,
+  journal_dir_not_writable: (d) =>
+    `cannot write to the journal folder ${d.path} (${d.reason}), so no study could be kept or resumed; make it writable or pass --journal-dir a writable folder (the journal directory setting in the editor)`,
+  journal_write_failed: (d) =>
+    `could not write ${d.path} (${d.reason}), so the study was cancelled: the trials finished before that are in its journal and in fmin's result; free space or fix the folder, then ${d.study ? `\`hyperopt-runner resume ${d.study}\`` : '`hyperopt-runner resume STUDY-ID` (`hyperopt-runner studies` lists them)'} continues it`,
   domain_load_failed: (d) =>
     `no worker could load the objective (${d.error}); make sure the modules it imports are installed for ${d.python}`,
   no_slots_left: (d) =>

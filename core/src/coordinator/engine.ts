@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { InfrastructureError, messageOf, RunnerError } from '../errors';
 import { STUDY_ENDING, type Executor, type JobTracking, type Slot, type SlotOutcome } from '../executor';
 import { Emitter } from '../events';
-import { currentOwner, ensureJournalDir, journalPath, JournalWriter, lastWriteAt, lostAttemptEnds, type StudyRecord } from '../journal/journal';
+import { currentOwner, ensureWritableJournalDir, journalPath, JournalWriter, lastWriteAt, lostAttemptEnds, type StudyRecord } from '../journal/journal';
 import type { JournalRecord, StudyInfo, StudyState } from '../journal/records';
 import { JOURNAL_VERSION } from '../journal/records';
 import { lossToNumber, type TrialError } from '../protocol/common';
@@ -154,7 +154,7 @@ export class Engine {
 
   /** Starts the driver server; resolves with its loopback port. */
   async listen(): Promise<number> {
-    ensureJournalDir(this.options.journalDir);
+    ensureWritableJournalDir(this.options.journalDir);
     return this.server.listen();
   }
 
@@ -343,7 +343,8 @@ export class Engine {
       }
       case 'fatal':
         this.emit({ type: 'notice', text: message.message });
-        this.fatal = { code: message.code, message: message.message };
+        // A journal that could not be written stays the run's error: it is why the study ended.
+        if (!this.storageFailure) this.fatal = { code: message.code, message: message.message };
         return;
       case 'notice':
         this.emit({ type: 'notice', text: message.message });
@@ -353,8 +354,10 @@ export class Engine {
     }
   }
 
-  /** The last fatal error a driver reported (shown as the run's one-line error). */
+  /** The last fatal error a driver reported, or a journal that could not be written (shown as the run's one-line error). */
   fatal: { code: string; message: string } | undefined;
+  /** Set once a journal or a trial log could not be written: nothing is journalled after it. */
+  private storageFailure: RunnerError | undefined;
 
   private studyOf(driver: DriverConnection, id: string): Study | undefined {
     const study = this.studies.get(id);
@@ -837,11 +840,32 @@ export class Engine {
   }
 
   private write(study: Study, record: JournalRecord): void {
+    if (this.storageFailure) return;
     try {
       study.journal.append(record);
     } catch (error) {
-      this.emit({ type: 'notice', text: `could not write the journal ${study.journal.path}: ${messageOf(error)}` });
+      this.storageFault(study.journal.path, error);
     }
+  }
+
+  /**
+   * A journal or a trial log could not be written (a full disk, a file system gone read-only):
+   * every open study is cancelled, as a study whose trials are not kept cannot go on. No journal is
+   * written from here on, so each reads as what fit before the fault, a study whose coordinator is
+   * gone, which `resume` continues once the disk has room again.
+   */
+  storageFault(path: string, error: unknown): void {
+    if (this.storageFailure) return;
+    const { code } = error as NodeJS.ErrnoException;
+    const studies = this.activeStudies();
+    const failure = new RunnerError('journal_write_failed', {
+      path,
+      reason: code === 'ENOSPC' ? 'no space left on the device' : code === 'EROFS' ? 'the file system is read-only' : (code ?? messageOf(error)),
+      study: studies.length === 1 ? studies[0] : undefined,
+    });
+    this.storageFailure = failure;
+    this.fatal = { code: failure.code, message: failure.message };
+    this.cancel(undefined, 'cancelled', 'the journal could not be written');
   }
 
   private emit(event: EngineEvent): void {

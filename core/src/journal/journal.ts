@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { RunnerError } from '../errors';
@@ -13,12 +13,36 @@ import { JOURNAL_VERSION, JournalRecord, type StudyInfo, type StudyOwner, type S
  */
 export class JournalWriter {
   private fd: number | undefined;
+  /** Bytes in the file: where a record that could not be written whole is cut back to. */
+  private size = 0;
 
   constructor(readonly path: string) {}
 
+  /**
+   * Writes the record whole or not at all: on a full disk a write can stop part-way, and half a
+   * line in the middle would make the journal unreadable, so the file is cut back before the error
+   * goes on.
+   */
   append(record: JournalRecord): void {
-    this.fd ??= openSync(this.path, 'a', 0o600);
-    writeSync(this.fd, JSON.stringify(record) + '\n');
+    if (this.fd === undefined) {
+      this.fd = openSync(this.path, 'a', 0o600);
+      this.size = fstatSync(this.fd).size;
+    }
+    const bytes = Buffer.from(JSON.stringify(record) + '\n');
+    let written = 0;
+    try {
+      while (written < bytes.length) written += writeSync(this.fd, bytes, written);
+    } catch (error) {
+      if (written > 0) {
+        try {
+          ftruncateSync(this.fd, this.size);
+        } catch {
+          // the error that matters is the write's
+        }
+      }
+      throw error;
+    }
+    this.size += bytes.length;
   }
 
   close(): void {
@@ -70,6 +94,24 @@ export function journalPath(dir: string, studyId: string): string {
 export function ensureJournalDir(dir: string): void {
   // Trials' params, results and logs: for the owner alone (folders made here, not the user's own).
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * The journal folder, made if need be, and proven writable by writing a file in it: a folder on a
+ * read-only file system (or the user's without write permission, or on a full disk) is refused
+ * before anything runs, rather than a study whose trials the journal never holds.
+ */
+export function ensureWritableJournalDir(dir: string): void {
+  const probe = join(dir, `.write-check-${process.pid}`);
+  try {
+    ensureJournalDir(dir);
+    writeFileSync(probe, 'ok\n', { mode: 0o600 });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new RunnerError('journal_dir_not_writable', { path: dir, reason: code === 'EROFS' ? 'a read-only file system' : code === 'ENOSPC' ? 'no space left' : (code ?? message) });
+  } finally {
+    rmSync(probe, { force: true });
+  }
 }
 
 /** Reads a study back; a final line cut short by a crash is ignored. */

@@ -109,7 +109,8 @@ export class RunSession {
   readonly output = new Emitter<{ stream: 'stdout' | 'stderr'; text: string }>();
   readonly journals: string[] = [];
   private driver: DriverProcess | undefined;
-  private readonly logs = new LogFiles();
+  // A log that cannot be written means a disk the journal cannot trust either.
+  private readonly logs = new LogFiles((path, error) => this.engine.storageFault(path, error));
   private readonly token = newToken();
   private readonly env: NodeJS.ProcessEnv;
   /** One warm interpreter the driver and the local workers fork from; none where forking is off. */
