@@ -2,7 +2,8 @@
 // (samples/quickstart.py on local:2), reached over the control protocol.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -211,6 +212,42 @@ test("with the workspace's tracking server, the service gives its clients the se
     if (children < 40) await new Promise((r) => setTimeout(r, 500));
   }
   assert.equal(children, 40, "every trial's child run, written through the token-checking server");
+  client.close();
+});
+
+test('a study a killed command left RUNNING in MLflow is closed when a window asks the service where runs go', async () => {
+  const client = await connect('window-7');
+  const notices = collect(client);
+  await client.request({ type: 'subscribe' });
+  writeFileSync(
+    join(workspace, 'slow.py'),
+    'import time\nfrom hyperopt import fmin, hp, rand\nfmin(lambda x: time.sleep(0.3) or x, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=60)\n',
+  );
+  const env: NodeJS.ProcessEnv = { ...process.env, HYPEROPT_RUNNER_PYTHON: PYTHON };
+  delete env.MLFLOW_TRACKING_URI;
+  const cli = spawn(process.execPath, [...CLI, 'run', 'slow.py', '--executor', 'local:2'], { cwd: workspace, env, stdio: 'ignore' });
+  const exited = new Promise((r) => cli.once('exit', r));
+  const journalDir = join(workspace, '.hyperopt-runner', 'journal');
+  const before = new Set(existsSync(journalDir) ? readdirSync(journalDir) : []);
+  // The study is tracked and two trials have run: then the command is killed, as `kill -9` would.
+  let parentRunId: string | undefined;
+  for (const deadline = Date.now() + 120_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    const journal = (existsSync(journalDir) ? readdirSync(journalDir) : []).find((name) => name.endsWith('.jsonl') && !before.has(name));
+    const lines = journal ? readFileSync(join(journalDir, journal), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { k: string; parentRunId?: string }) : [];
+    parentRunId = lines.find((r) => r.k === 'tracking')?.parentRunId;
+    if (parentRunId && lines.filter((r) => r.k === 'end').length >= 2) break;
+  }
+  assert.ok(parentRunId, 'the study opened its parent run');
+  cli.kill('SIGKILL');
+  await exited;
+  const tracking = (await client.request({ type: 'tracking', trackingUri: '', python: PYTHON }, 180_000)).tracking!;
+  const mlflow = new MlflowClient({ trackingUri: tracking.uri!, auth: { kind: 'bearer', token: tracking.token! }, maxRetries: 0 });
+  let status = (await mlflow.getRun(parentRunId)).info.status;
+  for (const deadline = Date.now() + 60_000; status === 'RUNNING' && Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+    status = (await mlflow.getRun(parentRunId)).info.status;
+  }
+  assert.equal(status, 'KILLED', 'the parent the dead command left is closed');
+  assert.ok(notices.some((m) => m.type === 'serviceNotice' && /closed the runs of 1 study/.test(m.text)), JSON.stringify(notices.filter((m) => m.type === 'serviceNotice')));
   client.close();
 });
 

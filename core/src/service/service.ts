@@ -23,7 +23,7 @@ import {
 import { decodeMessage, encodeMessage, LineSplitter } from '../protocol/ndjson';
 import { PromptBroker } from './prompts';
 import { removeServiceFile, writeServiceFile } from './serviceFile';
-import { ServiceRun, type ServiceExecutorFactory } from './serviceRun';
+import { defaultServiceJournalDir, ServiceRun, type ServiceExecutorFactory } from './serviceRun';
 import { TrackingServers } from './tracking';
 
 export interface ServiceOptions {
@@ -293,6 +293,8 @@ export class ControlService {
       case 'tracking':
         void this.tracking.resolve(message.trackingUri, message.python).then((tracking) => {
           this.send(client, { type: 'reply', id, ok: true, tracking });
+          // A window asks when it opens: the studies a killed command left are closed then, not left RUNNING.
+          if (tracking.uri) void this.tracking.closeAbandoned(tracking, defaultServiceJournalDir(this.workspace));
         });
         return;
       case 'answer':

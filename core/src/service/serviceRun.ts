@@ -9,7 +9,7 @@ import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
 import type { MlflowClient } from '../mlflow/client';
 import { needsSync, syncStudy } from '../mlflow/sync';
-import type { ControlError, ResolvedRunSpec, RunSnapshot } from '../protocol/control';
+import type { ControlError, ResolvedRunSpec, RunSnapshot, TrackingInfo } from '../protocol/control';
 import { newRunId, RunSession, type RunTracking, type SessionExecutorContext } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
 import { StudyTracks } from './studyTrack';
@@ -48,6 +48,7 @@ export class ServiceRun {
   trackingUri: string | null = null;
   /** Writes what the workers could not log, with the tracking server's credentials. */
   private trackingClient: MlflowClient | undefined;
+  private trackingInfo: TrackingInfo | undefined;
   private session: RunSession | undefined;
   /** Stop or Cancel asked for before the script started: it does not start. */
   private abandoned: 'stopped' | 'cancelled' | undefined;
@@ -101,6 +102,7 @@ export class ServiceRun {
         const target = this.tracking.target(info, env);
         if (info.uri && target) {
           this.trackingUri = info.uri;
+          this.trackingInfo = info;
           this.trackingClient = target.client;
           // As the CLI does (mlflow/tracking.ts): the driver learns the URI (and the embedded server's token), the engine writes the runs.
           tracking = {
@@ -144,6 +146,8 @@ export class ServiceRun {
     try {
       const outcome = await session.run();
       await this.syncJournals(session.journals);
+      // As the CLI's run does at its end: what a command that died left running is closed.
+      if (this.trackingInfo) await this.tracking.closeAbandoned(this.trackingInfo, this.journalDir);
       this.finish(outcome.code, outcome.error ? { code: outcome.error.code, message: outcome.error.message } : undefined);
     } catch (error) {
       this.finish(2, { code: 'internal', message: messageOf(error) });

@@ -4,11 +4,13 @@
  * daemon, shared with the CLI, leased for as long as the service lives.
  */
 import { messageOf } from '../errors';
+import { readJournal } from '../journal/journal';
 import { Emitter } from '../events';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import type { TrackingTarget } from '../mlflow/runWriter';
 import { acquireTrackingServer, currentCliCommand, type CliCommand, type TrackingServerLease } from '../mlflow/serverLease';
 import { resolveTrackingUri } from '../mlflow/supervisor';
+import { abandonedJournals, needsSync, syncStudy } from '../mlflow/sync';
 import { checkTrackingServer } from '../mlflow/tracking';
 import type { TrackingInfo } from '../protocol/control';
 
@@ -87,6 +89,30 @@ export class TrackingServers {
     const client = new MlflowClient({ trackingUri: info.uri, auth: lease ? lease.auth : mlflowAuthFromEnv(env), maxRetries: 1, requestTimeoutMs: 10_000 });
     const token = lease ? lease.record.apiToken : env.MLFLOW_TRACKING_TOKEN;
     return { uri: info.uri, ...(token ? { token } : {}), client, env, ready: () => (lease ? lease.ready() : client.health()) };
+  }
+
+  /**
+   * Ends the runs of the studies a command that died left in `journalDir` (their parent and
+   * in-flight children RUNNING in MLflow for good otherwise): KILLED, with the counts the journal
+   * knows (a study of a live command, this service's included, is left to it). Returns how many
+   * studies it closed.
+   */
+  async closeAbandoned(info: TrackingInfo, journalDir: string): Promise<number> {
+    const target = this.target(info, this.env);
+    if (!target) return 0;
+    let closed = 0;
+    for (const path of abandonedJournals(journalDir)) {
+      try {
+        const study = readJournal(path);
+        if (!needsSync(study)) continue;
+        await syncStudy(study, target.client);
+        closed += 1;
+      } catch (error) {
+        this.notices.emit({ level: 'warning', text: `MLflow: could not close the runs of ${path} (${messageOf(error)}); \`hyperopt-runner sync\` writes them later` });
+      }
+    }
+    if (closed > 0) this.notices.emit({ level: 'info', text: `MLflow: closed the runs of ${closed} stud${closed === 1 ? 'y' : 'ies'} that a command which died had left running` });
+    return closed;
   }
 
   /** Lets go of the leases; the daemons end by themselves once nobody uses them. */
