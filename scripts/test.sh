@@ -19,13 +19,23 @@ passed=0
 failed=0
 status=0
 
+leftovers=0
+
+# A tier also fails when it leaves a process or a temporary folder behind (scripts/leftovers.py);
+# the test command's own background installs do not count.
 tier() {
   local name=$1; shift
   local start=$SECONDS
   echo "=== $name: $*"
+  python3 scripts/leftovers.py snapshot "$results/$name.before" "$tools_pid"
   "$@" 2>&1 | tee "$results/$name.log"
   local rc=${PIPESTATUS[0]}
   [ "$rc" -eq 0 ] || status=1
+  if ! python3 scripts/leftovers.py check "$results/$name.before" "$tools_pid"; then
+    echo "FAILED: the $name tier left the processes or folders above behind"
+    leftovers=$((leftovers + 1))
+    status=1
+  fi
   echo "=== $name took $((SECONDS - start)) s"
   return 0
 }
@@ -85,6 +95,7 @@ if [ -f test/vscode/run-suites.ts ]; then
   tier vscode node --import tsx test/vscode/run-suites.ts; count_plain vscode
 fi
 
+failed=$((failed + leftovers))
 rm -rf "$results"
 echo "=== all tiers took $SECONDS s"
 echo
