@@ -315,7 +315,8 @@ test('hosts file: defaults, per-slot environments, relative paths, and one-line 
   assert.equal(hostSettings(file, 'unlisted').slots, 1);
   const bad = (text: string, pattern: RegExp): void =>
     assert.throws(() => parseHostsFile(text, path), (error: unknown) => error instanceof RunnerError && error.code === 'ssh_hosts_file' && pattern.test(error.message));
-  bad('{', /not valid JSON/);
+  bad('{', /not valid JSON at line 1, column 2: /);
+  bad('{\n  "hosts": {\n    "a": {"slots": 2,}\n  }\n}', /not valid JSON at line 3, column 22: Expected double-quoted property name$/);
   bad('{"hosts": {"a": {"slots": 0}}}', /hosts\.a\.slots/);
   bad('{"hosts": {"a": {"sluts": 2}}}', /hosts\.a/);
   bad('{"hosts": {"a": {"env": {"BAD-NAME": "x"}}}}', /not a valid environment variable name/);

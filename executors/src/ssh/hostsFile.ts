@@ -84,12 +84,22 @@ function invalid(path: string, reason: string): RunnerError {
   return new RunnerError('ssh_hosts_file', { path, reason });
 }
 
+/** A JSON syntax error as the line and column an editor shows, from V8's position in the text. */
+function jsonErrorAt(text: string, message: string): string {
+  const position = /at position (\d+)/.exec(message)?.[1];
+  const at = position === undefined ? text.length : Number(position);
+  const line = text.slice(0, at).split('\n').length;
+  const column = at - (text.lastIndexOf('\n', at - 1) + 1) + 1;
+  const what = message.replace(/\s*(in JSON )?at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '').replace(/^Unexpected end of JSON input$/, 'the text ends before the JSON does');
+  return `not valid JSON at line ${line}, column ${column}: ${what}`;
+}
+
 export function parseHostsFile(text: string, path: string): HostsFile {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw invalid(path, `not valid JSON (${(error as Error).message})`);
+    throw invalid(path, jsonErrorAt(text, (error as Error).message));
   }
   const parsed = HostsFileSchema.safeParse(raw);
   if (!parsed.success) {
