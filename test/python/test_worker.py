@@ -245,6 +245,42 @@ def test_result_without_status_is_an_error_like_hyperopt(worker):
         base.Domain(no_status, SPACE).evaluate({"x": 0.0}, ctrl=None)
 
 
+def returns_none(point):
+    return None
+
+
+def returns_text(point):
+    return "0.5"
+
+
+def returns_no_loss(point):
+    return {"status": "ok", "acc": 0.9}
+
+
+def test_results_hyperopt_cannot_read_fail_with_what_came_back_and_what_to_return(worker):
+    w = worker()
+    cases = [
+        (returns_none, "TypeError", "the objective returned None;"),
+        (returns_text, "ValueError", "the objective returned str '0.5';"),
+        (returns_no_loss, "InvalidLoss", 'the objective returned a dict with status "ok" and loss \'missing\';'),
+        (no_status, "KeyError", 'the objective returned a dict without "status";'),
+    ]
+    for index, (objective, kind, start) in enumerate(cases):
+        w.load(f"s{index}", objective)
+        reply = w.evaluate(f"s{index}", index, {"x": 0.0})
+        assert reply["outcome"] == "error", reply
+        assert reply["error"]["type"].rsplit(".", 1)[-1] == kind, reply["error"]
+        message = reply["error"]["message"].strip("\"'")
+        assert message.startswith(start.strip("\"'")) and 'a numeric "loss"' in message, message
+        # The type is the one serial hyperopt raises for the same objective.
+        with pytest.raises(Exception) as serial:
+            base.Domain(objective, SPACE).evaluate({"x": 0.0}, ctrl=None)
+        assert type(serial.value).__name__ == kind
+    # An objective's own exception is left as it is.
+    w.load("own", raises)
+    assert w.evaluate("own", 9, {"x": 3.0})["error"]["message"] == "x out of range: 3.0"
+
+
 def test_result_with_numpy_and_objects_round_trips(worker):
     class LocalThing:  # pickled by value: the worker has no module to import it from
         def __init__(self, value):

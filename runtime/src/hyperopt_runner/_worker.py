@@ -372,11 +372,60 @@ class StudyNotLoaded(Exception):
 
 
 def run_trial(domain: Any, spec: dict, tid: int) -> Any:
-    """Evaluates one point the way SparkTrials' executors do."""
+    """Evaluates one point the way SparkTrials' executors do.
+
+    A result hyperopt cannot read (None, a string, a dict without "loss") fails the trial with the
+    exception hyperopt raises for it, its message saying what came back and what to return instead
+    of hyperopt's own ("'NoneType' object is not iterable").
+    """
     ctrl = None
     if getattr(domain, "pass_expr_memo_ctrl", False):
         ctrl = _local_ctrl(spec, tid)
-    return domain.evaluate(spec, ctrl=ctrl, attach_attachments=False)
+    returned: list = []
+    objective = domain.fn
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        value = objective(*args, **kwargs)
+        returned.append(value)
+        return value
+
+    domain.fn = recording
+    try:
+        return domain.evaluate(spec, ctrl=ctrl, attach_attachments=False)
+    except Exception as error:
+        if not returned:
+            raise  # the objective's own exception
+        raise _unreadable_result(error, returned[0]) from error
+    finally:
+        domain.fn = objective
+
+
+def _unreadable_result(error: Exception, value: Any) -> Exception:
+    if isinstance(value, dict):
+        if "status" not in value:
+            what = 'a dict without "status"'
+        elif value.get("status") == "ok":
+            what = f'a dict with status "ok" and loss {_short(value.get("loss", "missing"))}'
+        else:
+            what = f'a dict with status {_short(value.get("status"))}'
+    else:
+        what = f"{type(value).__name__} {_short(value)}" if value is not None else "None"
+    message = (
+        f"the objective returned {what}; hyperopt needs a number (the loss) or a dict with "
+        '"status": "ok" and a numeric "loss" (or "status": "fail")'
+    )
+    kind = type(error)
+    # hyperopt's InvalidLoss and InvalidResultStatus take the result, not a message.
+    unreadable = kind.__new__(kind)
+    Exception.__init__(unreadable, message)
+    if hasattr(error, "result"):
+        unreadable.result = error.result
+    return unreadable
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _local_ctrl(spec: dict, tid: int) -> Any:
