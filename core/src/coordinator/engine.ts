@@ -46,6 +46,11 @@ export interface EngineOptions {
 
 /** How long closing waits for MLflow writes still queued, unless told otherwise (the rest is left to the sync). */
 const TRACKING_DRAIN_MS = 60_000;
+/**
+ * What one attempt of a trial may print (its log, the terminal, the editor):
+ * an objective printing in a tight loop would fill the disk and flood every view.
+ */
+export const TRIAL_OUTPUT_LIMIT = 8 * 1024 * 1024;
 
 interface QueuedTrial {
   readonly trial: NewTrial;
@@ -591,6 +596,20 @@ export class Engine {
         run.abort.abort();
       }, trialTimeout * 1000);
     };
+    let printed = 0;
+    const onOutput = (text: string): void => {
+      if (printed > TRIAL_OUTPUT_LIMIT) return;
+      const room = TRIAL_OUTPUT_LIMIT - printed;
+      printed += Buffer.byteLength(text);
+      if (printed <= TRIAL_OUTPUT_LIMIT) {
+        this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text });
+        return;
+      }
+      const limit = `${TRIAL_OUTPUT_LIMIT / 1024 / 1024} MB`;
+      const kept = Buffer.from(text).subarray(0, room).toString('utf8').replace(/\uFFFD$/, '');
+      this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text: `${kept}\n[hyperopt-runner: the rest of this trial's output, past ${limit}, is dropped]\n` });
+      this.emit({ type: 'notice', text: `trial ${tid} printed more than ${limit}; the rest of its output is dropped (the trial goes on)` });
+    };
     let tracking: JobTracking | undefined;
     if (study.runs && this.tracking) {
       let ref = study.trialRuns.get(tid);
@@ -618,7 +637,7 @@ export class Engine {
           domain: study.domain,
           ...(tracking ? { tracking } : {}),
           onEvaluating: armTrialTimeout,
-          onOutput: (text) => this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text }),
+          onOutput,
         },
         run.abort.signal,
       )
