@@ -55,6 +55,25 @@ def test_a_read_only_journal_folder_is_refused_before_the_script_starts(runner, 
     assert tagged_pids(runner.tag) == []
 
 
+def test_a_journal_folder_on_a_full_disk_is_refused_before_the_script_starts(runner, journal_disk, tmp_path):
+    folder = journal_disk("size=64k")
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"x" * 4096) > 0:
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    marker = tmp_path / "started"
+    result = runner.run(SCRIPTS / "chatty.py", "8", str(marker), executor="local:2", timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"hyperopt-runner: error: cannot write to the journal folder {folder} (no space left)"), result.stderr
+    assert not marker.exists() and not any(folder.glob("*.jsonl"))
+    assert tagged_pids(runner.tag) == []
+
+
 def test_a_disk_that_fills_up_mid_study_cancels_it_keeps_what_finished_and_resume_continues(runner, journal_disk, tmp_path):
     folder = journal_disk("size=160k")
     marker = tmp_path / "started"
