@@ -124,7 +124,8 @@ function kill(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   }
 }
 
-export async function startSshFixture(count = 4): Promise<SshFixture> {
+/** `withoutSftp`: hosts whose sshd has no SFTP subsystem, as hardened hosts are configured. */
+export async function startSshFixture(count = 4, options: { withoutSftp?: readonly string[] } = {}): Promise<SshFixture> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: run scripts/setup-sshd.sh`);
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const root = mkdtempSync(join(tmpdir(), 'hr-ssh-'));
@@ -161,7 +162,7 @@ export async function startSshFixture(count = 4): Promise<SshFixture> {
         'MaxStartups 100',
         'PrintMotd no',
         'LogLevel ERROR',
-        'Subsystem sftp internal-sftp',
+        ...(options.withoutSftp?.includes(name) ? [] : ['Subsystem sftp internal-sftp']),
         // Sessions of this machine's root would run its ~/.bashrc (bash reads it under sshd while
         // SHLVL < 2), which can be slow or take locks that a killed host leaves behind. The tests
         // measure the product, not that file.

@@ -422,7 +422,7 @@ export class SshConnection {
   }
 
   /** Runs a command to its end and collects its output. */
-  exec(command: string, options: { stdin?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+  exec(command: string, options: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ExecResult> {
     return this.openExec(command).then(
       (stream) =>
         new Promise<ExecResult>((resolve) => {

@@ -101,7 +101,7 @@ export async function checkHost(name: string, options: CheckOptions): Promise<Ho
     const probe = await connection.exec(viaSh(script), { timeoutMs: 60_000 });
     // Measured on a quiet connection, after the probe.
     const rtt = await roundTrip(connection).catch((error: unknown) => {
-      errors.push(`${name}: SFTP is not available (${messageOf(error)}); the runtime cannot be uploaded`);
+      warnings.push(`${name}: no SFTP (${messageOf(error)}): the runtime and the script's code go over exec channels instead`);
       return undefined;
     });
     const lines = probe.stdout.trim().split('\n');

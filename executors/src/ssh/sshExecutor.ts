@@ -13,6 +13,7 @@ import { InfrastructureError, messageOf, RunnerError } from '../../../core/src/e
 import { abortedForStudyEnd, type Executor, type ExecutorEvents, type Slot, type SlotOutcome, type TrialJob } from '../../../core/src/executor';
 import { probeInterpreter } from '../../../core/src/interpreter';
 import type { TrialTracking, WorkerHello } from '../../../core/src/protocol/worker';
+import { uploadOverExec } from './execUpload';
 import { isPermanentFailure, SshConnection, type ConnectOptions } from './connection';
 import { EMPTY_HOSTS_FILE, type HostsFile, type ReconnectSettings } from './hostsFile';
 import { delay, killGroupScript, RemoteWorker, viaSh, WORKER_BOOTSTRAP } from './remoteWorker';
@@ -342,16 +343,19 @@ class HostSession {
   }
 
   /**
-   * Over SFTP only (an exec costs a shell start, and login shells can be slow): finds the home
-   * folder, creates the cache and run folders, uploads the runtime when this version is not
-   * cached yet, and the script's code.
+   * Over SFTP where the host offers it (an exec costs a shell start, and login shells can be
+   * slow): finds the home folder, creates the cache and run folders, uploads the runtime when this
+   * version is not cached yet, and the script's code. A host without SFTP gets the same over exec
+   * channels (execUpload.ts).
    */
   private async prepare(connection: SshConnection): Promise<void> {
     const settings = this.target.settings;
     const cache = settings.cacheDir.replace(/\/+$/, '');
-    const sftp = await connection.sftp().catch((error: unknown) => {
-      throw new RunnerError('ssh_remote_failed', { host: describeTarget(this.target), what: 'SFTP is not available', reason: messageOf(error) });
-    });
+    const sftp = await connection.sftp().catch(() => undefined);
+    if (!sftp) {
+      await this.prepareOverExec(connection, cache);
+      return;
+    }
     try {
       const home = await sftpRealpath(sftp, '.');
       const cacheRoot = absolute(cache, home);
@@ -376,6 +380,22 @@ class HostSession {
       throw new RunnerError('ssh_remote_failed', { host: describeTarget(this.target), what: 'upload over SFTP failed', reason: messageOf(error) });
     } finally {
       endSftp(sftp);
+    }
+  }
+
+  private async prepareOverExec(connection: SshConnection, cache: string): Promise<void> {
+    const settings = this.target.settings;
+    try {
+      const uploaded = await uploadOverExec(connection, { python: settings.python, cacheDir: cache, runKey: this.runKey, runtime: this.runtime, code: this.code });
+      this.runtimeUploaded = uploaded.uploaded;
+      this.paths = { home: uploaded.home, cacheRoot: uploaded.cacheRoot, runtimeDir: uploaded.runtimeDir, runDir: uploaded.runDir, workdir: settings.workdir ?? uploaded.runDir };
+    } catch (error) {
+      if (!connection.alive) throw error;
+      throw new RunnerError('ssh_remote_failed', {
+        host: describeTarget(this.target),
+        what: `the host has no SFTP, and uploading over an exec channel with ${settings.python} failed`,
+        reason: messageOf(error),
+      });
     }
   }
 
