@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""What a test tier left behind: temporary folders the tests make (hr-* in the system's temporary
-folder) and processes of the kinds tests start (Python, Node, mlflow, sshd, Chromium, code-server,
+"""What a test tier left behind: temporary folders (hr-* and hyperopt-runner-* in the system's
+temporary folder) and processes of the kinds tests start (Python, Node, mlflow, sshd, Chromium, code-server,
 Ray), against a snapshot taken before the tier.
 
     leftovers.py snapshot FILE [IGNORED-PID...]   records what is there now
@@ -46,7 +46,9 @@ def ancestry(pid: int) -> list[int]:
 
 def current(ignored: set[int]) -> dict[str, str]:
     found = {}
-    for folder in sorted(Path(tempfile.gettempdir()).glob("hr-*")):
+    temp = Path(tempfile.gettempdir())
+    # hr-*: the tests' own; hyperopt-runner-*: the product's (sockets whose usual path is too long).
+    for folder in sorted([*temp.glob("hr-*"), *temp.glob("hyperopt-runner-*")]):
         found[f"folder {folder}"] = f"folder {folder}"
     own = set(ancestry(os.getpid()))
     for entry in Path("/proc").iterdir():

@@ -396,7 +396,7 @@ export class MlflowServerSupervisor {
     if (kill) {
       await terminateGroup(pid, this.options.stopGraceMs ?? 5000);
       await this.removeStateIf(pid);
-      if (this.options.socketPath !== undefined) await fs.rm(this.options.socketPath, { force: true });
+      await this.removeSocket();
     }
     this.child = undefined;
     this.serverPid = undefined;
@@ -693,7 +693,7 @@ export class MlflowServerSupervisor {
     this.serverUri = undefined;
     if (this.restarts >= 1) {
       await this.removeStateIf(pid);
-      if (this.options.socketPath !== undefined) await fs.rm(this.options.socketPath, { force: true });
+      await this.removeSocket();
       this.phase = 'failed';
       const how = sig ? `was killed by ${sig}` : code === null ? 'disappeared' : `exited with code ${code}`;
       this.events.emit({
@@ -726,6 +726,14 @@ export class MlflowServerSupervisor {
   }
 
   // --- files ------------------------------------------------------------------------------------
+
+  /** The ended server's socket, and its folder when that is the private one under the temporary folder (and empty). */
+  private async removeSocket(): Promise<void> {
+    const socketPath = this.options.socketPath;
+    if (socketPath === undefined) return;
+    await fs.rm(socketPath, { force: true });
+    if (dirname(socketPath) !== this.stateDir) await fs.rmdir(dirname(socketPath)).catch(() => undefined);
+  }
 
   private ownerRecord(): ServerState['owner'] {
     return { pid: process.pid, label: this.options.ownerLabel ?? 'hyperopt-runner' };

@@ -46,7 +46,7 @@ def test_a_read_only_journal_folder_is_refused_before_the_script_starts(runner, 
     folder = journal_disk("size=1m")
     journal_disk.remount("ro")
     marker = tmp_path / "started"
-    result = runner.run(SCRIPTS / "chatty.py", "8", str(marker), executor="local:2", timeout=120)
+    result = runner.run(SCRIPTS / "printing_study.py", "8", str(marker), executor="local:2", timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"hyperopt-runner: error: cannot write to the journal folder {folder} (a read-only file system), so no study could be kept or resumed; "
@@ -66,7 +66,7 @@ def test_a_journal_folder_on_a_full_disk_is_refused_before_the_script_starts(run
     finally:
         os.close(fd)
     marker = tmp_path / "started"
-    result = runner.run(SCRIPTS / "chatty.py", "8", str(marker), executor="local:2", timeout=120)
+    result = runner.run(SCRIPTS / "printing_study.py", "8", str(marker), executor="local:2", timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"hyperopt-runner: error: cannot write to the journal folder {folder} (no space left)"), result.stderr
@@ -77,7 +77,7 @@ def test_a_journal_folder_on_a_full_disk_is_refused_before_the_script_starts(run
 def test_a_disk_that_fills_up_mid_study_cancels_it_keeps_what_finished_and_resume_continues(runner, journal_disk, tmp_path):
     folder = journal_disk("size=160k")
     marker = tmp_path / "started"
-    result = runner.run(SCRIPTS / "chatty.py", "400", str(marker), executor="local:2", timeout=240)
+    result = runner.run(SCRIPTS / "printing_study.py", "400", str(marker), executor="local:2", timeout=240)
     assert result.returncode == 2, result.stderr[-3000:]
     assert no_node_trace(result.stderr), result.stderr[-3000:]
     faults = [line for line in result.stderr.splitlines() if "could not write" in line]
