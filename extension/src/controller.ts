@@ -14,14 +14,15 @@ import { commands } from './host/commands';
 import { window } from './host/window';
 import { workspace } from './host/workspace';
 import { ensureHyperopt, selectInterpreter } from './interpreter';
-import { errorText, reportError, reportWarning, traceInfo } from './log';
+import { errorText, reportError, reportInfo, reportWarning, traceInfo } from './log';
 import { choiceLabel } from './model/executorChoices';
 import { EditorPrompts } from './model/prompts';
 import { ServiceConnection } from './model/serviceConnection';
 import { readSettings, SECTION, type ReadResult } from './model/settings';
 import { statusText } from './model/statusText';
-import { countsOf, type LocalStudy, StudyStore } from './model/studyStore';
+import { bestOf, countsOf, type LocalStudy, StudyStore } from './model/studyStore';
 import { studyLabel, type TreeNode } from './model/treeNodes';
+import { formatLoss } from './model/format';
 import { TrialsPanels } from './panel';
 import { RunsTreeProvider } from './runsTree';
 import { ScanIndex } from './scanIndex';
@@ -294,6 +295,20 @@ export class Controller implements vscode.Disposable {
       void reportError(`${run.script.split(/[\\/]/).pop()}: ${run.error.message}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
     } else if (run.code !== undefined && run.code !== 0) {
       void reportWarning(`${run.script.split(/[\\/]/).pop()} exited with code ${run.code}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
+    } else {
+      // Where the progress notification was: what each study found, and the way to its charts and to what the script printed.
+      for (const id of run.studies) {
+        const study = this.store.study(id);
+        if (!study) continue;
+        const counts = countsOf(study);
+        const best = bestOf(study);
+        const how = study.reason && study.reason !== 'max_evals' && study.reason !== 'completed' ? ` (${study.reason})` : '';
+        const text = `${studyLabel(study)}: ${best ? `best ${formatLoss(best.loss)}` : 'no successful trial'} after ${counts.finished} trial${counts.finished === 1 ? '' : 's'}${how}`;
+        void reportInfo(text, 'Open Charts', 'Show Output').then((c) => {
+          if (c === 'Open Charts') this.panels.show(id);
+          else if (c === 'Show Output') void this.openFile(run.driverLog);
+        });
+      }
     }
   }
 

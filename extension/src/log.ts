@@ -47,6 +47,17 @@ export async function reportError(message: string, ...actions: string[]): Promis
   return choice === VIEW_LOGS ? undefined : choice;
 }
 
+/** An information notification (a study's outcome, say), with `actions`; once per distinct message. */
+export async function reportInfo(message: string, ...actions: string[]): Promise<string | undefined> {
+  traceInfo(message);
+  if (shown.has(message)) return undefined;
+  shown.add(message);
+  shownMessages.push(message);
+  const choice = await window.showInformationMessage(message, ...actions);
+  shown.delete(message);
+  return choice;
+}
+
 export async function reportWarning(message: string, ...actions: string[]): Promise<string | undefined> {
   traceWarn(message);
   if (shown.has(message)) return undefined;

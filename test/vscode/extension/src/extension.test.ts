@@ -67,6 +67,10 @@ describe('Hyperopt Runner in VS Code', () => {
     const ended = c.store.study(study.id)!;
     assert.equal(ended.state, 'ended');
     assert.equal(countsOf(ended).ok, 40);
+    // The progress notification gives way to what the study found, with the way to its charts.
+    const { shownMessages } = await api();
+    const outcome = await until('the end-of-study notification', () => shownMessages.find((m) => m.startsWith('quickstart.py:25: ')), 10_000);
+    assert.match(outcome, /^quickstart\.py:25: best [-\d.e]+ after 40 trials$/);
 
     const root = await c.tree.getChildren();
     const node = root.find((n): n is Extract<TreeNode, { kind: 'study' }> => n.kind === 'study' && n.studyId === study.id);
