@@ -158,3 +158,13 @@ test('status bar: done/total, best loss and time left; several running studies a
   assert.equal(formatLoss(1.23456789e-7), '1.235e-7');
   assert.equal(formatDuration(125_000), '2m05s');
 });
+
+test('durations are rounded before they are split: no 60 in the seconds or minutes place', () => {
+  assert.equal(formatDuration(9_940), '9.9s');
+  assert.equal(formatDuration(9_960), '10s');
+  assert.equal(formatDuration(59_600), '1m00s');
+  assert.equal(formatDuration(359_600), '6m00s');
+  assert.equal(formatDuration(359_400), '5m59s');
+  assert.equal(formatDuration(3_599_600), '1h00m');
+  assert.equal(formatDuration(7_380_000), '2h03m');
+});
