@@ -14,7 +14,8 @@ import { lensesFor } from '../../extension/src/model/lenses';
 import { readSettings } from '../../extension/src/model/settings';
 import { statusText } from '../../extension/src/model/statusText';
 import { bestOf, countsOf, StudyStore } from '../../extension/src/model/studyStore';
-import { present, studyNode, trialNode } from '../../extension/src/model/treeNodes';
+import type { StudyNode, TrialNode } from '../../core/src/mlflow/runsModel';
+import { mlflowNode, present, studyNode, trialNode } from '../../extension/src/model/treeNodes';
 
 const WS = '/home/ada/proj';
 const SCRIPT = `${WS}/train.py`;
@@ -167,4 +168,18 @@ test('durations are rounded before they are split: no 60 in the seconds or minut
   assert.equal(formatDuration(359_400), '5m59s');
   assert.equal(formatDuration(3_599_600), '1h00m');
   assert.equal(formatDuration(7_380_000), '2h03m');
+});
+
+test('tree: a cancelled trial from MLflow (KILLED) says cancelled, as the panel does', () => {
+  const ctx = { study: () => undefined, mlflowUi: false, now: 5_000 };
+  const trial = (status: TrialNode['status']): TrialNode => ({
+    kind: 'trial', id: `t-${status}`, parent: 's', runId: 'r', tid: 3, label: 'trial 3', status, startTime: 1_000,
+    ...(status === 'SCHEDULED' ? {} : { durationMs: 500 }), isBest: false, params: {}, live: false,
+  });
+  assert.equal(present(mlflowNode(trial('KILLED')), ctx).description, 'cancelled · 0.5s');
+  assert.equal(present(mlflowNode(trial('FAILED')), ctx).description, 'failed · 0.5s');
+  assert.equal(present(mlflowNode(trial('SCHEDULED')), ctx).description, 'queued');
+  const study: StudyNode = { kind: 'study', id: 's', parent: 'e', runId: 'r0', label: 'train:3', status: 'KILLED', trialCount: 2, live: false };
+  assert.match(present(mlflowNode(study), ctx).tooltip ?? '', /^status cancelled$/m);
+  assert.doesNotMatch(present(mlflowNode(study), ctx).tooltip ?? '', /killed/i);
 });
