@@ -3,6 +3,8 @@
 // and the status bar text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { EngineEvent } from '../../core/src/coordinator/events';
 import type { StudyInfo } from '../../core/src/journal/records';
 import type { Snapshot } from '../../core/src/protocol/control';
@@ -182,4 +184,16 @@ test('tree: a cancelled trial from MLflow (KILLED) says cancelled, as the panel 
   const study: StudyNode = { kind: 'study', id: 's', parent: 'e', runId: 'r0', label: 'train:3', status: 'KILLED', trialCount: 2, live: false };
   assert.match(present(mlflowNode(study), ctx).tooltip ?? '', /^status cancelled$/m);
   assert.doesNotMatch(present(mlflowNode(study), ctx).tooltip ?? '', /killed/i);
+});
+
+test("the Runs view's welcome text has no markdown code spans: VS Code shows their backticks as typed", () => {
+  const root = join(__dirname, '../..');
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { contributes: { viewsWelcome: Array<{ view: string; contents: string }> } };
+  const nls = JSON.parse(readFileSync(join(root, 'package.nls.json'), 'utf8')) as Record<string, string>;
+  const welcomes = manifest.contributes.viewsWelcome.map((w) => w.contents.replace(/^%(.+)%$/, (_, key: string) => nls[key] ?? `missing ${key}`));
+  assert.ok(welcomes.length > 0);
+  for (const text of welcomes) {
+    assert.doesNotMatch(text, /^missing /);
+    assert.ok(!text.includes('`'), text);
+  }
 });
