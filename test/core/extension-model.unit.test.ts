@@ -13,6 +13,7 @@ import { COMMANDS } from '../../extension/src/commandIds';
 import { executorChoices, sshEntryFromInput } from '../../extension/src/model/executorChoices';
 import { formatDuration, formatLoss } from '../../extension/src/model/format';
 import { lensesFor } from '../../extension/src/model/lenses';
+import { viewModelOf } from '../../extension/src/model/panelModel';
 import { readSettings } from '../../extension/src/model/settings';
 import { statusText } from '../../extension/src/model/statusText';
 import { bestOf, countsOf, StudyStore } from '../../extension/src/model/studyStore';
@@ -196,4 +197,23 @@ test("the Runs view's welcome text has no markdown code spans: VS Code shows the
     assert.doesNotMatch(text, /^missing /);
     assert.ok(!text.includes('`'), text);
   }
+});
+
+test("panel: an ended study's elapsed time stops at its end, not when the panel opens", () => {
+  const store = liveStore();
+  store.applyEvent('run1', { type: 'trial.finished', study: 's1', tid: 2, state: 'done', summary: { status: 'ok', loss: 0.75 }, startedAt: 1_700, endedAt: 9_500 });
+  store.applyEvent('run1', { type: 'study.state', study: 's1', state: 'ended', reason: 'max_evals' }, 10_000);
+  const opened = 1_000 + 88_000;
+  const status = viewModelOf(store.study('s1')!).status(opened);
+  assert.equal(status.state, 'ended');
+  assert.equal(status.reason, 'max_evals');
+  assert.equal(status.endedAt, 10_000);
+  assert.equal(status.startedAt, 1_000, 'a 9 s study');
+
+  // A study a snapshot reports as ended carries no end time: its last trial's end stands for it.
+  const reported = { ...store.study('s1')!, endedAt: undefined };
+  assert.equal(viewModelOf(reported).status(opened).endedAt, 9_500);
+  assert.equal(present(studyNode('s1'), { study: () => reported, mlflowUi: false, now: opened }).description, '3/4 · best 0.25 · 8.5s · max_evals');
+  // A running one keeps counting.
+  assert.equal(viewModelOf(liveStore().study('s1')!).status(opened).endedAt, null);
 });

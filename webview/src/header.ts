@@ -62,7 +62,8 @@ export class HeaderView implements View {
     }
 
     const now = this.model.now();
-    const end = status.endedAt ?? now;
+    // An ended study sent without its end time stopped at its last trial's end, not now.
+    const end = status.endedAt ?? (status.state === 'ended' ? (this.model.store.lastEnd() ?? status.startedAt) : now);
     setText(this.elapsed, formatDuration(Math.max(0, end - status.startedAt)));
     const deadline = status.settings.deadline;
     if (status.state === 'ended') setText(this.left, '–');

@@ -10,7 +10,7 @@ import type { RunsNode, StudyNode, TrialNode } from '../../../core/src/mlflow/ru
 import type { RunStatus } from '../../../core/src/mlflow/client';
 import { COMMANDS } from '../commandIds';
 import { basename, formatDuration, formatLoss } from './format';
-import { bestOf, countsOf, type LocalStudy, type LocalTrial } from './studyStore';
+import { bestOf, countsOf, endedAtOf, type LocalStudy, type LocalTrial } from './studyStore';
 
 export type TreeNode =
   | { kind: 'study'; id: string; studyId: string }
@@ -106,7 +106,7 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
       const counts = countsOf(study);
       const best = bestOf(study);
       const total = study.info.maxEvals ?? counts.total;
-      const end = study.state === 'ended' ? (study.endedAt ?? lastEnd(study)) : ctx.now;
+      const end = study.state === 'ended' ? endedAtOf(study) : ctx.now;
       const parts = [`${counts.finished}/${total}`];
       if (best) parts.push(`best ${formatLoss(best.loss)}`);
       if (end !== undefined) parts.push(formatDuration(end - study.info.createdAt));
@@ -215,10 +215,4 @@ function presentMlflowTrial(node: TrialNode, ui: string[]): Presentation {
     contextValue: tokens.join(' '),
     collapsible: 'none',
   };
-}
-
-function lastEnd(study: LocalStudy): number | undefined {
-  let end: number | undefined;
-  for (const t of study.trials.values()) if (t.endedAt !== undefined && (end === undefined || t.endedAt > end)) end = t.endedAt;
-  return end;
 }
