@@ -245,6 +245,14 @@ describe('a short study that has ended', () => {
     assert.equal(await panel.page.locator('[data-testid="elapsed"]').innerText(), formatDuration(lastEnd - STUDY_START));
     assert.equal(await panel.page.locator('[data-testid="time-left"]').innerText(), '–');
   });
+
+  test('the trial axis of the loss chart has ticks on whole trials only', async () => {
+    await panel.page.waitForSelector('[data-chart="history"][data-x-ticks]');
+    const ticks = ((await attr(panel, '[data-chart="history"]', 'data-x-ticks')) ?? '').split(' ').map(Number);
+    assert.ok(ticks.length >= 2, `ticks: ${ticks.join(' ')}`);
+    assert.deepEqual(ticks.filter((t) => !Number.isInteger(t)), [], `ticks: ${ticks.join(' ')}`);
+    assert.ok(ticks.every((t) => t >= 0 && t <= rows.length - 1), `ticks: ${ticks.join(' ')}`);
+  });
 });
 
 describe('a long study', () => {
