@@ -5,40 +5,20 @@
  */
 import * as vscode from 'vscode';
 import { applyControl, type ControlTarget } from '../../core/src/analysis/control';
-import { capabilitiesFor, settingsOf, studyHeader, StudyViewModel } from '../../core/src/analysis/studyView';
+import { capabilitiesFor, StudyViewModel } from '../../core/src/analysis/studyView';
 import type { EngineEvent } from '../../core/src/coordinator/events';
-import { numberToLoss } from '../../core/src/protocol/common';
 import { createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
-import { hostOfSlot, parseWebviewToHost, PersistedWebviewState, type HostToWebview } from '../../core/src/protocol/webview';
+import { parseWebviewToHost, PersistedWebviewState, type HostToWebview } from '../../core/src/protocol/webview';
 import { COMMANDS } from './commandIds';
 import { commands } from './host/commands';
 import { window } from './host/window';
 import { errorText, traceInfo, traceWarn } from './log';
+import { viewModelOf } from './model/panelModel';
 import type { ServiceConnection } from './model/serviceConnection';
-import { countsOf, type LocalStudy, type StudyStore } from './model/studyStore';
+import { countsOf, type StudyStore } from './model/studyStore';
 import { studyLabel } from './model/treeNodes';
 
 export const PANEL_VIEW_TYPE = 'hyperoptRunner.trials';
-
-function viewModelOf(study: LocalStudy): StudyViewModel {
-  const settings = study.settings ? { ...study.settings, parallelism: Math.max(1, study.settings.parallelism) } : settingsOf(study.info);
-  const model = new StudyViewModel(studyHeader(study.info, study.live ? 'live' : 'journal'), settings, study.openedAt);
-  for (const t of study.trials.values()) {
-    model.upsert({
-      tid: t.tid,
-      state: t.state,
-      params: t.params,
-      ...(t.loss !== undefined ? { loss: numberToLoss(t.loss) } : {}),
-      ...(t.resultStatus ? { status: t.resultStatus } : {}),
-      ...(t.slot ? { slot: t.slot, host: hostOfSlot(t.slot) } : {}),
-      ...(t.startedAt !== undefined ? { startedAt: t.startedAt } : {}),
-      ...(t.endedAt !== undefined ? { endedAt: t.endedAt } : {}),
-      ...(t.error ? { error: { type: t.error.type, message: t.error.message.slice(0, 2000) } } : {}),
-    });
-  }
-  model.apply({ type: 'study.state', study: study.id, state: study.state, reason: study.reason, message: study.message });
-  return model;
-}
 
 class TrialsPanel {
   private model: StudyViewModel;

@@ -3,6 +3,8 @@
 // and the status bar text.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { EngineEvent } from '../../core/src/coordinator/events';
 import type { StudyInfo } from '../../core/src/journal/records';
 import type { Snapshot } from '../../core/src/protocol/control';
@@ -11,10 +13,12 @@ import { COMMANDS } from '../../extension/src/commandIds';
 import { executorChoices, sshEntryFromInput } from '../../extension/src/model/executorChoices';
 import { formatDuration, formatLoss } from '../../extension/src/model/format';
 import { lensesFor } from '../../extension/src/model/lenses';
+import { viewModelOf } from '../../extension/src/model/panelModel';
 import { readSettings } from '../../extension/src/model/settings';
 import { statusText } from '../../extension/src/model/statusText';
 import { bestOf, countsOf, StudyStore } from '../../extension/src/model/studyStore';
-import { present, studyNode, trialNode } from '../../extension/src/model/treeNodes';
+import type { StudyNode, TrialNode } from '../../core/src/mlflow/runsModel';
+import { mlflowNode, present, studyNode, trialNode } from '../../extension/src/model/treeNodes';
 
 const WS = '/home/ada/proj';
 const SCRIPT = `${WS}/train.py`;
@@ -157,4 +161,59 @@ test('status bar: done/total, best loss and time left; several running studies a
   assert.equal(formatLoss(Number.NaN), 'NaN');
   assert.equal(formatLoss(1.23456789e-7), '1.235e-7');
   assert.equal(formatDuration(125_000), '2m05s');
+});
+
+test('durations are rounded before they are split: no 60 in the seconds or minutes place', () => {
+  assert.equal(formatDuration(9_940), '9.9s');
+  assert.equal(formatDuration(9_960), '10s');
+  assert.equal(formatDuration(59_600), '1m00s');
+  assert.equal(formatDuration(359_600), '6m00s');
+  assert.equal(formatDuration(359_400), '5m59s');
+  assert.equal(formatDuration(3_599_600), '1h00m');
+  assert.equal(formatDuration(7_380_000), '2h03m');
+});
+
+test('tree: a cancelled trial from MLflow (KILLED) says cancelled, as the panel does', () => {
+  const ctx = { study: () => undefined, mlflowUi: false, now: 5_000 };
+  const trial = (status: TrialNode['status']): TrialNode => ({
+    kind: 'trial', id: `t-${status}`, parent: 's', runId: 'r', tid: 3, label: 'trial 3', status, startTime: 1_000,
+    ...(status === 'SCHEDULED' ? {} : { durationMs: 500 }), isBest: false, params: {}, live: false,
+  });
+  assert.equal(present(mlflowNode(trial('KILLED')), ctx).description, 'cancelled · 0.5s');
+  assert.equal(present(mlflowNode(trial('FAILED')), ctx).description, 'failed · 0.5s');
+  assert.equal(present(mlflowNode(trial('SCHEDULED')), ctx).description, 'queued');
+  const study: StudyNode = { kind: 'study', id: 's', parent: 'e', runId: 'r0', label: 'train:3', status: 'KILLED', trialCount: 2, live: false };
+  assert.match(present(mlflowNode(study), ctx).tooltip ?? '', /^status cancelled$/m);
+  assert.doesNotMatch(present(mlflowNode(study), ctx).tooltip ?? '', /killed/i);
+});
+
+test("the Runs view's welcome text has no markdown code spans: VS Code shows their backticks as typed", () => {
+  const root = join(__dirname, '../..');
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { contributes: { viewsWelcome: Array<{ view: string; contents: string }> } };
+  const nls = JSON.parse(readFileSync(join(root, 'package.nls.json'), 'utf8')) as Record<string, string>;
+  const welcomes = manifest.contributes.viewsWelcome.map((w) => w.contents.replace(/^%(.+)%$/, (_, key: string) => nls[key] ?? `missing ${key}`));
+  assert.ok(welcomes.length > 0);
+  for (const text of welcomes) {
+    assert.doesNotMatch(text, /^missing /);
+    assert.ok(!text.includes('`'), text);
+  }
+});
+
+test("panel: an ended study's elapsed time stops at its end, not when the panel opens", () => {
+  const store = liveStore();
+  store.applyEvent('run1', { type: 'trial.finished', study: 's1', tid: 2, state: 'done', summary: { status: 'ok', loss: 0.75 }, startedAt: 1_700, endedAt: 9_500 });
+  store.applyEvent('run1', { type: 'study.state', study: 's1', state: 'ended', reason: 'max_evals' }, 10_000);
+  const opened = 1_000 + 88_000;
+  const status = viewModelOf(store.study('s1')!).status(opened);
+  assert.equal(status.state, 'ended');
+  assert.equal(status.reason, 'max_evals');
+  assert.equal(status.endedAt, 10_000);
+  assert.equal(status.startedAt, 1_000, 'a 9 s study');
+
+  // A study a snapshot reports as ended carries no end time: its last trial's end stands for it.
+  const reported = { ...store.study('s1')!, endedAt: undefined };
+  assert.equal(viewModelOf(reported).status(opened).endedAt, 9_500);
+  assert.equal(present(studyNode('s1'), { study: () => reported, mlflowUi: false, now: opened }).description, '3/4 · best 0.25 · 8.5s · max_evals');
+  // A running one keeps counting.
+  assert.equal(viewModelOf(liveStore().study('s1')!).status(opened).endedAt, null);
 });

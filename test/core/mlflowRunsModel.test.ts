@@ -210,6 +210,33 @@ print("RESULT " + json.dumps(parent))
     assert.equal(bodies.length, 3);
   });
 
+  it("counts a collapsed study's trials from its parent's total_trials_count until all are loaded", async () => {
+    const parent = await python<string>(
+      server.uri,
+      `${STUDY_SCRIPT}
+trials = [(tid, float(tid), "FINISHED") for tid in range(12)]
+parent = study("counted", "S-counted", trials)
+mlflow.MlflowClient().log_metric(parent, "total_trials_count", 12)
+print("RESULT " + json.dumps(parent))
+`,
+    );
+    const model = new RunsModel(client, { pageSize: 5 });
+    const experiment = byKind(await model.getChildren(), 'experiment').find((e) => e.label === 'counted') as ExperimentNode;
+    const study = byKind(await model.getChildren(experiment), 'study').find((s) => s.runId === parent) as StudyNode;
+    assert.equal(study.trialCount, 12, 'collapsed, no trial loaded: the parent says 12');
+    assert.equal(byKind(await model.getChildren(study), 'trial').length, 5);
+    assert.equal((model.getNode(study.id) as StudyNode).trialCount, 12, 'one page of three loaded');
+    assert.equal(byKind(await model.loadAll(study), 'trial').length, 12);
+    assert.equal((model.getNode(study.id) as StudyNode).trialCount, 12, 'all loaded');
+
+    // A parent without the count (a study still running) shows the trials loaded so far.
+    const tree = byKind(await model.getChildren(), 'experiment').find((e) => e.label === 'tree') as ExperimentNode;
+    const uncounted = byKind(await model.getChildren(tree), 'study').find((s) => s.runId === ids.paged) as StudyNode;
+    assert.equal(uncounted.trialCount, 0);
+    assert.equal(byKind(await model.getChildren(uncounted), 'trial').length, 5);
+    assert.equal((model.getNode(uncounted.id) as StudyNode).trialCount, 5);
+  });
+
   it('shows live trials before MLflow has the runs, then reconciles with them', async () => {
     const experimentId = await client.getOrCreateExperiment('live');
     const model = new RunsModel(client);

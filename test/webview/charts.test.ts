@@ -4,9 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeImportances } from '../../core/src/analysis/importance';
+import { formatDuration } from '../../core/src/analysis/shape';
 import type { InitMessage, TrialRow } from '../../core/src/protocol/webview';
 import { Harness, type Panel } from './harness/panel';
-import { TrialSource, expected, makeStudy, rowsOf, trialsMessage } from './fixtures/study';
+import { STUDY_START, TrialSource, expected, makeStudy, rowsOf, trialsMessage } from './fixtures/study';
 
 let harness: Harness;
 before(async () => {
@@ -222,6 +223,35 @@ describe('selection', () => {
   test('nothing went wrong in the page', () => {
     assert.deepEqual(panel.pageErrors, []);
     assert.deepEqual(panel.host.invalid, []);
+  });
+});
+
+describe('a short study that has ended', () => {
+  // Opened long after it ended, from a record without the end time (a study a snapshot reports).
+  const ended = makeStudy({ trials: 3, state: 'ended' });
+  const init: InitMessage = { ...ended, status: { ...ended.status, endedAt: null, now: STUDY_START + 88_000 } };
+  const rows = rowsOf(init);
+  let panel: Panel;
+  before(async () => {
+    panel = await harness.open({ init });
+  });
+  after(async () => {
+    await panel?.close();
+  });
+
+  test('elapsed runs to its last trial, not to the moment the panel opened', async () => {
+    const lastEnd = Math.max(...rows.map((t) => t.endedAt ?? 0));
+    assert.ok(lastEnd - STUDY_START < 10_000, 'a study of seconds');
+    assert.equal(await panel.page.locator('[data-testid="elapsed"]').innerText(), formatDuration(lastEnd - STUDY_START));
+    assert.equal(await panel.page.locator('[data-testid="time-left"]').innerText(), '–');
+  });
+
+  test('the trial axis of the loss chart has ticks on whole trials only', async () => {
+    await panel.page.waitForSelector('[data-chart="history"][data-x-ticks]');
+    const ticks = ((await attr(panel, '[data-chart="history"]', 'data-x-ticks')) ?? '').split(' ').map(Number);
+    assert.ok(ticks.length >= 2, `ticks: ${ticks.join(' ')}`);
+    assert.deepEqual(ticks.filter((t) => !Number.isInteger(t)), [], `ticks: ${ticks.join(' ')}`);
+    assert.ok(ticks.every((t) => t >= 0 && t <= rows.length - 1), `ticks: ${ticks.join(' ')}`);
   });
 });
 

@@ -129,12 +129,19 @@ describe('controls of a running study', () => {
 
   test('when the study stops and then ends, the controls are disabled with the reason', async () => {
     const init = makeStudy();
+    const stateText = (text: string): Promise<unknown> => panel.page.waitForFunction((t) => document.querySelector('[data-testid="state"]')?.textContent === t, text);
+    // A stop the policy asked for says why; one the user asked for is just "Stopping".
+    await panel.host.send({ type: 'state', status: { ...init.status, state: 'stopping', reason: 'loss_threshold' } });
+    await stateText('Stopping (loss threshold)');
     await panel.host.send({ type: 'state', status: { ...init.status, state: 'stopping', reason: 'stopped' } });
+    await panel.page.waitForFunction(() => document.querySelector('[data-testid="state"]')?.textContent !== 'Stopping (loss threshold)');
     await panel.page.waitForFunction(() => (document.querySelector('#stop') as HTMLElement & { disabled: boolean }).disabled);
     assert.equal(await panel.page.locator('#cancel').evaluate((el) => (el as HTMLElement & { disabled: boolean }).disabled), false, 'Cancel still applies');
     assert.match(await panel.page.locator('[data-testid="reason-run"]').innerText(), /already stopping/);
+    assert.equal(await panel.page.locator('[data-testid="state"]').innerText(), 'Stopping', 'the reason is not said twice');
     await panel.host.send({ type: 'state', status: { ...init.status, state: 'ended', reason: 'stopped', endedAt: init.status.now } });
     await panel.page.waitForFunction(() => (document.querySelector('#cancel') as HTMLElement & { disabled: boolean }).disabled);
+    await stateText('Ended (stopped)');
     for (const selector of [...BUTTONS, ...INPUTS]) {
       assert.equal(await panel.page.locator(selector).evaluate((el) => (el as HTMLElement & { disabled: boolean }).disabled), true, selector);
     }

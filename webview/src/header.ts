@@ -5,6 +5,8 @@ import type { Model, Topic } from './model';
 import type { View } from './scheduler';
 
 const STATE_TEXT: Record<string, string> = { running: 'Running', stopping: 'Stopping', cancelling: 'Cancelling', ended: 'Ended' };
+/** The reason each state has when asked for by the user: the state says it already ("Stopping (stopped)"). */
+const OWN_REASON: Record<string, string> = { stopping: 'stopped', cancelling: 'cancelled' };
 
 export class HeaderView implements View {
   readonly name = 'header';
@@ -36,7 +38,7 @@ export class HeaderView implements View {
     setText(this.title, study.title);
     const sub = [study.algo, study.executors.join(', '), study.source === 'live' ? '' : `from the ${study.source}`].filter(Boolean).join(' · ');
     setText(this.subtitle, sub);
-    const reason = status.reason ? ` (${status.reason.replace(/_/g, ' ')})` : '';
+    const reason = status.reason && status.reason !== OWN_REASON[status.state] ? ` (${status.reason.replace(/_/g, ' ')})` : '';
     setText(this.state, `${STATE_TEXT[status.state] ?? status.state}${reason}`);
     setAttr(this.state, 'data-state', status.state);
     setAttr(this.state, 'title', status.message ?? null);
@@ -62,7 +64,8 @@ export class HeaderView implements View {
     }
 
     const now = this.model.now();
-    const end = status.endedAt ?? now;
+    // An ended study sent without its end time stopped at its last trial's end, not now.
+    const end = status.endedAt ?? (status.state === 'ended' ? (this.model.store.lastEnd() ?? status.startedAt) : now);
     setText(this.elapsed, formatDuration(Math.max(0, end - status.startedAt)));
     const deadline = status.settings.deadline;
     if (status.state === 'ended') setText(this.left, '–');

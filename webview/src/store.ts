@@ -216,6 +216,16 @@ export class TrialStore {
     return Number.isNaN(start) || Number.isNaN(end) ? Number.NaN : end - start;
   }
 
+  /** The latest end of a trial, or undefined when none has ended. */
+  lastEnd(): number | undefined {
+    let end = -Infinity;
+    for (let row = 0; row < this.size; row++) {
+      const e = this.endedAt[row] as number;
+      if (e > end) end = e;
+    }
+    return Number.isFinite(end) ? end : undefined;
+  }
+
   /** A parameter's value as text (categories by name). */
   paramText(column: ParamColumn, row: number): string {
     const v = column.values[row] as number;

@@ -144,6 +144,17 @@ export class StudyViewModel {
     return model;
   }
 
+  /**
+   * Puts the model in the state another record of the study holds (the window's store), with
+   * the time it ended: an ended study's clock stopped then, not when the panel opened.
+   */
+  setState(state: StudyStatus['state'], options: { reason?: string; message?: string; endedAt?: number } = {}): void {
+    this.state = state;
+    this.reason = options.reason;
+    this.message = options.message;
+    this.endedAt = state === 'ended' ? (options.endedAt ?? null) : null;
+  }
+
   /** Applies an engine event; returns true when it concerned this study. */
   apply(event: EngineEvent, now: number = Date.now()): boolean {
     switch (event.type) {

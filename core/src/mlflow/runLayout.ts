@@ -18,6 +18,7 @@ import {
   RUN_SOURCE_TAG,
   SLOT_TAG,
   STUDY_ID_TAG,
+  TOTAL_TRIALS_METRIC,
   TRACEBACK_TAG,
   TRIAL_STATUS_TAG,
   TRIAL_TID_TAG,
@@ -113,7 +114,7 @@ export function parentEndBatch(counts: StudyCounts, bestLoss: number | undefined
       metric('successful_trials_count', counts.ok),
       metric('failed_trials_count', counts.failed),
       metric('cancelled_trials_count', counts.cancelled),
-      metric('total_trials_count', counts.total),
+      metric(TOTAL_TRIALS_METRIC, counts.total),
       ...(bestLoss !== undefined && !Number.isNaN(bestLoss) ? [metric(BEST_TRIAL_LOSS_METRIC, bestLoss)] : []),
     ],
   };

@@ -21,6 +21,7 @@ import {
   RUN_SOURCE_HYPEROPT,
   RUN_SOURCE_TAG,
   STUDY_ID_TAG,
+  TOTAL_TRIALS_METRIC,
   TRIAL_STATUS_TAG,
   TRIAL_TID_TAG,
   childRunsFilter,
@@ -73,7 +74,11 @@ export interface StudyNode {
   durationMs?: number;
   /** Lowest finite loss among finished trials (the server's answer and the live ones). */
   bestLoss?: number;
-  /** Trials the model holds (loaded pages plus live ones). */
+  /**
+   * The study's trials: the parent's `total_trials_count` while not all of its children are
+   * loaded (a collapsed study has none loaded), else the trials the model holds (loaded pages
+   * plus live ones).
+   */
   trialCount: number;
   /** MLflow does not have this study's run yet: it is known from live events only. */
   live: boolean;
@@ -680,9 +685,18 @@ export class RunsModel {
       startTime,
       durationMs: startTime !== undefined && end !== undefined ? Math.max(0, end - startTime) : undefined,
       bestLoss: best?.loss,
-      trialCount: study.trials.size,
+      trialCount: this.trialCount(study),
       live: study.run === undefined,
     };
+  }
+
+  /** The parent's count stands for the trials until all of them are loaded; live ones beyond it count too. */
+  private trialCount(study: StudyEntry): number {
+    const held = study.trials.size;
+    const allLoaded = study.paging.loaded && study.paging.nextPageToken === undefined;
+    const logged = study.run?.data.metrics[TOTAL_TRIALS_METRIC];
+    if (allLoaded || logged === undefined || !Number.isFinite(logged)) return held;
+    return Math.max(held, Math.round(logged));
   }
 
   private trialNode(study: StudyEntry, trial: TrialEntry, best: Best | undefined): TrialNode {

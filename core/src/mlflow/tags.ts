@@ -26,6 +26,8 @@ export const TRIAL_STATUS_TAG = 'trial_status';
 export const LOSS_METRIC = 'loss';
 /** The parent run's best loss among `ok` trials, logged when the study ends (as SparkTrials does). */
 export const BEST_TRIAL_LOSS_METRIC = 'best_trial_loss';
+/** The parent run's count of the study's trials, logged when the study ends (as SparkTrials does). */
+export const TOTAL_TRIALS_METRIC = 'total_trials_count';
 
 /**
  * A key as MLflow's filter grammar wants it: `tags.name`, with backticks when the name holds

@@ -283,6 +283,15 @@ export function bestOf(study: LocalStudy): LocalTrial | undefined {
   return best;
 }
 
+/** When an ended study ended: its end event's time, else its last trial's end (a snapshot has neither the event nor its time). */
+export function endedAtOf(study: LocalStudy): number | undefined {
+  if (study.state !== 'ended') return undefined;
+  if (study.endedAt !== undefined) return study.endedAt;
+  let end: number | undefined;
+  for (const t of study.trials.values()) if (t.endedAt !== undefined && (end === undefined || t.endedAt > end)) end = t.endedAt;
+  return end;
+}
+
 /** Epoch ms of the study's deadline, when it has a timeout. */
 export function deadlineOf(study: LocalStudy): number | undefined {
   const settings = study.settings;

@@ -10,7 +10,7 @@ import type { RunsNode, StudyNode, TrialNode } from '../../../core/src/mlflow/ru
 import type { RunStatus } from '../../../core/src/mlflow/client';
 import { COMMANDS } from '../commandIds';
 import { basename, formatDuration, formatLoss } from './format';
-import { bestOf, countsOf, type LocalStudy, type LocalTrial } from './studyStore';
+import { bestOf, countsOf, endedAtOf, type LocalStudy, type LocalTrial } from './studyStore';
 
 export type TreeNode =
   | { kind: 'study'; id: string; studyId: string }
@@ -95,6 +95,8 @@ function trialDescription(loss: number | undefined, durationMs: number | undefin
 }
 
 const TRIAL_STATE_TEXT: Record<LocalTrial['state'], string> = { queued: 'queued', running: 'running', done: 'done', error: 'failed', cancel: 'cancelled' };
+/** MLflow's statuses in the words the panel uses (a KILLED run is a cancelled trial or study). */
+const RUN_STATE_TEXT: Record<RunStatus, string> = { SCHEDULED: 'queued', RUNNING: 'running', FINISHED: 'done', FAILED: 'failed', KILLED: 'cancelled' };
 
 export function present(node: TreeNode, ctx: PresentContext): Presentation {
   switch (node.kind) {
@@ -104,7 +106,7 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
       const counts = countsOf(study);
       const best = bestOf(study);
       const total = study.info.maxEvals ?? counts.total;
-      const end = study.state === 'ended' ? (study.endedAt ?? lastEnd(study)) : ctx.now;
+      const end = study.state === 'ended' ? endedAtOf(study) : ctx.now;
       const parts = [`${counts.finished}/${total}`];
       if (best) parts.push(`best ${formatLoss(best.loss)}`);
       if (end !== undefined) parts.push(formatDuration(end - study.info.createdAt));
@@ -193,7 +195,7 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
   return {
     label: node.label,
     description: parts.join(' · '),
-    tooltip: [`MLflow run ${node.runId ?? '(not yet logged)'}`, node.studyId ? `study ${node.studyId}` : '', `status ${node.status}`].filter(Boolean).join('\n'),
+    tooltip: [`MLflow run ${node.runId ?? '(not yet logged)'}`, node.studyId ? `study ${node.studyId}` : '', `status ${RUN_STATE_TEXT[node.status]}`].filter(Boolean).join('\n'),
     icon: running ? { id: 'loading~spin', color: 'charts.blue' } : RUN_ICONS[node.status],
     contextValue: tokens.join(' '),
     collapsible: running ? 'expanded' : 'collapsed',
@@ -207,16 +209,10 @@ function presentMlflowTrial(node: TrialNode, ui: string[]): Presentation {
   if (node.tid !== undefined) tokens.push('logs', 'charts');
   return {
     label: node.label,
-    description: trialDescription(node.status === 'FINISHED' ? node.loss : undefined, node.durationMs, node.isBest, node.status.toLowerCase()),
+    description: trialDescription(node.status === 'FINISHED' ? node.loss : undefined, node.durationMs, node.isBest, RUN_STATE_TEXT[node.status]),
     tooltip: [...params, node.runId ? `MLflow run ${node.runId}` : ''].filter(Boolean).join('\n'),
     icon: node.isBest ? BEST_ICON : RUN_ICONS[node.status],
     contextValue: tokens.join(' '),
     collapsible: 'none',
   };
-}
-
-function lastEnd(study: LocalStudy): number | undefined {
-  let end: number | undefined;
-  for (const t of study.trials.values()) if (t.endedAt !== undefined && (end === undefined || t.endedAt > end)) end = t.endedAt;
-  return end;
 }

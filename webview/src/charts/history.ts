@@ -7,7 +7,7 @@ import { h, pixelRatio, setText } from '../dom';
 import type { Model, Topic } from '../model';
 import type { View } from '../scheduler';
 import { Outcome } from '../store';
-import { UChart, axisOptions, drawDots, logAxis, numberTicks } from './uplotChart';
+import { UChart, axisOptions, countAxis, drawDots, logAxis, numberTicks } from './uplotChart';
 
 /** Where the marks of trials without a loss sit: CSS px below the top of the plot. */
 const FAILED_Y = 7;
@@ -122,7 +122,7 @@ export class HistoryView implements View {
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: true }, points: { show: false } },
       scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1 } },
-      axes: [axisOptions(p, { label: 'trial' }), axisOptions(p, { label: this.logY ? 'loss (log)' : 'loss', ...(this.logY ? logAxis() : { values: numberTicks }), size: 60 })],
+      axes: [axisOptions(p, { label: 'trial', ...countAxis((ticks) => this.chart.count('x-ticks', ticks.join(' '))) }), axisOptions(p, { label: this.logY ? 'loss (log)' : 'loss', ...(this.logY ? logAxis() : { values: numberTicks }), size: 60 })],
       series: [
         {},
         // The dots are stamped in the draw hook (drawDots): uPlot's own points are arcs, slow by the thousand.

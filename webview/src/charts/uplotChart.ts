@@ -31,6 +31,23 @@ export function numberTicks(_u: uPlot, splits: number[]): string[] {
   return splits.map((v) => (v === null || v === undefined ? '' : formatNumber(v)));
 }
 
+/** Whole steps, 1-2-5 by decade: a count has no tick between 1 and 2. */
+const COUNT_INCRS = Array.from({ length: 9 }, (_, e) => [1, 2, 5].map((k) => k * 10 ** e)).flat();
+
+/**
+ * Axis options for an axis that counts (trial ids): ticks on whole numbers only, where uPlot's
+ * defaults put them at 0.5 on a short study. `shown` hears the ticks drawn.
+ */
+export function countAxis(shown?: (ticks: number[]) => void): Partial<uPlot.Axis> {
+  return {
+    incrs: COUNT_INCRS,
+    values: (u: uPlot, splits: number[]) => {
+      shown?.(splits);
+      return numberTicks(u, splits);
+    },
+  };
+}
+
 /** Axis options for a log scale: decade ticks (1-2-5 within a short range) instead of uPlot's nine per decade. */
 export function logAxis(): Partial<uPlot.Axis> {
   return {
