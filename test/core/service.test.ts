@@ -150,6 +150,8 @@ test('a study runs: events arrive, a second client re-attaches mid-study from th
   assert.equal(final?.state, 'ended');
   assert.equal(final?.studies[0]?.state, 'ended');
   assert.equal(final?.studies[0]?.reason, 'max_evals');
+  const lastTrialEnd = Math.max(...final!.studies[0]!.trials.map((t) => t.endedAt ?? 0));
+  assert.ok(final!.studies[0]!.endedAt! >= lastTrialEnd && final!.studies[0]!.endedAt! <= Date.now(), 'the snapshot says when the study ended');
   assert.ok(existsSync(final!.studies[0]!.journal));
   first.close();
   second.close();

@@ -119,6 +119,8 @@ export const StudySnapshot = z.object({
   settings: StudySettingsSchema,
   /** When this run of the study opened (a resumed study restarts its clock). */
   openedAt: z.number(),
+  /** When it ended, once it has: the end of its elapsed time and its timeline. */
+  endedAt: z.number().optional(),
   /** The study's MLflow parent run, once the driver created it. */
   tracking: z.object({ uri: z.string(), experimentId: z.string(), parentRunId: z.string() }).optional(),
   trials: z.array(TrialSnapshot),

@@ -28,6 +28,7 @@ export class StudyTracks {
         study.state = event.state;
         study.reason = event.reason;
         study.message = event.message;
+        if (event.state === 'ended') study.endedAt ??= Date.now();
         return;
       }
       case 'study.settings': {

@@ -343,6 +343,7 @@ function fromSnapshot(study: StudySnapshot, live: boolean): LocalStudy {
     message: study.message,
     settings: { ...study.settings },
     openedAt: study.openedAt,
+    ...(study.endedAt !== undefined ? { endedAt: study.endedAt } : {}),
     trials,
     live,
     ...(study.tracking ? { tracking: study.tracking } : {}),
