@@ -38,34 +38,32 @@ const VIEW_LOGS = 'View Logs';
 /** An error notification with "View Logs" (and `actions`); once per distinct message. */
 export async function reportError(message: string, ...actions: string[]): Promise<string | undefined> {
   traceError(message);
-  if (shown.has(message)) return undefined;
-  shown.add(message);
-  shownMessages.push(message);
-  const choice = await window.showErrorMessage(message, ...actions, VIEW_LOGS);
-  shown.delete(message);
+  const choice = await notifyOnce(message, () => window.showErrorMessage(message, ...actions, VIEW_LOGS));
   if (choice === VIEW_LOGS) showLog();
   return choice === VIEW_LOGS ? undefined : choice;
 }
 
 /** An information notification (a study's outcome, say), with `actions`; once per distinct message. */
-export async function reportInfo(message: string, ...actions: string[]): Promise<string | undefined> {
+export function reportInfo(message: string, ...actions: string[]): Promise<string | undefined> {
   traceInfo(message);
-  if (shown.has(message)) return undefined;
-  shown.add(message);
-  shownMessages.push(message);
-  const choice = await window.showInformationMessage(message, ...actions);
-  shown.delete(message);
-  return choice;
+  return notifyOnce(message, () => window.showInformationMessage(message, ...actions));
 }
 
-export async function reportWarning(message: string, ...actions: string[]): Promise<string | undefined> {
+export function reportWarning(message: string, ...actions: string[]): Promise<string | undefined> {
   traceWarn(message);
+  return notifyOnce(message, () => window.showWarningMessage(message, ...actions));
+}
+
+/** Shows a notification unless the same one is still open; records it for the tests. */
+async function notifyOnce(message: string, show: () => Thenable<string | undefined>): Promise<string | undefined> {
   if (shown.has(message)) return undefined;
   shown.add(message);
   shownMessages.push(message);
-  const choice = await window.showWarningMessage(message, ...actions);
-  shown.delete(message);
-  return choice;
+  try {
+    return await show();
+  } finally {
+    shown.delete(message);
+  }
 }
 
 export function errorText(error: unknown): string {

@@ -127,6 +127,30 @@ async function finishParent(study: StudyRecord, parentRunId: string, owned: bool
   if (owned) await client.finishRun(parentRunId, parentEndStatus(study.endReason, false), study.endedAt, signal);
 }
 
+/**
+ * `syncStudy` for each journal that needs it; a journal that fails is named to `failed` and the
+ * rest go on. Returns how many studies were written and how many runs.
+ */
+export async function syncJournalFiles(
+  paths: readonly string[],
+  client: MlflowClient,
+  failed: (path: string, error: unknown) => void,
+): Promise<{ studies: number; written: number }> {
+  let studies = 0;
+  let written = 0;
+  for (const path of paths) {
+    try {
+      const study = readJournal(path);
+      if (!needsSync(study)) continue;
+      written += (await syncStudy(study, client)).written;
+      studies += 1;
+    } catch (error) {
+      failed(path, error);
+    }
+  }
+  return { studies, written };
+}
+
 /** Whether a study has anything for `syncStudy` to write. */
 export function needsSync(study: StudyRecord): boolean {
   if (ownerGone(study) || (study.state === 'ended' && [...study.trials.values()].some(inFlight))) return true;

@@ -10,7 +10,7 @@ import type { RunTracking } from '../session/runSession';
 import type { TrackingTarget } from './runWriter';
 import { acquireTrackingServer, handOffSync, type CliCommand, type TrackingServerLease } from './serverLease';
 import { resolveTrackingUri } from './supervisor';
-import { needsSync, syncStudy, unsyncedTrials } from './sync';
+import { needsSync, syncJournalFiles, unsyncedTrials } from './sync';
 
 export interface TrackingRequest {
   python: string;
@@ -162,16 +162,9 @@ export class TrackingSession {
     }
     const client = this.client();
     if (!client || !(await this.ready().then(() => true, () => false))) return 0;
-    let written = 0;
-    for (const path of journals) {
-      try {
-        const study = readJournal(path);
-        if (!needsSync(study)) continue;
-        written += (await syncStudy(study, client)).written;
-      } catch (error) {
-        notice(`MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later`);
-      }
-    }
+    const { written } = await syncJournalFiles(journals, client, (path, error) =>
+      notice(`MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later`),
+    );
     return written;
   }
 

@@ -5,10 +5,9 @@ import type { EngineEvent } from '../coordinator/events';
 import { messageOf, RunnerError } from '../errors';
 import { Emitter } from '../events';
 import { parseExecutorSpec, type ExecutorSpec } from '../executorSpec';
-import { readJournal } from '../journal/journal';
 import { driverLogPath } from '../journal/trialLogs';
 import type { MlflowClient } from '../mlflow/client';
-import { needsSync, syncStudy } from '../mlflow/sync';
+import { syncJournalFiles } from '../mlflow/sync';
 import type { ControlError, ResolvedRunSpec, RunSnapshot, TrackingInfo } from '../protocol/control';
 import { newRunId, RunSession, type RunTracking, type SessionExecutorContext } from '../session/runSession';
 import { STATE_DIR } from '../mlflow/supervisor';
@@ -158,16 +157,10 @@ export class ServiceRun {
   private async syncJournals(journals: readonly string[]): Promise<void> {
     const client = this.trackingClient;
     if (!client) return;
-    for (const path of journals) {
-      try {
-        const study = readJournal(path);
-        if (!needsSync(study)) continue;
-        const { written } = await syncStudy(study, client);
-        if (written > 0) this.emitEvent({ type: 'notice', text: `MLflow: wrote ${written} trial run(s) that could not be logged during the study` });
-      } catch (error) {
-        this.emitEvent({ type: 'notice', text: `MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later` });
-      }
-    }
+    const { written } = await syncJournalFiles(journals, client, (path, error) =>
+      this.emitEvent({ type: 'notice', text: `MLflow: could not write the missing runs of ${path} (${messageOf(error)}); run \`hyperopt-runner sync\` later` }),
+    );
+    if (written > 0) this.emitEvent({ type: 'notice', text: `MLflow: wrote ${written} trial run(s) that could not be logged during the study` });
   }
 
   /** SSH key passphrases and unknown host keys go to the editor that is attached, when there is one. */

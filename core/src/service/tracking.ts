@@ -4,13 +4,12 @@
  * daemon, shared with the CLI, leased for as long as the service lives.
  */
 import { messageOf } from '../errors';
-import { readJournal } from '../journal/journal';
 import { Emitter } from '../events';
 import { MlflowClient, mlflowAuthFromEnv } from '../mlflow/client';
 import type { TrackingTarget } from '../mlflow/runWriter';
 import { acquireTrackingServer, currentCliCommand, type CliCommand, type TrackingServerLease } from '../mlflow/serverLease';
 import { resolveTrackingUri } from '../mlflow/supervisor';
-import { abandonedJournals, needsSync, syncStudy } from '../mlflow/sync';
+import { abandonedJournals, syncJournalFiles } from '../mlflow/sync';
 import { checkTrackingServer } from '../mlflow/tracking';
 import type { TrackingInfo } from '../protocol/control';
 
@@ -100,19 +99,11 @@ export class TrackingServers {
   async closeAbandoned(info: TrackingInfo, journalDir: string): Promise<number> {
     const target = this.target(info, this.env);
     if (!target) return 0;
-    let closed = 0;
-    for (const path of abandonedJournals(journalDir)) {
-      try {
-        const study = readJournal(path);
-        if (!needsSync(study)) continue;
-        await syncStudy(study, target.client);
-        closed += 1;
-      } catch (error) {
-        this.notices.emit({ level: 'warning', text: `MLflow: could not close the runs of ${path} (${messageOf(error)}); \`hyperopt-runner sync\` writes them later` });
-      }
-    }
-    if (closed > 0) this.notices.emit({ level: 'info', text: `MLflow: closed the runs of ${closed} stud${closed === 1 ? 'y' : 'ies'} that a command which died had left running` });
-    return closed;
+    const { studies } = await syncJournalFiles(abandonedJournals(journalDir), target.client, (path, error) =>
+      this.notices.emit({ level: 'warning', text: `MLflow: could not close the runs of ${path} (${messageOf(error)}); \`hyperopt-runner sync\` writes them later` }),
+    );
+    if (studies > 0) this.notices.emit({ level: 'info', text: `MLflow: closed the runs of ${studies} stud${studies === 1 ? 'y' : 'ies'} that a command which died had left running` });
+    return studies;
   }
 
   /** Lets go of the leases; the daemons end by themselves once nobody uses them. */
