@@ -1,5 +1,6 @@
-"""Three trials finish at once, every later one sleeps for a minute: a test can kill the CLI or
-the driver while two trials are in flight. Arguments: a folder where each evaluation leaves a
+"""Three trials finish at once, every later one sleeps for ten minutes (far longer than any test
+waits, so none of them ends by itself however slow the machine): a test can kill the CLI or the
+driver while two trials are in flight. Arguments: a folder where each evaluation leaves a
 mark, then max_evals (default 8)."""
 import os
 import sys
@@ -16,7 +17,7 @@ STALL = os.environ.get("STALL", "1") == "1"
 def objective(x):
     (MARKS / f"{x:.9f}").touch()
     if STALL and len(list(MARKS.iterdir())) > 3:
-        time.sleep(60)
+        time.sleep(600)
     return x
 
 
