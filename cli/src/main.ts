@@ -14,6 +14,7 @@ const USAGE = `usage:
                       [--parallelism N] [--summary-json FILE] [--python PATH] [--journal-dir DIR]
                       [--tracking-uri URI | --no-tracking] [--quiet] [-- SCRIPT ARGS...]
   hyperopt-runner resume STUDY-ID|JOURNAL [--python PATH] [--executor ...] [--journal-dir DIR]
+                      [--hosts-file FILE] [--accept-new-host-keys]
   hyperopt-runner studies [--journal-dir DIR] [--json]
   hyperopt-runner runs [--experiment NAME] [--study ID] [--json] [--tracking-uri URI]
   hyperopt-runner sync [STUDY-ID...] [--journal-dir DIR] [--tracking-uri URI]

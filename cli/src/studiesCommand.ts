@@ -1,6 +1,7 @@
 /** `hyperopt-runner studies` and `resume`: what the journal directory holds, and finishing a study. */
 import { existsSync } from 'node:fs';
 import { parseExecutorSpec } from '../../core/src/executorSpec';
+import { withSshSettings } from '../../executors/src/ssh';
 import { RunnerError } from '../../core/src/errors';
 import { journalPath, listStudies, readJournal, type StudyRecord } from '../../core/src/journal/journal';
 import { journalDirOption, parseFlags, resolvePython } from './options';
@@ -55,6 +56,8 @@ export async function resumeCommand(argv: string[], env: NodeJS.ProcessEnv, cwd:
     { name: 'quiet', takesValue: false },
     { name: 'tracking-uri', takesValue: true },
     { name: 'no-tracking', takesValue: false },
+    { name: 'hosts-file', takesValue: true },
+    { name: 'accept-new-host-keys', takesValue: false },
   ]);
   const ref = positionals[0];
   if (!ref) throw new RunnerError('invalid_option', { option: 'resume', value: '', reason: 'name a study id or a journal file' });
@@ -71,13 +74,19 @@ export async function resumeCommand(argv: string[], env: NodeJS.ProcessEnv, cwd:
     if (study.runIds.includes(target.info.runId) || study.info.runId === target.info.runId) studies.set(study.info.ordinal, study);
   }
   const info = target.info;
+  const hostsFile = values.get('hosts-file')?.[0];
   const summary = values.get('summary-json')?.[0];
   return runScript({
     script: info.script,
     scriptArgs: info.args,
     cwd: info.cwd,
     python: values.get('python')?.[0] ? resolvePython(values.get('python')![0], env, cwd) : info.python,
-    executors: (values.get('executor') ?? info.executors).map(parseExecutorSpec),
+    // SSH hosts get the hosts file and the script's folder as on `run`.
+    executors: withSshSettings((values.get('executor') ?? info.executors).map(parseExecutorSpec), {
+      hostsFile: hostsFile ? resolve(cwd, hostsFile) : undefined,
+      acceptNewHostKeys: values.has('accept-new-host-keys'),
+      codeDir: dirname(info.script),
+    }),
     journalDir: dir,
     timeout: null,
     trialTimeout: info.trialTimeout,
