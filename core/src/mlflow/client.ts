@@ -270,7 +270,8 @@ export class MlflowClient {
     signal?: AbortSignal,
   ): Promise<Page<MlflowExperiment>> {
     const body = {
-      max_results: options.pageSize,
+      // MLflow's server reads a missing page size as 0 here and refuses it (runs/search has a default).
+      max_results: options.pageSize ?? 1000,
       filter: options.filter,
       order_by: options.orderBy,
       view_type: options.viewType,
