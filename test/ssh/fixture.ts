@@ -78,7 +78,7 @@ function waitForBanner(address: string, port: number, timeoutMs = 10_000): Promi
   });
 }
 
-interface ProcInfo {
+export interface ProcInfo {
   pid: number;
   ppid: number;
   cmdline: string;
@@ -101,7 +101,7 @@ export function processTable(): ProcInfo[] {
   return table;
 }
 
-function descendants(pid: number, table: ProcInfo[]): number[] {
+export function descendants(pid: number, table: ProcInfo[]): number[] {
   const out: number[] = [];
   const queue = [pid];
   while (queue.length > 0) {
