@@ -62,10 +62,22 @@ def test_unpicklable_objective_names_the_object(runner):
     assert no_journal(runner)
 
 
-def test_invalid_executor(runner):
-    result = runner.run(SCRIPTS / "chatty.py", executor="local:zero")
-    assert result.returncode != 0
-    assert "invalid --executor value 'local:zero'" in error_line(result.stderr)
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        ("local:zero", "the number of workers must be a whole number from 1 to 1024"),
+        ("local:abc", "the number of workers must be a whole number from 1 to 1024"),
+        ("local:0", "the number of workers must be a whole number from 1 to 1024"),
+        ("ssh:", "name at least one host"),
+    ],
+)
+def test_invalid_executor(runner, value, reason):
+    result = runner.run(SCRIPTS / "chatty.py", executor=value)
+    assert result.returncode == 2
+    assert (result.stdout, result.stderr.splitlines()) == ("", [
+        f"hyperopt-runner: error: invalid --executor value '{value}': {reason}; use local[:N] (N workers) or ssh:HOST[,HOST...]"
+    ])
+    assert no_journal(runner)
 
 
 def test_interpreter_without_hyperopt(runner, tmp_path):
