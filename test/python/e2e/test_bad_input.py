@@ -1,4 +1,5 @@
 """Bad input: one clear line naming the cause and the fix, a non-zero exit, no half-written journal."""
+import json
 import os
 import stat
 import subprocess
@@ -166,3 +167,50 @@ def test_an_objective_printing_without_end_is_capped_with_one_notice(runner, tmp
     assert 8 * 1024 * 1024 < len(loud) < 8 * 1024 * 1024 + 100, len(loud)
     assert loud.endswith("past 8 MB, is dropped]\n")
     assert (logs / "trial-1.log").read_text() == "trial done\n"
+
+
+def strict_json(line: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def outcome(stdout: str) -> dict:
+    line = next(l for l in stdout.splitlines() if l.startswith("OUTCOME "))
+    return json.loads(line[len("OUTCOME "):])
+
+
+def test_results_hyperopt_accepts_or_cannot_read(runner):
+    # NaN and the infinities are losses hyperopt accepts; None, a string and dicts without
+    # "status" or "loss" are errors in hyperopt: failed trials here, with the study going on.
+    script = SCRIPTS / "bad_results.py"
+    serial = subprocess.run([str(PYTHON), str(script)], capture_output=True, text=True, timeout=120)
+    assert serial.returncode == 0, serial.stderr[-2000:]
+    result = runner.run(script, executor="local:2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert outcome(result.stdout) == outcome(serial.stdout)
+    assert outcome(result.stdout)["best"] == {"n": 2}  # -inf, the NaN trial never counts as best
+
+    assert "Traceback" not in result.stdout + result.stderr
+    fix = 'hyperopt needs a number (the loss) or a dict with "status": "ok" and a numeric "loss" (or "status": "fail")'
+    assert [l for l in result.stderr.splitlines() if " failed: " in l] == [
+        f"hyperopt-runner: trial 3 failed: TypeError: the objective returned None; {fix}",
+        f"hyperopt-runner: trial 4 failed: ValueError: the objective returned str '0.5'; {fix}",
+        f'hyperopt-runner: trial 5 failed: KeyError: the objective returned a dict without "status"; {fix}',
+        f"hyperopt-runner: trial 6 failed: hyperopt.exceptions.InvalidLoss: the objective returned a dict with status \"ok\" and loss 'missing'; {fix}",
+    ]
+    study = result.summary[0]
+    assert (study["state"], study["trials"], study["bestLoss"]) == ("max_evals", {"total": 10, "ok": 6, "failed": 4, "cancelled": 0}, "-Infinity")
+
+    # The journal is whole, strict JSON (no NaN literal), and nothing beside it is half-written.
+    journal = Path(study["journal"])
+    text = journal.read_text()
+    assert text.endswith("\n")
+    records = [strict_json(line) for line in text.splitlines()]
+    ends = {r["tid"]: r for r in records if r["k"] == "end"}
+    assert [ends[t]["summary"]["loss"] for t in (0, 1, 2)] == ["NaN", "Infinity", "-Infinity"]
+    assert sorted(t for t, r in ends.items() if r["state"] == "error") == [3, 4, 5, 6]
+    assert sorted(p.name for p in runner.journal_dir.iterdir() if p.name.startswith(".") or p.suffix == ".tmp") == []
+    listing = runner.cli("studies", "--journal-dir", str(runner.journal_dir))
+    assert listing.returncode == 0 and "best -Infinity" in listing.stdout, listing.stdout + listing.stderr
