@@ -139,18 +139,20 @@ def test_a_journal_directory_that_is_a_file(runner, tmp_path):
     assert taken.read_text() == "not a folder\n"
 
 
-def test_an_objective_printing_without_end_is_capped_with_one_notice(runner, tmp_path):
-    # The first trial prints 24 MB (a print in a tight loop), the second a line.
+@pytest.mark.parametrize("line", ["y" * 1023 + "\n", "y" * 1024], ids=["lines", "no-newline"])
+def test_an_objective_printing_without_end_is_capped_with_one_notice(runner, tmp_path, line):
+    # The first trial prints 100 MB (a write in a tight loop), the second a line.
     script = tmp_path / "loud.py"
     script.write_text(
         "import os, sys\n"
         "from hyperopt import fmin, hp, rand\n"
         f"MARK = {str(tmp_path / 'loud-once')!r}\n"
+        f"LINE = {line!r}\n"
         "def objective(x):\n"
         "    if not os.path.exists(MARK):\n"
         "        open(MARK, 'w').close()\n"
-        "        for _ in range(24 * 1024):\n"
-        "            sys.stdout.write('y' * 1023 + '\\n')\n"
+        "        for _ in range(100 * 1024):\n"
+        "            sys.stdout.write(LINE)\n"
         "    print('trial done')\n"
         "    return x\n"
         "print('BEST', fmin(objective, hp.uniform('x', 0, 1), algo=rand.suggest, max_evals=2))\n"
@@ -160,12 +162,14 @@ def test_an_objective_printing_without_end_is_capped_with_one_notice(runner, tmp
     assert "BEST" in result.stdout and result.summary[0]["trials"]["ok"] == 2
     notices = [l for l in result.stderr.splitlines() if "printed more than 8 MB" in l]
     assert notices == ["hyperopt-runner: trial 0 printed more than 8 MB; the rest of its output is dropped (the trial goes on)"], notices
-    # The terminal got the capped output, not 24 MB; the trial's log holds as much, then the marker.
+    # The terminal got the capped output, not 100 MB; the trial's log holds as much, then the marker.
     assert len(result.stdout) + len(result.stderr) < 9 * 1024 * 1024, len(result.stdout) + len(result.stderr)
     logs = runner.journal_dir / f"{result.summary[0]['study']}.logs"
     loud = (logs / "trial-0.log").read_text()
-    assert 8 * 1024 * 1024 < len(loud) < 8 * 1024 * 1024 + 100, len(loud)
-    assert loud.endswith("past 8 MB, is dropped]\n")
+    marker = "[hyperopt-runner: the rest of this trial's output, past 8 MB, is dropped]\n"
+    assert loud.startswith("y" * 1023) and loud.endswith(f"y\n{marker}"), loud[-200:]
+    assert len(loud) == 8 * 1024 * 1024 + (0 if line.endswith("\n") else 1) + len(marker)
+    assert loud.count(marker) == 1
     assert (logs / "trial-1.log").read_text() == "trial done\n"
 
 
