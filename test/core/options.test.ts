@@ -58,6 +58,20 @@ test('run options: a missing script, a non-Python file and bad numbers are refus
   assert.equal(options.executors[0]?.label, 'local:3');
 });
 
+test('run options: a script whose name starts with dashes, and the fix when it reads as an option', () => {
+  const dir = tempDir('hr-dash-');
+  for (const name of ['-study.py', '--study.py']) writeFileSync(join(dir, name), 'print(1)\n');
+  const env = { PATH: process.env.PATH };
+  const single = parseRunOptions(['-study.py', '--executor', 'local:1'], env, dir);
+  assert.equal(single.script, join(dir, '-study.py'));
+  const after = parseRunOptions(['--executor', 'local:1', '--', '--study.py', '--lr', '0.1'], env, dir);
+  assert.equal(after.script, join(dir, '--study.py'));
+  assert.deepEqual(after.scriptArgs, ['--lr', '0.1']);
+  assert.equal(parseRunOptions(['./--study.py'], env, dir).script, join(dir, '--study.py'));
+  fails(() => parseRunOptions(['--study.py'], env, dir), 'invalid_option', /^invalid --study\.py '': unknown option; a script whose name starts with dashes runs as \.\/--study\.py or after --$/);
+  fails(() => parseRunOptions(['--executor', 'local:1', '--'], env, dir), 'invalid_option', /name the script to run/);
+});
+
 test('interpreter: --python wins, then HYPEROPT_RUNNER_PYTHON, then .venv, then python3', () => {
   const dir = tempDir('hr-py-');
   fails(() => resolvePython('/no/such/python', {}, dir), 'interpreter_not_found', /\/no\/such\/python.*--python/);

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERE, PYTHON, ROOT
+from conftest import CLI, HERE, PYTHON, ROOT
 
 SCRIPTS = HERE / "scripts"
 
@@ -218,3 +218,61 @@ def test_results_hyperopt_accepts_or_cannot_read(runner):
     assert sorted(p.name for p in runner.journal_dir.iterdir() if p.name.startswith(".") or p.suffix == ".tmp") == []
     listing = runner.cli("studies", "--journal-dir", str(runner.journal_dir))
     assert listing.returncode == 0 and "best -Infinity" in listing.stdout, listing.stdout + listing.stderr
+
+
+ODD_NAMES = ["my study.py", "it's.py", 'say "hi".py', "étude_数.py", "-study.py", "$(touch pwned).py", "a;touch pwned.py", "`touch pwned`.py"]
+PATH_SCRIPT = (
+    "import sys\n"
+    "from hyperopt import fmin, hp, rand\n"
+    "print('FILE', __file__)\n"
+    "print('ARGS', sys.argv[1:])\n"
+    "print('BEST', fmin(lambda x: x, hp.uniform('x', 0, 1), algo=rand.suggest, max_evals=2))\n"
+)
+
+
+def odd_folder(tmp_path: Path) -> Path:
+    # The folder's name is as hostile as the scripts' names.
+    folder = tmp_path / "dir $(touch pwned) `touch pwned`; 'q\" é"
+    folder.mkdir()
+    return folder
+
+
+def run_in(runner, folder: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["node", str(CLI), "run", *argv],
+        cwd=folder, env=runner.env, capture_output=True, text=True, timeout=180,
+    )
+
+
+def assert_nothing_ran_as_a_shell(tmp_path: Path) -> None:
+    assert sorted(str(p) for p in tmp_path.rglob("pwned*")) == []
+    assert not (ROOT / "pwned").exists()
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_a_script_path_is_never_a_shell_command(runner, tmp_path, name):
+    folder = odd_folder(tmp_path)
+    (folder / name).write_text(PATH_SCRIPT)
+    journal = tmp_path / "journal"
+    result = run_in(runner, folder, name, "--executor", "local:1", "--no-tracking", "--journal-dir", str(journal), "--", "--lr", "$(touch pwned)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"FILE {folder / name}\n" in result.stdout
+    assert "ARGS ['--lr', '$(touch pwned)']\n" in result.stdout and "BEST" in result.stdout
+    assert f"started ({folder / name}:5," in result.stderr
+    assert_nothing_ran_as_a_shell(tmp_path)
+
+
+def test_a_script_named_like_an_option(runner, tmp_path):
+    folder = odd_folder(tmp_path)
+    (folder / "--study.py").write_text(PATH_SCRIPT)
+    common = ("--executor", "local:1", "--no-tracking", "--journal-dir", str(tmp_path / "journal"))
+    refused = run_in(runner, folder, "--study.py", *common)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.splitlines() == [
+        "hyperopt-runner: error: invalid --study.py '': unknown option; a script whose name starts with dashes runs as ./--study.py or after --"
+    ]
+    for argv in (("./--study.py", *common, "--", "x"), (*common, "--", "--study.py", "x")):
+        result = run_in(runner, folder, *argv)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"FILE {folder / '--study.py'}\n" in result.stdout and "ARGS ['x']\n" in result.stdout
+    assert_nothing_ran_as_a_shell(tmp_path)
