@@ -45,7 +45,12 @@ export function parseFlags(argv: readonly string[], flags: readonly Flag[]): { v
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     const flag = flags.find((f) => f.name === name);
-    if (!flag) throw new RunnerError('invalid_option', { option: arg, value: '', reason: 'unknown option; see `hyperopt-runner --help`' });
+    if (!flag) {
+      const reason = arg.endsWith('.py')
+        ? `unknown option; a script whose name starts with dashes runs as ./${arg} or after --`
+        : 'unknown option; see `hyperopt-runner --help`';
+      throw new RunnerError('invalid_option', { option: arg, value: '', reason });
+    }
     let value = 'true';
     if (flag.takesValue) {
       if (eq !== -1) value = arg.slice(eq + 1);
@@ -132,7 +137,9 @@ export const RUN_FLAGS: readonly Flag[] = [
 
 export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string): RunOptions {
   const { values, positionals, rest } = parseFlags(argv, RUN_FLAGS);
-  const [script, ...extra] = positionals;
+  // With no script before `--`, the first word after it is the script (`run -- --study.py ARGS`).
+  const scriptFirst = positionals.length > 0;
+  const [script, ...extra] = scriptFirst ? positionals : rest;
   if (!script) throw new RunnerError('invalid_option', { option: 'run', value: '', reason: 'name the script to run: hyperopt-runner run SCRIPT.py' });
   const scriptPath = checkScript(script, cwd);
   const hostsFile = values.get('hosts-file')?.[0];
@@ -152,7 +159,7 @@ export function parseRunOptions(argv: readonly string[], env: NodeJS.ProcessEnv,
   const summary = values.get('summary-json')?.[0];
   return {
     script: scriptPath,
-    scriptArgs: [...extra, ...rest],
+    scriptArgs: scriptFirst ? [...extra, ...rest] : extra,
     executors,
     timeout: seconds('--timeout', values.get('timeout')?.[0]),
     trialTimeout: seconds('--trial-timeout', values.get('trial-timeout')?.[0]),

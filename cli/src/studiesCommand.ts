@@ -29,7 +29,7 @@ export function studiesCommand(argv: string[], env: NodeJS.ProcessEnv, cwd: stri
       s.state,
       `${s.trials.ok}/${s.trials.total} ok`,
       `${s.trials.failed} failed`,
-      `best ${formatLoss(typeof s.bestLoss === 'number' ? s.bestLoss : undefined)}`,
+      `best ${formatLoss(s.bestLoss === null ? undefined : Number(s.bestLoss))}`, // -Infinity is kept as text
       s.callSite,
     ].map(printable)); // the journals' text: a script's path may hold control characters
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

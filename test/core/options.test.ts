@@ -24,10 +24,22 @@ test('executor specs: local with and without a count, ssh host lists', () => {
 });
 
 test('invalid executor values name the value and the accepted forms', () => {
-  fails(() => parseExecutorSpec('local:0'), 'invalid_executor', /'local:0'.*whole number.*use local\[:N\]/);
-  fails(() => parseExecutorSpec('local:four'), 'invalid_executor', /'local:four'/);
-  fails(() => parseExecutorSpec('k8s:x'), 'invalid_executor', /unknown executor kind 'k8s'/);
-  fails(() => parseExecutorSpec('ssh:'), 'invalid_executor', /at least one host/);
+  const forms = /; use local\[:N\] \(N workers\) or ssh:HOST\[,HOST\.\.\.\]$/;
+  const cases: Array<[string, RegExp]> = [
+    ['local:0', /^invalid --executor value 'local:0': the number of workers must be a whole number from 1 to 1024/],
+    ['local:abc', /^invalid --executor value 'local:abc': the number of workers must be a whole number/],
+    ['local:four', /'local:four': the number of workers/],
+    ['local:-2', /'local:-2': the number of workers/],
+    ['local:1.5', /'local:1.5': the number of workers/],
+    ['local:1025', /'local:1025': the number of workers/],
+    ['k8s:x', /'k8s:x': unknown executor kind 'k8s'/],
+    ['ssh:', /^invalid --executor value 'ssh:': name at least one host/],
+    ['ssh: , ', /'ssh: , ': name at least one host/],
+  ];
+  for (const [value, pattern] of cases) {
+    fails(() => parseExecutorSpec(value), 'invalid_executor', pattern);
+    fails(() => parseExecutorSpec(value), 'invalid_executor', forms);
+  }
 });
 
 test('run options: a missing script, a non-Python file and bad numbers are refused', () => {
@@ -44,6 +56,20 @@ test('run options: a missing script, a non-Python file and bad numbers are refus
   assert.deepEqual(options.scriptArgs, ['--lr', '0.1']);
   assert.equal(options.timeout, 60);
   assert.equal(options.executors[0]?.label, 'local:3');
+});
+
+test('run options: a script whose name starts with dashes, and the fix when it reads as an option', () => {
+  const dir = tempDir('hr-dash-');
+  for (const name of ['-study.py', '--study.py']) writeFileSync(join(dir, name), 'print(1)\n');
+  const env = { PATH: process.env.PATH };
+  const single = parseRunOptions(['-study.py', '--executor', 'local:1'], env, dir);
+  assert.equal(single.script, join(dir, '-study.py'));
+  const after = parseRunOptions(['--executor', 'local:1', '--', '--study.py', '--lr', '0.1'], env, dir);
+  assert.equal(after.script, join(dir, '--study.py'));
+  assert.deepEqual(after.scriptArgs, ['--lr', '0.1']);
+  assert.equal(parseRunOptions(['./--study.py'], env, dir).script, join(dir, '--study.py'));
+  fails(() => parseRunOptions(['--study.py'], env, dir), 'invalid_option', /^invalid --study\.py '': unknown option; a script whose name starts with dashes runs as \.\/--study\.py or after --$/);
+  fails(() => parseRunOptions(['--executor', 'local:1', '--'], env, dir), 'invalid_option', /name the script to run/);
 });
 
 test('interpreter: --python wins, then HYPEROPT_RUNNER_PYTHON, then .venv, then python3', () => {

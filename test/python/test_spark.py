@@ -135,3 +135,23 @@ SparkTrials(timeout=-5)
 """, fake)
     assert done.returncode == 1
     assert "timeout" in done.stderr and fake.studies == {}
+
+
+@pytest.mark.parametrize("kind, keys, stored", [
+    # A serial run moves them into trials.attachments; SparkTrials has none and keeps them.
+    ("Trials", ["loss", "status"], 3),
+    ("SparkTrials", ["attachments", "loss", "status"], 0),
+])
+def test_result_attachments_go_where_each_trials_class_keeps_them(tmp_path, fake, kind, keys, stored):
+    _, done = launch(tmp_path, HEADER + f"""
+from hyperopt import fmin, SparkTrials
+def attaching(p):
+    return {{"loss": p["x"], "status": "ok", "attachments": {{"note": "x=%s" % p["x"]}}}}
+trials = {kind}()
+fmin(attaching, SPACE, algo=rand.suggest, max_evals=3, trials=trials)
+notes = [trials.attachments["ATTACH::%s::note" % t["tid"]] for t in trials.trials] if {stored} else []
+print("RESULT", json.dumps({{"keys": [sorted(r) for r in trials.results], "stored": len(trials.attachments), "notes": notes}}))
+""", fake)
+    got = result_of(done)
+    assert got["keys"] == [keys] * 3 and got["stored"] == stored
+    assert all(note.startswith("x=") for note in got["notes"]) and len(got["notes"]) == stored

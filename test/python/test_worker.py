@@ -270,8 +270,10 @@ def test_results_hyperopt_cannot_read_fail_with_what_came_back_and_what_to_retur
         reply = w.evaluate(f"s{index}", index, {"x": 0.0})
         assert reply["outcome"] == "error", reply
         assert reply["error"]["type"].rsplit(".", 1)[-1] == kind, reply["error"]
-        message = reply["error"]["message"].strip("\"'")
-        assert message.startswith(start.strip("\"'")) and 'a numeric "loss"' in message, message
+        message = reply["error"]["message"]
+        assert message.startswith(start) and 'a numeric "loss"' in message, message
+        # The sentence reads the same in the traceback, unquoted (a plain KeyError would quote it).
+        assert reply["error"]["traceback"].rstrip().splitlines()[-1] == f"{reply['error']['type']}: {message}"
         # The type is the one serial hyperopt raises for the same objective.
         with pytest.raises(Exception) as serial:
             base.Domain(objective, SPACE).evaluate({"x": 0.0}, ctrl=None)

@@ -99,7 +99,7 @@ export class DriverServer {
       lines.push(chunk, (line) => received.push(line));
       const first = received.shift();
       if (first === undefined) {
-        if (lines.rest().length > 64 * 1024) reject('oversized hello');
+        if (lines.pendingLength > 64 * 1024) reject('oversized hello');
         return;
       }
       const decoded = decodeMessage(first, DriverHello);

@@ -597,17 +597,21 @@ export class Engine {
       }, trialTimeout * 1000);
     };
     let printed = 0;
+    let atLineStart = true;
     const onOutput = (text: string): void => {
       if (printed > TRIAL_OUTPUT_LIMIT) return;
       const room = TRIAL_OUTPUT_LIMIT - printed;
       printed += Buffer.byteLength(text);
       if (printed <= TRIAL_OUTPUT_LIMIT) {
+        if (text.length > 0) atLineStart = text.endsWith('\n');
         this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text });
         return;
       }
       const limit = `${TRIAL_OUTPUT_LIMIT / 1024 / 1024} MB`;
       const kept = Buffer.from(text).subarray(0, room).toString('utf8').replace(/\uFFFD$/, '');
-      this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text: `${kept}\n[hyperopt-runner: the rest of this trial's output, past ${limit}, is dropped]\n` });
+      // The notice starts a line of its own, without a blank line when the output ended one.
+      const newline = (kept.length > 0 ? kept.endsWith('\n') : atLineStart) ? '' : '\n';
+      this.emit({ type: 'trial.output', study: study.id, tid, slot: slot.id, text: `${kept}${newline}[hyperopt-runner: the rest of this trial's output, past ${limit}, is dropped]\n` });
       this.emit({ type: 'notice', text: `trial ${tid} printed more than ${limit}; the rest of its output is dropped (the trial goes on)` });
     };
     let tracking: JobTracking | undefined;

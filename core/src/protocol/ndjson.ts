@@ -1,25 +1,41 @@
 /** Newline-delimited JSON framing shared by every channel. */
 import type { z } from 'zod';
 
-/** Splits a byte stream into lines; tolerant of chunks that end mid-line. */
+/**
+ * Splits a byte stream into lines; tolerant of chunks that end mid-line. Only the new chunk is
+ * searched for newlines, so a line of many chunks (a 10 MB result arrives in ~160 of them) costs
+ * its length once rather than once per chunk.
+ */
 export class LineSplitter {
-  private pending = '';
+  private pending: string[] = [];
+  private pendingChars = 0;
 
   push(chunk: string, onLine: (line: string) => void): void {
-    let text = this.pending + chunk;
-    let nl = text.indexOf('\n');
+    let start = 0;
+    let nl = chunk.indexOf('\n');
     while (nl !== -1) {
-      const line = text.slice(0, nl);
+      const tail = chunk.slice(start, nl);
+      const line = this.pending.length > 0 ? this.pending.join('') + tail : tail;
+      this.pending = [];
+      this.pendingChars = 0;
       if (line.length > 0) onLine(line);
-      text = text.slice(nl + 1);
-      nl = text.indexOf('\n');
+      start = nl + 1;
+      nl = chunk.indexOf('\n', start);
     }
-    this.pending = text;
+    if (start < chunk.length) {
+      this.pending.push(start === 0 ? chunk : chunk.slice(start));
+      this.pendingChars += chunk.length - start;
+    }
+  }
+
+  /** The length of rest(), without joining it (checked on every chunk against a size bound). */
+  get pendingLength(): number {
+    return this.pendingChars;
   }
 
   /** Whatever arrived after the last newline (an incomplete final record). */
   rest(): string {
-    return this.pending;
+    return this.pending.join('');
   }
 }
 

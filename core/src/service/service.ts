@@ -156,7 +156,7 @@ export class ControlService {
       if (!client.authenticated) socket.destroy();
     }, 10_000);
     socket.on('data', (chunk: string) => {
-      if (lines.rest().length > MAX_LINE) {
+      if (lines.pendingLength > MAX_LINE) {
         socket.destroy();
         return;
       }

@@ -386,12 +386,26 @@ class StudyLoop:
                 return
             doc["state"] = base.JOB_STATE_DONE
             doc["result"] = result
+            self._move_attachments(doc, result)
         elif state == "error":
             doc["state"] = base.JOB_STATE_ERROR
             doc["misc"]["error"] = _error_pair(message.get("error"), "Exception", "the trial failed", True)
         else:
             doc["state"] = base.JOB_STATE_CANCEL
             doc["misc"]["error"] = _error_pair(message.get("error"), "Cancelled", "the trial was cancelled", False)
+
+    def _move_attachments(self, doc: dict, result: Any) -> None:
+        """Moves ``result["attachments"]`` into the store's attachments, as hyperopt's
+        Domain.evaluate does in a serial run (the worker has no store to put them in).
+        SparkTrials has no attachments and keeps them in the result, as on Databricks."""
+        if not isinstance(result, dict) or not isinstance(result.get("attachments"), dict):
+            return
+        try:
+            target = self.store.trial_attachments(doc)
+        except NotImplementedError:
+            return
+        for name, value in result.pop("attachments").items():
+            target[name] = value
 
     @staticmethod
     def _result_of(message: dict) -> dict:

@@ -414,13 +414,24 @@ def _unreadable_result(error: Exception, value: Any) -> Exception:
         f"the objective returned {what}; hyperopt needs a number (the loss) or a dict with "
         '"status": "ok" and a numeric "loss" (or "status": "fail")'
     )
-    kind = type(error)
+    kind = _SentenceKeyError if type(error) is KeyError else type(error)
     # hyperopt's InvalidLoss and InvalidResultStatus take the result, not a message.
     unreadable = kind.__new__(kind)
     Exception.__init__(unreadable, message)
     if hasattr(error, "result"):
         unreadable.result = error.result
     return unreadable
+
+
+class _SentenceKeyError(KeyError):
+    """The KeyError hyperopt raises for a dict without "status", carrying a sentence: a plain
+    KeyError's str() quotes its argument, as it would a key."""
+
+    __module__ = "builtins"
+    __qualname__ = "KeyError"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def _short(value: Any) -> str:
