@@ -5,6 +5,9 @@
  */
 import * as vscode from 'vscode';
 import { applyControl, type ControlTarget } from '../../core/src/analysis/control';
+import type { ImportanceResult, ImportanceTask } from '../../core/src/analysis/importance';
+import { AnalysisPool } from '../../core/src/analysis/pool';
+import { ImportanceRefresher } from '../../core/src/analysis/refresh';
 import { capabilitiesFor, StudyViewModel } from '../../core/src/analysis/studyView';
 import type { EngineEvent } from '../../core/src/coordinator/events';
 import { createNonce, renderWebviewHtml } from '../../core/src/protocol/webviewHtml';
@@ -27,12 +30,21 @@ class TrialsPanel {
   /** The store changed: compare it with the model at the next flush (see `reconcile`). */
   private storeChanged = false;
   private readonly disposables: vscode.Disposable[] = [];
+  private readonly importances: ImportanceRefresher;
+  /** Finished trials when importances were last asked for: new figures only when that changes. */
+  private importancesAt = -1;
 
   constructor(
     readonly panel: vscode.WebviewPanel,
     readonly studyId: string,
     private readonly host: PanelHost,
+    computeImportances: (task: ImportanceTask, signal: AbortSignal) => Promise<ImportanceResult>,
   ) {
+    this.importances = new ImportanceRefresher({
+      compute: computeImportances,
+      send: (message) => this.post(message),
+      onError: (error) => traceWarn(`trials panel: importances failed: ${errorText(error)}`),
+    });
     const study = host.store.study(studyId);
     this.model = study ? viewModelOf(study) : new StudyViewModel({ id: studyId, title: studyId, runId: null, script: null, algo: null, maxEvals: null, executors: [], source: 'journal', space: [], createdAt: Date.now() }, { timeout: null, deadline: null, parallelism: 1, lossThreshold: null, noProgressTrials: null, trialTimeout: null });
     const dist = vscode.Uri.joinPath(host.extensionUri, 'dist');
@@ -88,6 +100,14 @@ class TrialsPanel {
     void this.panel.webview.postMessage(message);
   }
 
+  /** Importances over the latest finished trials, computed on the analysis thread (rate-limited there). */
+  private refreshImportances(force = false): void {
+    const finished = this.model.finishedCount;
+    if (!force && finished === this.importancesAt) return;
+    this.importancesAt = finished;
+    this.importances.request(() => ({ space: this.model.header.space, trials: this.model.importanceTrials() }));
+  }
+
   private onEvent(event: EngineEvent): void {
     if (!this.model.apply(event)) return;
     this.scheduleFlush();
@@ -99,11 +119,13 @@ class TrialsPanel {
       this.flushTimer = undefined;
       if (this.reconcile()) {
         this.post(this.model.init(this.capabilities()));
+        this.refreshImportances(true);
         return;
       }
       const updates = this.model.takeUpdates();
       if (updates) this.post(updates);
       this.post(this.model.stateMessage(this.capabilities()));
+      this.refreshImportances();
     }, 200);
   }
 
@@ -119,6 +141,8 @@ class TrialsPanel {
         this.ready = true;
         this.reconcile();
         this.post(this.model.init(this.capabilities()));
+        // A reloaded webview lost its figures: send them again.
+        this.refreshImportances(true);
         return;
       case 'control': {
         const outcome = await this.control(message.request);
@@ -165,6 +189,7 @@ class TrialsPanel {
 
   dispose(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.importances.dispose();
     for (const d of this.disposables) d.dispose();
   }
 }
@@ -178,8 +203,15 @@ export interface PanelHost {
 /** One panel per study; opening it again reveals it. */
 export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Disposable {
   private readonly open = new Map<string, TrialsPanel>();
+  /** The importances' worker thread, while a panel is open. */
+  private analysis: AnalysisPool | undefined;
 
   constructor(private readonly host: PanelHost) {}
+
+  private computeImportances = (task: ImportanceTask, signal: AbortSignal): Promise<ImportanceResult> => {
+    this.analysis ??= new AnalysisPool();
+    return this.analysis.importances(task, signal);
+  };
 
   /** Opens (or reveals) the panel of a study. */
   show(studyId: string): void {
@@ -197,11 +229,12 @@ export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Dispo
   }
 
   private attach(panel: vscode.WebviewPanel, studyId: string): void {
-    const view = new TrialsPanel(panel, studyId, this.host);
+    const view = new TrialsPanel(panel, studyId, this.host, this.computeImportances);
     this.open.set(studyId, view);
     panel.onDidDispose(() => {
       view.dispose();
       this.open.delete(studyId);
+      if (this.open.size === 0) this.closeAnalysis();
     });
     traceInfo(`opened the trials panel of ${studyId}`);
   }
@@ -216,7 +249,14 @@ export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Dispo
     this.attach(panel, parsed.data.studyId);
   }
 
+  private closeAnalysis(): void {
+    const pool = this.analysis;
+    this.analysis = undefined;
+    void pool?.close().catch((error: unknown) => traceWarn(`trials panel: closing the analysis thread: ${errorText(error)}`));
+  }
+
   dispose(): void {
     for (const view of this.open.values()) view.panel.dispose();
+    this.closeAnalysis();
   }
 }

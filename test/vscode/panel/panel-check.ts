@@ -111,6 +111,15 @@ async function lossChart(frame: Frame): Promise<{ points: number; inked: number;
   });
 }
 
+/** The importances view: how many bars it drew and the line under them. */
+async function importancesShown(frame: Frame): Promise<{ bars: number; note: string }> {
+  return frame.evaluate(() => {
+    const list = document.querySelector('[data-chart="importances"]');
+    const panel = document.querySelector('#importances');
+    return { bars: Number(list?.getAttribute('data-bars') ?? 0), note: panel?.textContent ?? '' };
+  });
+}
+
 async function headerState(frame: Frame): Promise<{ state: string | null; text: string }> {
   return frame.evaluate(() => {
     const el = document.querySelector('[data-testid="state"]');
@@ -253,7 +262,13 @@ async function main(): Promise<void> {
           return text && /stopped/.test(text) ? text : undefined;
         });
         const agreed = await checkConverged(page, frame, workspace, 'stop_study.py');
-        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}; after the end: ${agreed}`);
+        // Importances are computed on the extension's analysis thread from the finished trials.
+        const shown = await until('hyperparameter importances drawn', async () => {
+          const found = await importancesShown(frame);
+          return found.bars >= 1 && /(?:of|over) \d+ trials/.test(found.note) ? found : undefined;
+        }, 30_000);
+        assert.ok(Number(/(?:of|over) (\d+) trials/.exec(shown.note)?.[1]) >= 10, shown.note);
+        console.log(`  panel: ${counts}; tree: ${row.replace(/\s+/g, ' ')}; after the end: ${agreed}; importances: ${shown.bars} bar(s), ${shown.note.replace(/\s+/g, ' ')}`);
         await session.workbench.screenshot('vscode-panel-stopped');
       },
     ],
