@@ -299,6 +299,12 @@ describe('Hyperopt Runner in VS Code', () => {
       console.log(`Runs tree: ${samples.length} redraws sampled, ${tracked.length} tracked; ended as ${String(ended.item.description)}`);
     } finally {
       sampler.dispose();
+      // A failure above leaves the study held at its gate: cancel it before removing the gate's files.
+      const left = studyId !== undefined ? c.store.runOf(studyId) : undefined;
+      if (left && left.state !== 'ended') {
+        await vscode.commands.executeCommand(COMMANDS.cancelStudy, studyId);
+        await until('the run to end', () => c.store.run(left.run)?.state === 'ended', 60_000).catch((error: unknown) => console.log(String(error)));
+      }
       for (const file of gate) rmSync(file, { force: true });
       await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
     }
