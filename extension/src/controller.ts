@@ -100,7 +100,6 @@ export class Controller implements vscode.Disposable {
       else traceInfo(`service: ${n.text}`);
     });
     const offRunNotices = this.connection.runNotices.on(({ run, text }) => traceInfo(`run ${run}: ${text}`));
-    const offEvents = this.connection.events.on(({ event }) => this.tree.applyLiveEvent(event));
     this.prompts = new EditorPrompts({
       window: {
         passwordBox: (options, signal) => {
@@ -130,7 +129,7 @@ export class Controller implements vscode.Disposable {
       else void this.prompts.handle(message).catch((error: unknown) => void reportError(`Could not answer the background service: ${errorText(error)}`));
     });
     this.disposables.push({ dispose: offPrompts });
-    this.disposables.push({ dispose: offNotices }, { dispose: offRunNotices }, { dispose: offEvents });
+    this.disposables.push({ dispose: offNotices }, { dispose: offRunNotices });
     this.disposables.push({ dispose: () => this.connection.dispose() });
   }
 

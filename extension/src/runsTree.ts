@@ -6,13 +6,12 @@
 import * as vscode from 'vscode';
 import { MlflowClient, type MlflowAuth } from '../../core/src/mlflow/client';
 import { browserLinkPath } from '../../core/src/mlflow/serverLease';
-import { RunsModel, type RunsNode } from '../../core/src/mlflow/runsModel';
+import { RunsModel } from '../../core/src/mlflow/runsModel';
 import { listStudies } from '../../core/src/journal/journal';
-import type { EngineEvent } from '../../core/src/coordinator/events';
-import { lossToNumber } from '../../core/src/protocol/common';
 import { errorText, traceInfo, traceWarn } from './log';
+import { RunsView } from './model/runsView';
 import { loadMoreNode, mlflowNode, present, studyNode, trialNode, type TreeNode } from './model/treeNodes';
-import type { LocalStudy, StudyStore } from './model/studyStore';
+import type { StudyStore } from './model/studyStore';
 
 export interface TrackingSource {
   /** The URI views read runs from, or undefined (with a reason) when there is none. */
@@ -23,8 +22,7 @@ export interface TrackingSource {
 export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
   private readonly changeEmitter = new vscode.EventEmitter<TreeNode | undefined>();
   readonly onDidChangeTreeData = this.changeEmitter.event;
-  private model: RunsModel | undefined;
-  private modelUri: string | undefined;
+  private readonly view: RunsView;
   /** The embedded server's API token, for browser links; undefined for a server given by URI. */
   private embeddedToken: string | undefined;
   private trackingWarning: string | undefined;
@@ -42,7 +40,16 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     private readonly pageSize: () => number,
   ) {
     this.rootLimit = pageSize();
+    this.view = new RunsView(store);
     store.changes.on(() => this.scheduleRefresh());
+  }
+
+  private get model(): RunsModel | undefined {
+    return this.view.runs;
+  }
+
+  private get modelUri(): string | undefined {
+    return this.view.trackingUri;
   }
 
   /** Reads the journal directory again and reloads MLflow. */
@@ -60,28 +67,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     this.store.loadJournals(studies);
   }
 
-  /** Live events reach MLflow studies the runs model already shows. */
-  applyLiveEvent(event: EngineEvent): void {
-    if (!this.model || event.type !== 'trial.finished') return;
-    const study = this.store.study(event.study);
-    const known = this.model.findStudy({ studyId: event.study, runId: study?.tracking?.parentRunId });
-    if (!known) return;
-    this.model.applyLiveEvent({
-      studyId: event.study,
-      studyRunId: study?.tracking?.parentRunId,
-      tid: event.tid,
-      state: event.state,
-      resultStatus: event.summary?.status,
-      loss: lossToNumber(event.summary?.loss),
-      startedAt: event.startedAt,
-      endedAt: event.endedAt,
-    });
-  }
-
-  /** Coalesces bursts of live events into one redraw per 250 ms. */
+  /** Coalesces bursts of live events into one redraw per 250 ms, the runs model told of them first. */
   private scheduleRefresh(): void {
     if (this.refreshTimer) return;
     this.refreshTimer = setTimeout(() => {
+      // The model's changes while it is told are part of this redraw.
+      this.view.flush();
       this.refreshTimer = undefined;
       this.changeEmitter.fire(undefined);
     }, 250);
@@ -138,25 +129,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   private async rootChildren(): Promise<TreeNode[]> {
     await this.ensureModel();
     const result: TreeNode[] = [];
-    let mlflowRoot: RunsNode[] = [];
-    if (this.model) {
-      try {
-        mlflowRoot = await this.model.getChildren(undefined);
-        this.mlflowError = undefined;
-      } catch (error) {
-        this.mlflowError = errorText(error);
-      }
-    }
-    // Studies MLflow does not list yet (not tracked, or not logged so far) come from this window.
-    // A study tracked in an experiment listed here shows under it, not at the root as well.
-    const listed = new Set(mlflowRoot.flatMap((n) => (n.kind === 'experiment' ? [n.experimentId] : [])));
-    const underExperiment = (s: LocalStudy): boolean => s.tracking !== undefined && sameServer(s.tracking.uri, this.modelUri) && listed.has(s.tracking.experimentId);
-    const local = this.store
-      .studies()
-      .filter((s) => !underExperiment(s) && !this.model?.findStudy({ studyId: s.id, runId: s.tracking?.parentRunId }));
+    const { local, mlflow: mlflowRoot, error } = await this.view.root();
+    if (this.model) this.mlflowError = error !== undefined ? errorText(error) : undefined;
     result.push(...local.slice(0, this.rootLimit).map((s) => studyNode(s.id)));
     if (local.length > this.rootLimit) result.push(loadMoreNode(undefined));
-    result.push(...mlflowRoot.filter((n) => n.kind === 'experiment').map(mlflowNode));
+    result.push(...mlflowRoot.map(mlflowNode));
     if (this.model?.hasMore(undefined) && mlflowRoot.length > 0) result.push({ kind: 'loadMore', id: 'more:mlflow-root', owner: undefined });
     const warning = this.mlflowError ? `MLflow: ${this.mlflowError}` : this.trackingWarning;
     if (warning && result.length > 0) result.push({ kind: 'message', id: 'tracking-warning', text: warning, severity: 'warning' });
@@ -171,10 +148,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
         const { uri, warning, auth, embedded } = await this.tracking!.resolve();
         this.trackingWarning = warning;
         if (!uri) return;
-        this.modelUri = uri;
         this.embeddedToken = embedded && auth?.kind === 'bearer' ? auth.token : undefined;
-        this.model = new RunsModel(new MlflowClient({ trackingUri: uri, auth, maxRetries: 1 }), { pageSize: this.pageSize() });
-        this.model.onDidChange(() => this.scheduleRefresh());
+        const model = new RunsModel(new MlflowClient({ trackingUri: uri, auth, maxRetries: 1 }), { pageSize: this.pageSize() });
+        model.onDidChange(() => this.scheduleRefresh());
+        this.view.connect(model, uri);
         traceInfo(`Runs view reads MLflow at ${uri}`);
       } catch (error) {
         this.trackingWarning = `MLflow: ${errorText(error)}`;
@@ -189,8 +166,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
 
   /** Forget the tracking server (settings changed). */
   resetTracking(): void {
-    this.model = undefined;
-    this.modelUri = undefined;
+    this.view.disconnect();
     this.embeddedToken = undefined;
     this.trackingWarning = undefined;
     this.changeEmitter.fire(undefined);
@@ -231,8 +207,4 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.changeEmitter.dispose();
   }
-}
-
-function sameServer(a: string, b: string | undefined): boolean {
-  return b !== undefined && a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 }

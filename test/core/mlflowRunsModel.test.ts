@@ -305,6 +305,55 @@ print("RESULT " + json.dumps(study("live", "L1", [(0, 0.3, "FINISHED"), (1, 0.1,
     assert.equal(model.findStudy({ runId: parent })?.id, 'study:L1');
   });
 
+  it("shows a study the engine ended as ended, with a fixed duration, while MLflow's parent is RUNNING", async () => {
+    const parent = await python<string>(
+      server.uri,
+      `${STUDY_SCRIPT}
+parent = study("ending", "S-ending", [(0, 1.0, "FINISHED")])
+mlflow.MlflowClient().set_terminated(parent, status="RUNNING")
+print("RESULT " + json.dumps(parent))
+`,
+    );
+    let clock = Date.now();
+    const model = new RunsModel(client, { now: () => clock });
+    const experiment = byKind(await model.getChildren(), 'experiment').find((e) => e.label === 'ending') as ExperimentNode;
+    let study = byKind(await model.getChildren(experiment), 'study')[0] as StudyNode;
+    assert.equal(study.status, 'RUNNING');
+    const startTime = study.startTime as number;
+    model.applyLiveStudy({ studyId: 'S-ending', studyRunId: parent, experimentId: experiment.experimentId, startedAt: startTime });
+    clock += 1_000;
+    assert.equal((model.getNode(study.id) as StudyNode).durationMs, clock - startTime, 'running: up to now');
+
+    model.applyLiveStudy({ studyId: 'S-ending', ended: { reason: 'interrupted', at: startTime + 5_000 } });
+    clock += 60_000;
+    study = model.getNode(study.id) as StudyNode;
+    assert.deepEqual([study.status, study.endReason, study.durationMs], ['KILLED', 'interrupted', 5_000]);
+    model.applyLiveStudy({ studyId: 'S-ending' });
+    assert.equal((model.getNode(study.id) as StudyNode).status, 'KILLED', 'a later event does not undo the end');
+    model.refresh(experiment);
+    study = byKind(await model.getChildren(experiment), 'study')[0] as StudyNode;
+    assert.deepEqual([study.id, study.status, study.durationMs], ['study:S-ending', 'KILLED', 5_000], 'a stale RUNNING parent read again');
+
+    // Once MLflow has it ended, MLflow's status and end time are the study's.
+    await client.finishRun(parent, 'FINISHED', startTime + 7_000);
+    model.refresh(experiment);
+    study = byKind(await model.getChildren(experiment), 'study')[0] as StudyNode;
+    assert.deepEqual([study.status, study.durationMs], ['FINISHED', 7_000]);
+  });
+
+  it('reads the experiment of a live study that the root does not list, and puts it first', async () => {
+    const model = new RunsModel(client);
+    await model.getChildren();
+    const experimentId = await client.getOrCreateExperiment('made later');
+    model.applyLiveStudy({ studyId: 'S-later', experimentId, studyLabel: 'later:1', startedAt: Date.now() });
+    assert.equal((model.findStudy({ studyId: 'S-later' }) as StudyNode).parent, undefined, 'at the top until the experiment is read');
+    await model.whenIdle();
+    const [first] = await model.getChildren();
+    assert.equal(first?.kind === 'experiment' && first.experimentId, experimentId);
+    const [study] = byKind(await model.getChildren(first), 'study');
+    assert.deepEqual([study?.id, study?.parent, study?.status, study?.label], ['study:S-later', first?.id, 'RUNNING', 'later:1']);
+  });
+
   it('puts a live study whose experiment it does not know at the top level', async () => {
     const model = new RunsModel(client, { experimentIds: [ids.experiment] });
     model.applyLiveEvent({ studyId: 'nowhere', tid: 0, state: 'running', startedAt: Date.now() });

@@ -47,7 +47,15 @@ async function buildSmoke(): Promise<string> {
   return join(root, 'out/test/index.js');
 }
 
-async function suite(name: string, run: () => Promise<{ passed: number; failed: number; exitCode: number }>): Promise<void> {
+// `run-suites.ts [smoke|extension|ui|panel ...] [--grep TEXT]`: only the suites named (all by
+// default); --grep runs only the extension suite's tests whose title contains TEXT.
+const argv = process.argv.slice(2);
+const grepAt = argv.indexOf('--grep');
+const grep = grepAt >= 0 ? argv[grepAt + 1] : undefined;
+const only = argv.filter((a, i) => a !== '--grep' && i !== grepAt + 1);
+
+async function suite(name: string, run: () => Promise<{ passed: number; failed: number; exitCode: number }>, key: string): Promise<void> {
+  if (only.length > 0 && !only.includes(key)) return;
   const t0 = Date.now();
   try {
     const result = await run();
@@ -70,18 +78,19 @@ async function main(): Promise<void> {
   await suite('smoke suite', async () => {
     const tests = await buildSmoke();
     return runExtensionTests({ extensionPath: join(__dirname, 'smoke'), testsPath: tests, workspaceFolder: join(__dirname, 'smoke/workspace'), env: { SMOKE_MARKER: 'from-the-harness' }, name: 'smoke' });
-  });
+  }, 'smoke');
 
   await suite('extension suite', async () => {
     const tests = await buildSuite();
     const workspace = makeWorkspace();
     try {
       // Only bounds a hang: the suite takes 1.5-3 min at load 8-16 (the MLflow test starts the embedded server).
-      return await runExtensionTests({ extensionPath: ROOT, testsPath: tests, workspaceFolder: workspace, name: 'extension', timeoutMs: 600_000 });
+      const env = grep !== undefined ? { HR_TEST_GREP: grep } : undefined;
+      return await runExtensionTests({ extensionPath: ROOT, testsPath: tests, workspaceFolder: workspace, name: 'extension', timeoutMs: 600_000, env });
     } finally {
       await removeWorkspace(workspace);
     }
-  });
+  }, 'extension');
 
   await suite('UI check', async () => {
     const t0 = Date.now();
@@ -91,7 +100,7 @@ async function main(): Promise<void> {
     const match = /^(\d+) passed, (\d+) failed$/m.exec(result.stdout ?? '');
     void t0;
     return { passed: Number(match?.[1] ?? 0), failed: Number(match?.[2] ?? 0), exitCode: result.status ?? 1 };
-  });
+  }, 'ui');
 
   // The trials panel inside the editor: its charts and its Stop and Cancel (test/vscode/panel).
   await suite('panel check', async () => {
@@ -100,7 +109,7 @@ async function main(): Promise<void> {
     process.stderr.write(result.stderr ?? '');
     const match = /^(\d+) passed, (\d+) failed$/m.exec(result.stdout ?? '');
     return { passed: Number(match?.[1] ?? 0), failed: Number(match?.[2] ?? 0), exitCode: result.status ?? 1 };
-  });
+  }, 'panel');
 
   console.log(`\n${timings.join('\n')}\neditor tier took ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`${passed} passed, ${failed} failed`);

@@ -13,6 +13,7 @@ import type { TrialState } from '../coordinator/events';
 import { Emitter, type Unsubscribe } from '../events';
 import type { ParamValue } from '../protocol/common';
 import { MlflowError, type LifecycleStage, type MlflowClient, type MlflowExperiment, type MlflowRun, type RunStatus } from './client';
+import { parentEndStatus } from './runLayout';
 import {
   BEST_TRIAL_LOSS_METRIC,
   FMIN_UUID_TAG,
@@ -51,6 +52,24 @@ export interface LiveTrialEvent {
   runId?: string;
 }
 
+/**
+ * What the engine tells the views about a study as a whole: that it runs (before MLflow lists its
+ * parent run, or before the model has read it), where it logs, and that it ended. A study that
+ * ended is shown ended even while MLflow still has its parent RUNNING (the runner ends the parent
+ * only once its trials' runs are written; a driver that died leaves it RUNNING until a later
+ * command closes it).
+ */
+export interface LiveStudyEvent {
+  studyId: string;
+  studyRunId?: string;
+  experimentId?: string;
+  studyLabel?: string;
+  /** Epoch milliseconds. */
+  startedAt?: number;
+  /** Set once the study is over: the engine's end reason (`interrupted` when its driver died) and when. */
+  ended?: { reason?: string; at?: number };
+}
+
 export interface ExperimentNode {
   kind: 'experiment';
   id: string;
@@ -69,8 +88,12 @@ export interface StudyNode {
   runId?: string;
   studyId?: string;
   label: string;
+  /** MLflow's status, or the engine's when it has gone further (the study ended, MLflow's parent still RUNNING). */
   status: RunStatus;
+  /** How the study ended, as the engine said (`completed`, `stopped`, `cancelled`, `failed`, `interrupted`, ...); live studies only. */
+  endReason?: string;
   startTime?: number;
+  /** Up to now while the study runs; fixed once it ended. */
   durationMs?: number;
   /** Lowest finite loss among finished trials (the server's answer and the live ones). */
   bestLoss?: number;
@@ -156,6 +179,8 @@ interface StudyEntry {
   byTid: Map<number, string>;
   byRun: Map<string, string>;
   paging: Paging;
+  /** What the engine said of the study itself ({@link LiveStudyEvent}). */
+  liveStudy?: { startedAt?: number; ended?: { reason?: string; at?: number } };
   /**
    * The best loss as the server knows it: the parent's `best_trial_loss` once the study is over,
    * else the best finished child as the server ranks them (`metrics.loss ASC`).
@@ -341,6 +366,27 @@ export class RunsModel {
     else this.emit(this.parentNodeOf(study));
   }
 
+  /**
+   * Merges what the engine says of a study: a running study shows under its experiment (read from
+   * MLflow when the root does not list it yet) before MLflow lists its parent run, and an ended one
+   * shows ended with a fixed duration. Later events refine earlier ones; an end is not undone.
+   */
+  applyLiveStudy(event: LiveStudyEvent): void {
+    const known = this.lookupStudy(event.studyRunId, event.studyId);
+    const ids = { runId: event.studyRunId, studyId: event.studyId };
+    const study = this.linkStudy(known ?? this.createStudy(ids), ids);
+    const placed = study.experimentId;
+    study.experimentId ??= event.experimentId;
+    study.label ??= event.studyLabel;
+    const live = (study.liveStudy ??= {});
+    live.startedAt ??= event.startedAt;
+    if (event.ended && !live.ended) live.ended = { ...event.ended };
+    if (study.experimentId !== undefined && !this.experiments.has(study.experimentId)) this.findExperiment(study.experimentId);
+    // A study that is new, or moved from the top level under its experiment, changes the lists.
+    if (known && placed === study.experimentId) this.emit(this.studyNode(study));
+    else this.emit(undefined);
+  }
+
   // --- loading ----------------------------------------------------------------------------------
 
   private pagingOf(node: RunsNode | undefined): Paging | undefined {
@@ -517,6 +563,26 @@ export class RunsModel {
     void task.finally(() => this.background.delete(task));
   }
 
+  /**
+   * Reads an experiment a live study logs to that the root does not list (the run created it after
+   * the root was read): it joins the root first, as the most recently updated.
+   */
+  private findExperiment(experimentId: string): void {
+    if (!this.rootPaging.loaded || (this.only && !this.only.includes(experimentId))) return;
+    const generation = this.rootPaging.generation;
+    const task = this.client.getExperiment(experimentId).then(
+      (experiment) => {
+        if (this.rootPaging.generation !== generation || this.experiments.has(experimentId)) return;
+        this.experiments.set(experimentId, { experiment, paging: newPaging() });
+        this.experimentOrder.unshift(experimentId);
+        this.emit(undefined);
+      },
+      () => undefined,
+    );
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
   /** Every child of a study in pages of `bulkPageSize`; false when a refresh made the result stale. */
   private async loadAllTrials(studyKey: string, generation: number, signal?: AbortSignal): Promise<boolean> {
     const study = this.studies.get(studyKey);
@@ -585,6 +651,11 @@ export class RunsModel {
     into.label ??= from.label;
     into.run ??= from.run;
     into.serverBest ??= from.serverBest;
+    if (from.liveStudy) {
+      const live = (into.liveStudy ??= {});
+      live.startedAt ??= from.liveStudy.startedAt;
+      live.ended ??= from.liveStudy.ended;
+    }
     for (const trial of from.trials.values()) {
       const existing = lookupTrial(into, trial.tid, trial.runId);
       const target = existing ?? addTrial(into, trial.tid, trial.runId);
@@ -666,9 +737,13 @@ export class RunsModel {
     const liveStarts = [...study.trials.values()]
       .map((t) => t.live?.startedAt)
       .filter((t): t is number => t !== undefined);
-    const startTime = info?.startTime ?? (liveStarts.length > 0 ? Math.min(...liveStarts) : undefined);
-    const status: RunStatus = info?.status ?? 'RUNNING';
-    const end = info?.endTime ?? (rank(status) < 2 ? this.now() : undefined);
+    const startTime = info?.startTime ?? study.liveStudy?.startedAt ?? (liveStarts.length > 0 ? Math.min(...liveStarts) : undefined);
+    const ended = study.liveStudy?.ended;
+    const liveStatus = ended ? parentEndStatus(ended.reason, ended.reason === 'failed') : undefined;
+    // MLflow's word once it has the study ended, else the engine's end.
+    const mlflowEnded = info !== undefined && rank(info.status) === 2;
+    const status: RunStatus = mlflowEnded ? info.status : (liveStatus ?? info?.status ?? 'RUNNING');
+    const end = mlflowEnded ? (info.endTime ?? ended?.at) : rank(status) < 2 ? this.now() : (ended?.at ?? lastTrialEnd(study));
     const best = this.best(study);
     return {
       kind: 'study',
@@ -682,6 +757,7 @@ export class RunsModel {
       studyId: study.studyId,
       label: info?.runName ?? study.label ?? `study ${study.studyId ?? study.runId ?? ''}`.trim(),
       status,
+      ...(ended?.reason !== undefined ? { endReason: ended.reason } : {}),
       startTime,
       durationMs: startTime !== undefined && end !== undefined ? Math.max(0, end - startTime) : undefined,
       bestLoss: best?.loss,
@@ -820,8 +896,18 @@ function isTaggedStudy(run: MlflowRun): boolean {
 }
 
 function hasLive(study: StudyEntry): boolean {
+  if (study.liveStudy) return true;
   for (const trial of study.trials.values()) if (trial.live) return true;
   return false;
+}
+
+function lastTrialEnd(study: StudyEntry): number | undefined {
+  let end: number | undefined;
+  for (const trial of study.trials.values()) {
+    const at = trial.run?.info.endTime ?? trial.live?.endedAt;
+    if (at !== undefined && (end === undefined || at > end)) end = at;
+  }
+  return end;
 }
 
 function parseTid(raw: string | undefined): number | undefined {

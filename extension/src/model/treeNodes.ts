@@ -70,19 +70,35 @@ export function studyLabel(study: LocalStudy): string {
   return study.info.ordinal > 0 ? `${site} (fmin #${study.info.ordinal + 1})` : site;
 }
 
-function studyIcon(study: LocalStudy): Icon {
-  if (study.state !== 'ended') return study.live ? { id: 'loading~spin', color: 'charts.blue' } : { id: 'warning', color: 'list.warningForeground' };
-  switch (study.reason) {
-    case 'cancelled':
+const STUDY_RUNNING_ICON: Icon = { id: 'loading~spin', color: 'charts.blue' };
+
+/** An ended study's icon, by how it ended: finished, stopped, cancelled, failed or killed (its driver died). */
+export function studyEndIcon(reason: string | undefined): Icon {
+  switch (reason) {
     case 'stopped':
     case 'timeout':
+      return { id: 'debug-stop', color: 'disabledForeground' };
+    case 'cancelled':
       return { id: 'circle-slash', color: 'disabledForeground' };
-    case 'interrupted':
     case 'failed':
+      return { id: 'error', color: 'testing.iconFailed' };
+    case 'interrupted':
       return { id: 'warning', color: 'list.warningForeground' };
     default:
       return { id: 'beaker', color: 'testing.iconPassed' };
   }
+}
+
+function studyIcon(study: LocalStudy): Icon {
+  if (study.state !== 'ended') return study.live ? STUDY_RUNNING_ICON : { id: 'warning', color: 'list.warningForeground' };
+  return studyEndIcon(study.reason);
+}
+
+/** MLflow's study: the engine's end reason when this window saw it end, else MLflow's status. */
+function mlflowStudyIcon(node: StudyNode, running: boolean): Icon {
+  if (running) return STUDY_RUNNING_ICON;
+  if (node.endReason !== undefined && node.status !== 'RUNNING' && node.status !== 'SCHEDULED') return studyEndIcon(node.endReason);
+  return RUN_ICONS[node.status];
 }
 
 function trialDescription(loss: number | undefined, durationMs: number | undefined, best: boolean, state?: string): string {
@@ -196,7 +212,7 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
     label: node.label,
     description: parts.join(' · '),
     tooltip: [`MLflow run ${node.runId ?? '(not yet logged)'}`, node.studyId ? `study ${node.studyId}` : '', `status ${RUN_STATE_TEXT[node.status]}`].filter(Boolean).join('\n'),
-    icon: running ? { id: 'loading~spin', color: 'charts.blue' } : RUN_ICONS[node.status],
+    icon: mlflowStudyIcon(node, running),
     contextValue: tokens.join(' '),
     collapsible: running ? 'expanded' : 'collapsed',
   };

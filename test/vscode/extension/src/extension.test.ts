@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { COMMANDS } from '../../../../extension/src/commandIds';
-import { countsOf } from '../../../../extension/src/model/studyStore';
+import { countsOf, endedAtOf } from '../../../../extension/src/model/studyStore';
 import type { TreeNode } from '../../../../extension/src/model/treeNodes';
 import { api, controller, folder, processesMentioning, until } from './helpers';
 
@@ -28,6 +29,50 @@ async function lensLines(file: string): Promise<number[]> {
   const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', uri);
   return lenses.filter((l) => l.command?.title === RUN_LENS).map((l) => l.range.start.line).sort((a, b) => a - b);
 }
+
+/** Where the Runs tree shows a study, read through the provider as VS Code reads it (root, then each experiment). */
+interface StudyRow {
+  node: TreeNode;
+  underExperiment: boolean;
+  item: vscode.TreeItem;
+}
+
+async function studyRow(c: Awaited<ReturnType<typeof controller>>, studyId: string): Promise<StudyRow | undefined> {
+  const root = await c.tree.getChildren();
+  const local = root.find((n) => n.kind === 'study' && n.studyId === studyId);
+  if (local) return { node: local, underExperiment: false, item: c.tree.getTreeItem(local) };
+  for (const experiment of root) {
+    if (experiment.kind !== 'mlflow' || experiment.node.kind !== 'experiment') continue;
+    const row = (await c.tree.getChildren(experiment)).find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.studyId === studyId);
+    if (row) return { node: row, underExperiment: true, item: c.tree.getTreeItem(row) };
+  }
+  return undefined;
+}
+
+/** Resolves with `probe`'s first value, tried now and whenever the Runs tree changes. */
+function onTreeChange<T>(c: Awaited<ReturnType<typeof controller>>, what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let busy = Promise.resolve();
+    const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    const subscription = c.tree.onDidChangeTreeData(() => void check());
+    function finish(error: Error | undefined, value?: T): void {
+      clearTimeout(timer);
+      subscription.dispose();
+      if (error) reject(error);
+      else resolve(value as T);
+    }
+    function check(): Promise<void> {
+      busy = busy.then(async () => {
+        const value = await probe();
+        if (value !== undefined) finish(undefined, value);
+      }).catch((error: unknown) => finish(error instanceof Error ? error : new Error(String(error))));
+      return busy;
+    }
+    void check();
+  });
+}
+
+const iconId = (item: vscode.TreeItem): string | undefined => (item.iconPath instanceof vscode.ThemeIcon ? item.iconPath.id : undefined);
 
 describe('Hyperopt Runner in VS Code', () => {
   it('activates quickly and registers every command', async () => {
@@ -178,6 +223,89 @@ describe('Hyperopt Runner in VS Code', () => {
       assert.ok(Math.abs(Math.min(...losses) - best) <= 1e-9 * Math.max(1, Math.abs(best)));
       console.log(`MLflow branch: ${String(experimentItem.label)} > ${String(parentItem.label)} (${String(parentItem.description)}) > ${trials.length} trials`);
     } finally {
+      await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
+    }
+  });
+
+  it('with tracking on, a running study stays in the Runs tree under its experiment, live, and shows its end once cancelled', async function () {
+    this.timeout(420_000);
+    const c = await controller();
+    const config = vscode.workspace.getConfiguration('hyperoptRunner');
+    await c.rememberChoice(['local:2']);
+    await bounded('turning tracking on', config.update('tracking', true, vscode.ConfigurationTarget.Workspace), 60_000);
+    // slow_study.py holds its trials after the sixth until this file exists: it runs until cancelled.
+    const gate = [join(folder(), 'slow_study.count'), join(folder(), 'slow_study.release')];
+    // Every redraw of the tree from the study's opening on: where its row was.
+    const samples: Array<{ at: string; row: StudyRow | undefined }> = [];
+    let studyId: string | undefined;
+    let sampling = Promise.resolve();
+    const sampler = c.tree.onDidChangeTreeData(() => {
+      sampling = sampling.then(async () => {
+        const study = studyId !== undefined ? c.store.study(studyId) : undefined;
+        if (study) samples.push({ at: study.tracking ? 'tracked' : 'opened', row: await studyRow(c, study.id) });
+      });
+    });
+    try {
+      await until('the setting to take effect', () => c.settings().settings.trackingUri === '' || undefined, 30_000);
+      const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, join(folder(), 'slow_study.py'));
+      assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
+      studyId = await until('the study to open', () => c.store.run(run)?.studies[0], 300_000);
+      const id = studyId;
+      // Without a refresh: the row comes under its experiment and counts the trials as they run.
+      const running = await onTreeChange(
+        c,
+        'the running study under its experiment with three finished trials',
+        async () => {
+          const study = c.store.study(id);
+          const row = await studyRow(c, id);
+          return study && countsOf(study).ok >= 3 && row?.underExperiment && row.node.kind === 'mlflow' && row.node.node.kind === 'study' && row.node.node.trialCount >= 3 ? row : undefined;
+        },
+        300_000,
+      );
+      assert.equal(iconId(running.item), 'loading~spin');
+      assert.match(String(running.item.label), /slow_study(\.py)?:28$/);
+      await vscode.commands.executeCommand(COMMANDS.cancelStudy, id);
+      await until('the run to end', () => c.store.run(run)?.state === 'ended', 60_000);
+      const ended = await onTreeChange(
+        c,
+        'the ended study in the tree',
+        async () => {
+          const row = await studyRow(c, id);
+          return row && iconId(row.item) !== 'loading~spin' ? row : undefined;
+        },
+        60_000,
+      );
+      await sampling;
+      const study = c.store.study(id)!;
+      assert.equal(study.reason, 'cancelled');
+      assert.ok(ended.node.kind === 'mlflow' && ended.node.node.kind === 'study', `the ended study is MLflow's row: ${ended.node.id}`);
+      assert.equal(ended.node.id, running.node.id, 'the same row');
+      assert.equal(ended.node.node.status, 'KILLED');
+      assert.equal(iconId(ended.item), 'circle-slash', 'cancelled');
+      const duration = ended.node.node.durationMs;
+      assert.ok(duration !== undefined && duration <= endedAtOf(study)! - study.info.createdAt + 60_000, `a duration up to the end: ${duration}`);
+      // A ticking duration would move on within two seconds; an ended study's stands.
+      await new Promise((r) => setTimeout(r, 2_100));
+      assert.equal(String((await studyRow(c, id))?.item.description), String(ended.item.description));
+
+      // The row never went away while the study ran; once under its experiment, it stayed there as one row.
+      const missing = samples.filter((s) => s.row === undefined);
+      assert.deepEqual(missing.map((s) => s.at), [], `redraws without the study's row: ${missing.length} of ${samples.length}`);
+      const first = samples.findIndex((s) => s.row?.underExperiment);
+      assert.ok(first >= 0, 'the tree redrew with the study under its experiment');
+      const moved = samples.slice(first).filter((s) => !s.row?.underExperiment || s.row.node.id !== running.node.id);
+      assert.deepEqual(moved.map((s) => s.row?.node.id), [], 'the same row under its experiment from then on');
+      const tracked = samples.filter((s) => s.at === 'tracked');
+      console.log(`Runs tree: ${samples.length} redraws sampled, ${tracked.length} tracked; ended as ${String(ended.item.description)}`);
+    } finally {
+      sampler.dispose();
+      // A failure above leaves the study held at its gate: cancel it before removing the gate's files.
+      const left = studyId !== undefined ? c.store.runOf(studyId) : undefined;
+      if (left && left.state !== 'ended') {
+        await vscode.commands.executeCommand(COMMANDS.cancelStudy, studyId);
+        await until('the run to end', () => c.store.run(left.run)?.state === 'ended', 60_000).catch((error: unknown) => console.log(String(error)));
+      }
+      for (const file of gate) rmSync(file, { force: true });
       await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
     }
   });
