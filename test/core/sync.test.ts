@@ -87,6 +87,64 @@ describe('runs written from the journal against a real mlflow server', () => {
     assert.equal((await client.searchAllRuns({ experimentIds: ['0'], filter: childRunsFilter(orphan.info.runId) })).length, 3);
   });
 
+  it('reuses the child run a command created but did not journal, so a trial never gets two', async () => {
+    const id = '20261203-000000-c4d5e6';
+    const dir = tempDir('hr-sync-');
+    const path = journal(dir, id, {});
+    const parent = await client.createRun(parentRunCreate(info(id), '0'));
+    // The command made trial 1's run, then ended before its answer was journalled.
+    const orphan = await client.createRun(childRunCreate({ studyId: id, tid: 1, slot: 'local/1', experimentId: '0', parentRunId: parent.info.runId, startTime: Date.now() }));
+    const result = await syncStudy(readJournal(path), client);
+    assert.equal(result.written, 3);
+    const kids = await client.searchAllRuns({ experimentIds: ['0'], filter: childRunsFilter(parent.info.runId) });
+    assert.deepEqual(kids.map((k) => k.data.tags['hyperopt_runner.tid']).sort(), ['0', '1', '2']);
+    const one = kids.find((k) => k.data.tags['hyperopt_runner.tid'] === '1')!;
+    assert.equal(one.info.runId, orphan.info.runId);
+    assert.equal(one.info.status, 'FINISHED');
+    assert.equal(one.data.metrics.loss, 1.5);
+  });
+
+  it('a create whose answer is lost is not made twice: the retry finds the run the first attempt made', async () => {
+    // A real connection fault between client and server: the request reaches MLflow, its answer
+    // is dropped (the socket closed before the response is relayed).
+    const { createServer, request } = await import('node:http');
+    const target = new URL(server.uri);
+    let dropped = 0;
+    const proxy = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const upstream = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+          const body: Buffer[] = [];
+          answer.on('data', (c: Buffer) => body.push(c));
+          answer.on('end', () => {
+            if (req.url?.endsWith('/runs/create') && dropped === 0) {
+              dropped += 1;
+              req.socket.destroy();
+              return;
+            }
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            res.end(Buffer.concat(body));
+          });
+        });
+        upstream.end(Buffer.concat(chunks));
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const flaky = new MlflowClient({ trackingUri: `http://127.0.0.1:${port}`, maxRetries: 2, retryBaseDelayMs: 10 });
+      const parent = await client.createRun({ experimentId: '0', runName: 'lost-answers' });
+      const run = await flaky.createRun(childRunCreate({ studyId: 'S-lost', tid: 7, experimentId: '0', parentRunId: parent.info.runId, startTime: Date.now() }));
+      assert.equal(dropped, 1, 'the first answer was dropped');
+      const kids = await client.searchAllRuns({ experimentIds: ['0'], filter: childRunsFilter(parent.info.runId) });
+      assert.deepEqual(kids.map((k) => k.info.runId), [run.info.runId]);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   it("creates the parent in the script's experiment with the script's params, and ends it", async () => {
     const experimentId = await client.createExperiment('chosen-by-the-script');
     const dir = tempDir('hr-sync-');

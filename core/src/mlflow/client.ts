@@ -91,6 +91,12 @@ export interface CreateRunOptions {
   /** Makes the new run a child of this run (tag `mlflow.parentRunId`). */
   parentRunId?: string;
   userId?: string;
+  /**
+   * A search filter that finds this run alone (its own tags): when an attempt fails without an
+   * answer, the next one first looks for the run the lost answer may have created, so a retry
+   * never makes a second run.
+   */
+  sameRunFilter?: string;
 }
 
 export interface UpdateRunOptions {
@@ -358,7 +364,19 @@ export class MlflowClient {
       start_time: Math.round(options.startTime ?? Date.now()),
       tags: toKeyValues(tags),
     };
-    return this.api('POST', '/runs/create', { body }, (json) => parseRun(field(json, 'run')), signal);
+    const create = (retries?: number): Promise<MlflowRun> => this.api('POST', '/runs/create', { body, retries }, (json) => parseRun(field(json, 'run')), signal);
+    if (options.sameRunFilter === undefined) return create();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await create(0);
+      } catch (error) {
+        // Refused outright (4xx): nothing was made. Else the run may exist.
+        if (!(error instanceof MlflowError) || (error.code !== 'unreachable' && error.code !== 'server_error') || attempt >= this.maxRetries) throw error;
+        await sleep(this.backoff(attempt + 1), signal);
+        const [made] = (await this.searchRunsPage({ experimentIds: [options.experimentId], filter: options.sameRunFilter, pageSize: 1 }, undefined, signal)).items;
+        if (made) return made;
+      }
+    }
   }
 
   async updateRun(runId: string, update: UpdateRunOptions, signal?: AbortSignal): Promise<RunInfo> {
@@ -433,7 +451,7 @@ export class MlflowClient {
   private async api<T>(
     method: 'GET' | 'POST',
     path: string,
-    request: { query?: Record<string, string | number | undefined>; body?: unknown },
+    request: { query?: Record<string, string | number | undefined>; body?: unknown; retries?: number },
     parse: (json: Record<string, unknown>) => T,
     signal?: AbortSignal,
   ): Promise<T> {
@@ -456,8 +474,8 @@ export class MlflowClient {
   /**
    * One request with retries: connection errors, timeouts, 429 and 5xx are retried with
    * exponential backoff; other 4xx fail at once. Resolves with the body of a 2xx answer.
-   * Writes are retried too, as MLflow's Python client does: a `runs/create` whose answer was
-   * lost may then leave one extra run.
+   * Writes are retried too, as MLflow's Python client does; a `runs/create` with a `sameRunFilter`
+   * looks for the run a lost answer made before it tries again.
    */
   private async send(
     request: {
@@ -467,6 +485,8 @@ export class MlflowClient {
       body?: unknown;
       /** A body sent as it is, instead of JSON. */
       raw?: { body: string; contentType: string };
+      /** Instead of the client's maxRetries. */
+      retries?: number;
     },
     signal?: AbortSignal,
   ): Promise<string> {
@@ -483,7 +503,8 @@ export class MlflowClient {
       payload = JSON.stringify(request.body, nonFiniteAsString);
     }
     let lastError: MlflowError | undefined;
-    for (let attempt = 0; attempt <= this.maxRetries; attempt++) {
+    const retries = request.retries ?? this.maxRetries;
+    for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) await sleep(this.backoff(attempt), signal);
       signal?.throwIfAborted();
       const timeout = AbortSignal.timeout(this.requestTimeoutMs);

@@ -11,6 +11,9 @@ import type { CreateRunOptions, LogBatchInput, RunStatus } from './client';
 import {
   BEST_TRIAL_LOSS_METRIC,
   CANCEL_REASON_TAG,
+  childRunsFilter,
+  filterKey,
+  filterValue,
   FMIN_UUID_TAG,
   HOST_TAG,
   LOSS_METRIC,
@@ -65,6 +68,7 @@ export function parentRunCreate(info: StudyInfo, experimentId: string): CreateRu
     // The study's id from the start: a parent created by a command that ended before it could
     // journal it is found again by the runs written later (sync.ts) instead of made twice.
     tags: { [SOURCE_NAME_TAG]: info.callSite.file, [STUDY_ID_TAG]: info.id },
+    sameRunFilter: ownParentFilter(info),
   };
 }
 
@@ -144,6 +148,8 @@ export function childRunCreate(start: ChildRunStart): CreateRunOptions {
     runName: `trial ${start.tid}`,
     startTime: start.startTime,
     userId: RUNNER_USER_ID,
+    // A retry after a lost answer finds the run the first attempt made.
+    sameRunFilter: `${childRunsFilter(start.parentRunId)} and ${filterKey('tags', FMIN_UUID_TAG)} = ${filterValue(start.studyId)} and ${filterKey('tags', TRIAL_TID_TAG)} = ${filterValue(String(start.tid))}`,
     tags: {
       [RUN_SOURCE_TAG]: RUN_SOURCE_HYPEROPT,
       [FMIN_UUID_TAG]: start.studyId,

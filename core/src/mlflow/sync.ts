@@ -7,6 +7,7 @@
 import { endedAtItsEnd, inFlight, JournalWriter, lastWriteAt, listJournals, lostAttemptEnds, ownerGone, readJournal, type JournalTrial, type StudyRecord } from '../journal/journal';
 import { lossToNumber } from '../protocol/common';
 import type { MlflowClient } from './client';
+import { childRunsFilter, FMIN_UUID_TAG, TRIAL_TID_TAG } from './tags';
 import {
   childEndBatch,
   childEndStatus,
@@ -71,11 +72,13 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
       journal.append({ k: 'tracking', uri: tracking.uri, experimentId: tracking.experimentId, parentRunId: tracking.parentRunId, owned: tracking.owned, at: Date.now() });
     }
     let written = 0;
+    const existing = await existingChildRuns(study, tracking.experimentId, tracking.parentRunId, client, signal);
     for (const trial of study.trials.values()) {
       if (!unsynced(trial)) continue;
       const outcome = trialOutcomeOf(trial);
       const runId =
         trial.mlflowRunId ??
+        existing.get(trial.tid) ??
         (
           await client.createRun(
             childRunCreate({
@@ -104,6 +107,23 @@ export async function syncStudy(study: StudyRecord, client: MlflowClient, signal
   } finally {
     journal.close();
   }
+}
+
+/**
+ * The child runs MLflow has for trials the journal names none for: a command that ended (or was
+ * killed) while creating them had them made without journalling them. Asked only when there are
+ * such trials; a sync that reuses them writes no second run for a trial.
+ */
+async function existingChildRuns(study: StudyRecord, experimentId: string, parentRunId: string, client: MlflowClient, signal?: AbortSignal): Promise<Map<number, string>> {
+  const found = new Map<number, string>();
+  if (![...study.trials.values()].some((t) => unsynced(t) && t.mlflowRunId === undefined)) return found;
+  for await (const page of client.searchRunsPages({ experimentIds: [experimentId], filter: childRunsFilter(parentRunId), pageSize: 1000 }, signal)) {
+    for (const run of page.items) {
+      const tid = Number(run.data.tags[TRIAL_TID_TAG]);
+      if (run.data.tags[FMIN_UUID_TAG] === study.info.id && Number.isInteger(tid) && !found.has(tid)) found.set(tid, run.info.runId);
+    }
+  }
+  return found;
 }
 
 /**
