@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     `| finished trials lost (missing from fmin's Trials or MLflow, or another loss there; goal 0) | ${calm.lost} | ${chaos.lost} |`,
     `| trials run again after finishing (goal 0) | ${calm.ranTwice} | ${chaos.ranTwice} |`,
     `| processes left on this machine and the hosts (goal 0) | ${calm.processesLeft.length} | ${chaos.processesLeft.length} |`,
+    `| every run in MLflow (the parent ended), after the last command's exit | ${calm.runsWrittenAfterS.toFixed(0)} s | ${chaos.runsWrittenAfterS.toFixed(0)} s |`,
     `| peak memory of the run's processes (RSS sum, 1 s samples) | ${calm.peakRssMb.toFixed(0)} MB | ${chaos.peakRssMb.toFixed(0)} MB |`,
     '',
     `Faults injected: ${faults}. Exit codes: ${JSON.stringify(chaos.exitCodes)} (the run is the one SIGKILLed).`,

@@ -9,7 +9,7 @@
  * Used by `npm run soak` (bench/soak.ts) and, in a short version, by test/ssh/soak.test.ts.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MlflowClient, type MlflowRun } from '../core/src/mlflow/client';
 import { listTrackingRecords } from '../core/src/mlflow/serverRecord';
@@ -35,6 +35,10 @@ export interface SoakOptions {
   /** How long a dropped host refuses connections, ms. */
   readonly hostDownMs: number;
   readonly log?: (line: string) => void;
+  /** Copy the workspace (journal, logs, MLflow store) here before it is removed, to look into a failure. */
+  readonly keepWorkspace?: string;
+  /** How long the runs' background writing may take after the last command, ms (default 15 min). */
+  readonly writeWaitMs?: number;
 }
 
 export interface SoakReport {
@@ -57,6 +61,8 @@ export interface SoakReport {
   readonly ranTwice: number;
   readonly processesLeft: string[];
   readonly peakRssMb: number;
+  /** From the last command's exit until MLflow had every run (the parent ended), s. */
+  readonly runsWrittenAfterS: number;
   /** What the commands exited with: the run, the resume (chaos only), sync. */
   readonly exitCodes: Record<string, number | null>;
 }
@@ -312,12 +318,17 @@ export async function runSoak(fx: SshFixture, options: SoakOptions): Promise<Soa
   for (const listed of rowsByTid.values()) if (listed.length > 1) ranTwice += listed.length - 1;
 
   const studyId = records.find((r) => r.k === 'study')!.study!.id;
+  let runsWrittenAfterS = Number.NaN;
   const kids = new Map<number, MlflowRun[]>();
   const server = listTrackingRecords(workspace)[0]?.record;
   if (server) {
     const mlflow = new MlflowClient({ trackingUri: `http://127.0.0.1:${server.port}`, auth: { kind: 'bearer', token: server.apiToken }, requestTimeoutMs: 60_000 });
-    // The workspace's server writes in the background what the commands handed it: wait for it.
-    for (const deadline = Date.now() + 180_000; ; ) {
+    // The workspace's server writes in the background what the commands handed it (MLflow's server
+    // takes a few hundred ms per trial): its last write ends the parent, journalled as `parentEnded`.
+    const writtenBy = Date.now() + (options.writeWaitMs ?? 900_000);
+    while (!readJournal(journalDir)!.records.some((r) => r.k === 'parentEnded') && Date.now() < writtenBy) await sleep(1000);
+    runsWrittenAfterS = (Date.now() - started) / 1000 - wallS;
+    for (const deadline = Date.now() + 30_000; ; ) {
       const experiments = (await mlflow.searchAllExperiments({})).map((e) => e.experimentId);
       const parents = await mlflow.searchAllRuns({ experimentIds: experiments, filter: `tags.\`hyperopt_runner.study_id\` = '${studyId}'` });
       kids.clear();
@@ -361,6 +372,7 @@ export async function runSoak(fx: SshFixture, options: SoakOptions): Promise<Soa
     if (done && !ends.has(tid)) lostDetails.push(`trial ${tid}: in fmin's Trials, not finished in the journal`);
   }
 
+  if (options.keepWorkspace) cpSync(workspace, options.keepWorkspace, { recursive: true, filter: (source) => !source.endsWith('.sock') });
   spawnSync('node', [CLI, 'tracking', 'stop', '--workspace', workspace], { env, stdio: 'ignore', timeout: 60_000 });
   clearInterval(sampler);
   const left = (): number[] => [...taggedPids(tag), ...HOSTS.flatMap((h) => fx.workerPids(h))];
@@ -384,6 +396,7 @@ export async function runSoak(fx: SshFixture, options: SoakOptions): Promise<Soa
     ranTwice,
     processesLeft,
     peakRssMb: peakRss,
+    runsWrittenAfterS,
     exitCodes,
   };
 }
