@@ -46,7 +46,11 @@ const MESSAGES: Record<ErrorCode, (d: Details) => string> = {
     `invalid --executor value '${d.value}': ${d.reason}; use local[:N] (N workers) or ssh:HOST[,HOST...]`,
   invalid_option: (d) => `invalid ${d.option} '${d.value}': ${d.reason}`,
   interpreter_not_found: (d) =>
-    `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
+    d.setting !== undefined
+      ? `Python interpreter not found: ${d.python} (the ${d.setting} setting); set it to an existing interpreter, or clear it to use the Python extension's or the workspace's .venv`
+      : d.surface === 'editor'
+        ? `no Python interpreter found: none is selected in the Python extension, hyperoptRunner.python is not set, the workspace has no .venv and ${d.python} is not on PATH; select an interpreter or set hyperoptRunner.python`
+        : `Python interpreter not found: ${d.python}; pass --python PATH or set HYPEROPT_RUNNER_PYTHON`,
   interpreter_not_python: (d) =>
     `${d.python} ${d.what}, so it is not a Python interpreter; pass --python PATH to a Python 3.10+ with hyperopt installed`,
   interrupted: () => 'interrupted before the script started, so nothing ran; run the command again to start it',

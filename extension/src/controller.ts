@@ -3,7 +3,7 @@
  * store, the scan index, the CodeLens, the Runs tree, the status bar, progress notifications and
  * the trials panel. The commands (commands.ts) act through it.
  */
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { readJournal } from '../../core/src/journal/journal';
 import { trialLogPath } from '../../core/src/journal/trialLogs';
@@ -13,7 +13,7 @@ import { COMMANDS } from './commandIds';
 import { commands } from './host/commands';
 import { window } from './host/window';
 import { workspace } from './host/workspace';
-import { ensureHyperopt, selectInterpreter } from './interpreter';
+import { ensureHyperopt, interpreterActions, runInterpreterAction, selectInterpreter, type Interpreter } from './interpreter';
 import { errorText, reportError, reportInfo, reportWarning, traceInfo } from './log';
 import { choiceLabel } from './model/executorChoices';
 import { EditorPrompts } from './model/prompts';
@@ -26,6 +26,7 @@ import { formatLoss } from './model/format';
 import { TrialsPanels } from './panel';
 import { RunsTreeProvider } from './runsTree';
 import { ScanIndex } from './scanIndex';
+import { ScriptFailures } from './scriptFailures';
 
 const LAST_CHOICE = 'hyperoptRunner.lastExecutors';
 const MLFLOW_TOKEN = 'hyperoptRunner.mlflowToken';
@@ -36,6 +37,7 @@ export class Controller implements vscode.Disposable {
   readonly store = new StudyStore();
   readonly connection: ServiceConnection;
   readonly index: ScanIndex;
+  readonly failures = new ScriptFailures();
   readonly lenses: FminCodeLensProvider;
   readonly tree: RunsTreeProvider;
   readonly treeView: vscode.TreeView<TreeNode>;
@@ -74,6 +76,7 @@ export class Controller implements vscode.Disposable {
     this.statusItem = window.createStatusBarItem('hyperoptRunner.status', vscode.StatusBarAlignment.Left, 50);
     this.statusItem.name = 'Hyperopt study';
     this.disposables.push(
+      this.failures,
       this.index,
       this.lenses,
       this.tree,
@@ -204,14 +207,24 @@ export class Controller implements vscode.Disposable {
     }
     const document = workspace.textDocuments.find((d) => d.uri.toString() === script.toString());
     if (document?.isDirty) await document.save();
-    let python: string;
+    if (script.scheme === 'file' && (await this.index.knownWithoutFmin(script.fsPath))) {
+      const choice = await window.showModalWarning(
+        `${basename(script.fsPath)} has no fmin call.`,
+        'The workspace scan found no fmin(...) in this file, so no study would run on the executors; the script itself would still run, with whatever else it does.',
+        'Run Anyway',
+      );
+      if (choice !== 'Run Anyway') return undefined;
+    }
+    this.failures.clear(script);
+    let interpreter: Interpreter;
     try {
-      python = (await selectInterpreter(script, this.folder, settings.python)).path;
+      interpreter = await selectInterpreter(script, this.folder, settings.python);
     } catch (error) {
-      void reportError(errorText(error), 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', `${SECTION}.python`));
+      void reportError(errorText(error), ...interpreterActions()).then(runInterpreterAction);
       return undefined;
     }
-    if (!(await ensureHyperopt(python))) return undefined;
+    if (!(await ensureHyperopt(interpreter))) return undefined;
+    const python = interpreter.path;
     const token = await this.context.secrets.get(MLFLOW_TOKEN);
     try {
       const reply = await this.connection.request({
@@ -256,11 +269,14 @@ export class Controller implements vscode.Disposable {
         this.connection.request({ type: 'cancel', run: runId }).catch((error: unknown) => void reportError(`Cancel failed: ${errorText(error)}`));
       }, { once: true });
       let lastDone = 0;
+      // What the run is waiting for before its first study (the tracking server starting, say).
+      let startingBecause: string | undefined;
       return new Promise<void>((resolve) => {
         const update = (): void => {
           const current = this.store.run(runId);
           if (!current || current.state === 'ended') {
             off();
+            offNotices();
             onCancel.dispose();
             this.progressShown.delete(runId);
             this.reportRunEnd(runId);
@@ -269,7 +285,7 @@ export class Controller implements vscode.Disposable {
           }
           const study = current.studies.map((id) => this.store.study(id)).filter((s): s is LocalStudy => s !== undefined).at(-1);
           if (!study) {
-            progress.report({ message: 'starting...' });
+            progress.report({ message: startingBecause ? `starting: ${startingBecause}` : 'starting...' });
             return;
           }
           const counts = countsOf(study);
@@ -279,6 +295,11 @@ export class Controller implements vscode.Disposable {
           progress.report({ message: `${studyLabel(study)}: ${counts.finished}/${total || '?'} trials${study.state !== 'running' ? ` (${study.state})` : ''}`, increment });
         };
         const off = this.store.changes.on(update);
+        const offNotices = this.connection.runNotices.on(({ run, text }) => {
+          if (run !== runId) return;
+          startingBecause = text;
+          update();
+        });
         update();
       });
     });
@@ -289,11 +310,11 @@ export class Controller implements vscode.Disposable {
     if (!run) return;
     this.tree.loadJournals();
     if (run.error && run.error.code === 'hyperopt_missing') {
-      void ensureHyperopt(run.studies.length > 0 ? (this.store.study(run.studies[0]!)?.info.python ?? '') : '');
+      void ensureHyperopt({ path: run.studies.length > 0 ? (this.store.study(run.studies[0]!)?.info.python ?? '') : '' });
     } else if (run.error && run.error.code !== 'cancelled') {
       void reportError(`${run.script.split(/[\\/]/).pop()}: ${run.error.message}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
     } else if (run.code !== undefined && run.code !== 0) {
-      void reportWarning(`${run.script.split(/[\\/]/).pop()} exited with code ${run.code}`, 'Show Logs').then((c) => (c === 'Show Logs' ? this.openFile(run.driverLog) : undefined));
+      void this.reportScriptFailure({ ...run, cwd: this.folder });
     } else {
       // Where the progress notification was: what each study found, and the way to its charts and to what the script printed.
       for (const id of run.studies) {
@@ -354,6 +375,19 @@ export class Controller implements vscode.Disposable {
       return { uri: tracking.uri ?? undefined, warning: tracking.warning, auth: { kind: 'bearer', token: tracking.token }, embedded: true };
     }
     return { uri: tracking?.uri ?? undefined, warning: tracking?.warning, auth };
+  }
+
+  /** Where the script failed, in a notification and as a problem at the line; else its exit code. */
+  private async reportScriptFailure(run: { script: string; driverLog: string; cwd: string; code?: number }): Promise<void> {
+    const failure = await this.failures.record(run);
+    if (!failure) {
+      const c = await reportWarning(`${basename(run.script)} exited with code ${run.code}`, 'Show Logs');
+      if (c === 'Show Logs') void this.openFile(run.driverLog);
+      return;
+    }
+    const c = await reportError(`${basename(failure.file)}:${failure.line}: ${failure.message}`, 'Go to Line', 'Show Logs');
+    if (c === 'Go to Line') void this.openFile(failure.uri.fsPath, failure.line);
+    else if (c === 'Show Logs') void this.openFile(run.driverLog);
   }
 
   async openFile(path: string, line?: number): Promise<void> {

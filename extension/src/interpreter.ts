@@ -41,41 +41,63 @@ export async function selectInterpreter(resource: vscode.Uri, workspace: string,
   const fromExtension = await fromPythonExtension(resource);
   if (fromExtension) return { path: fromExtension, source: 'python-extension' };
   if (setting) {
-    if (!existsSync(setting)) throw new RunnerError('interpreter_not_found', { python: `${setting} (hyperoptRunner.python)` });
+    if (!existsSync(setting)) throw new RunnerError('interpreter_not_found', { python: setting, setting: 'hyperoptRunner.python' });
     return { path: setting, source: 'setting' };
   }
   const venv = process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
   if (existsSync(venv)) return { path: venv, source: 'venv' };
   const python3 = onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
-  if (!python3) throw new RunnerError('interpreter_not_found', { python: 'python3' });
+  if (!python3) throw new RunnerError('interpreter_not_found', { python: 'python3', surface: 'editor' });
   return { path: python3, source: 'path' };
 }
 
 const checked = new Set<string>();
 
-/** True when hyperopt and cloudpickle are importable; otherwise offers to install them. */
-export async function ensureHyperopt(python: string): Promise<boolean> {
+const CHOSEN_BY: Record<Interpreter['source'], string> = {
+  'python-extension': "the interpreter selected in the Python extension",
+  setting: 'the hyperoptRunner.python setting',
+  venv: "the workspace's .venv",
+  path: 'python3 on PATH',
+};
+
+const SELECT_INTERPRETER = 'Select Interpreter';
+const OPEN_SETTINGS = 'Open Settings';
+
+/** The editor's ways to choose another interpreter: the Python extension's picker when it is there, the setting. */
+export function interpreterActions(): string[] {
+  return vscode.extensions.getExtension('ms-python.python') ? [SELECT_INTERPRETER, OPEN_SETTINGS] : [OPEN_SETTINGS];
+}
+
+export function runInterpreterAction(choice: string | undefined): void {
+  if (choice === SELECT_INTERPRETER) void vscode.commands.executeCommand('python.setInterpreter');
+  else if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'hyperoptRunner.python');
+}
+
+/**
+ * True when hyperopt and cloudpickle are importable; otherwise says which interpreter was used and
+ * why, and offers to install them or to choose another interpreter.
+ */
+export async function ensureHyperopt(interpreter: Interpreter | { path: string; source?: undefined }): Promise<boolean> {
+  const python = interpreter.path;
   if (checked.has(python)) return true;
   try {
     requireHyperopt(await probeInterpreter(python));
     checked.add(python);
     return true;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const chosen = interpreter.source ? ` (the interpreter is ${CHOSEN_BY[interpreter.source]})` : '';
+    const message = `${error instanceof Error ? error.message : String(error)}${chosen}`;
     const install = 'Install hyperopt';
-    if (error instanceof RunnerError && error.code === 'hyperopt_missing') {
-      // Not awaited: the run is refused now; the offer stays until the user answers it.
-      void reportError(message, install).then((choice) => {
-        if (choice !== install) return;
-        const terminal = window.createTerminal({ name: 'Install hyperopt' });
-        terminal.show();
-        // Terminals take text, not an argument vector: the interpreter path is quoted for POSIX shells.
-        terminal.sendText(`${shellQuote(python)} -m pip install hyperopt cloudpickle`);
-        traceInfo(`installing hyperopt into ${python} in a terminal`);
-      });
-    } else {
-      void reportError(message);
-    }
+    const missing = error instanceof RunnerError && error.code === 'hyperopt_missing';
+    // Not awaited: the run is refused now; the offer stays until the user answers it.
+    void reportError(message, ...(missing ? [install] : []), ...interpreterActions()).then((choice) => {
+      if (choice !== install) return runInterpreterAction(choice);
+      const terminal = window.createTerminal({ name: 'Install hyperopt' });
+      terminal.show();
+      // Terminals take text, not an argument vector: the interpreter path is quoted for POSIX shells.
+      terminal.sendText(`${shellQuote(python)} -m pip install hyperopt cloudpickle`);
+      traceInfo(`installing hyperopt into ${python} in a terminal`);
+    });
     return false;
   }
 }

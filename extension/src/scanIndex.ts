@@ -21,6 +21,8 @@ export class ScanIndex implements vscode.Disposable {
   readonly changed = new Emitter<{ path?: string }>();
   private readonly calls = new Map<string, FminCall[]>();
   private readonly seen = new Set<string>();
+  /** Files the scan could not parse (a syntax error): whether they call fmin is not known. */
+  private readonly unparsed = new Set<string>();
   private readonly cache: ScanCache;
   private pool: ScanPool | undefined;
   private readonly abort = new AbortController();
@@ -54,6 +56,8 @@ export class ScanIndex implements vscode.Disposable {
       const result = await scanFiles(paths, { cache: this.cache, pool: this.pool, signal: this.abort.signal });
       for (const file of result.files) {
         this.seen.add(file.path);
+        if (file.error !== undefined) this.unparsed.add(file.path);
+        else this.unparsed.delete(file.path);
         if (file.error !== undefined || file.calls.length === 0) this.calls.delete(file.path);
         else this.calls.set(file.path, file.calls);
       }
@@ -72,6 +76,12 @@ export class ScanIndex implements vscode.Disposable {
     const path = document.uri.fsPath;
     if (!this.seen.has(path)) await this.scanPaths([path]);
     return this.calls.get(path) ?? [];
+  }
+
+  /** The file was parsed and calls no fmin (a file that does not parse is not known to lack one). */
+  async knownWithoutFmin(path: string): Promise<boolean> {
+    if (!this.seen.has(path)) await this.scanPaths([path]);
+    return this.seen.has(path) && !this.unparsed.has(path) && !this.calls.has(path);
   }
 
   fileCount(): number {

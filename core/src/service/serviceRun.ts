@@ -97,7 +97,10 @@ export class ServiceRun {
     let tracking: RunTracking | undefined;
     try {
       if (this.spec.trackingUri !== null) {
-        const info = await this.tracking.resolve(this.spec.trackingUri, this.spec.python, this.starting.signal);
+        // A first run starts the workspace's server (its store created, mlflow imported): say so
+        // when that is what the script waits for.
+        const slow = setTimeout(() => this.emitEvent({ type: 'notice', text: 'waiting for the MLflow tracking server to start' }), 1_000);
+        const info = await this.tracking.resolve(this.spec.trackingUri, this.spec.python, this.starting.signal).finally(() => clearTimeout(slow));
         const target = this.tracking.target(info, env);
         if (info.uri && target) {
           this.trackingUri = info.uri;

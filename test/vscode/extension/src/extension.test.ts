@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { COMMANDS } from '../../../../extension/src/commandIds';
@@ -128,6 +130,37 @@ describe('Hyperopt Runner in VS Code', () => {
     const items = trials.map((t) => c.tree.getTreeItem(t));
     assert.equal(items.filter((i) => String(i.description).startsWith('★ best')).length, 1, 'one trial is marked best');
     assert.ok(items.every((i) => /loss [-\d.e]+ · [\d.]+s/.test(String(i.description))), String(items[0]?.description));
+  });
+
+  it('a script with a syntax error: the notification and the Problems view name its file and line, until it is run again', async () => {
+    const c = await controller();
+    await c.rememberChoice(['local:2']);
+    const script = join(folder(), 'broken_study.py');
+    writeFileSync(script, 'from hyperopt import fmin, hp\n\nbest = fmin(lambda x: x, hp.uniform("x", 0, 1), max_evals=(3\n');
+    try {
+      const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
+      assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
+      await until('the run to end', () => c.store.run(run)?.state === 'ended', 60_000);
+      const { shownMessages } = await api();
+      const message = await until('the failure notification', () => shownMessages.find((m) => m.startsWith('broken_study.py')), 10_000);
+      assert.match(message, /^broken_study\.py:3: SyntaxError: '\(' was never closed$/);
+      const ours = (): vscode.Diagnostic[] => vscode.languages.getDiagnostics(vscode.Uri.file(script)).filter((d) => d.source === 'Hyperopt Runner');
+      const problems = await until('the problem at the line', () => (ours().length > 0 ? ours() : undefined), 10_000);
+      assert.equal(problems.length, 1);
+      assert.equal(problems[0]!.range.start.line, 2);
+      assert.equal(problems[0]!.severity, vscode.DiagnosticSeverity.Error);
+      assert.match(problems[0]!.message, /^SyntaxError: /);
+      // Fixed and run again: the problem goes with the new run.
+      writeFileSync(script, 'from hyperopt import fmin, hp\n\nbest = fmin(lambda x: x, hp.uniform("x", 0, 1), max_evals=3)\n');
+      const again = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
+      assert.ok(again);
+      assert.deepEqual(ours(), []);
+      await until('the second run to end', () => c.store.run(again)?.state === 'ended', 60_000);
+      assert.equal(c.store.run(again)?.code, 0);
+      assert.deepEqual(ours(), []);
+    } finally {
+      rmSync(script, { force: true });
+    }
   });
 
   it('Cancel Study from the command ends the study and leaves no process', async () => {
@@ -307,6 +340,31 @@ describe('Hyperopt Runner in VS Code', () => {
       }
       for (const file of gate) rmSync(file, { force: true });
       await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
+    }
+  });
+
+  it('an interpreter that is missing or lacks hyperopt: the message names the setting that chose it, and no CLI flag', async function () {
+    this.timeout(120_000);
+    const { shownMessages } = await api();
+    const config = vscode.workspace.getConfiguration('hyperoptRunner');
+    const bare = mkdtempSync(join(tmpdir(), 'hr-bare-venv-'));
+    try {
+      await bounded('a settings write', config.update('python', join(bare, 'missing', 'python'), vscode.ConfigurationTarget.Workspace), 10_000);
+      const first = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, join(folder(), 'quickstart.py'));
+      assert.equal(first, undefined);
+      const missing = await until('the missing interpreter message', () => shownMessages.find((m) => m.startsWith(`Python interpreter not found: ${join(bare, 'missing', 'python')}`)), 10_000);
+      assert.match(missing, /\(the hyperoptRunner\.python setting\); set it to an existing interpreter/);
+      assert.doesNotMatch(missing, /--python|HYPEROPT_RUNNER_PYTHON/);
+      // A real interpreter without hyperopt: a fresh virtual environment.
+      execFileSync('python3', ['-m', 'venv', '--without-pip', join(bare, 'venv')]);
+      await bounded('a settings write', config.update('python', join(bare, 'venv', 'bin', 'python'), vscode.ConfigurationTarget.Workspace), 10_000);
+      const second = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, join(folder(), 'quickstart.py'));
+      assert.equal(second, undefined);
+      const lacking = await until('the hyperopt message', () => shownMessages.find((m) => m.includes(join(bare, 'venv')) && /hyperopt/.test(m)), 30_000);
+      assert.match(lacking, /\(the interpreter is the hyperoptRunner\.python setting\)$/);
+    } finally {
+      await Promise.race([config.update('python', undefined, vscode.ConfigurationTarget.Workspace), new Promise((r) => setTimeout(r, 10_000))]);
+      rmSync(bare, { recursive: true, force: true });
     }
   });
 
