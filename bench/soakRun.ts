@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { MlflowClient, type MlflowRun } from '../core/src/mlflow/client';
 import { listTrackingRecords } from '../core/src/mlflow/serverRecord';
 import { descendants, processTable, PYTHON, ROOT, type SshFixture } from '../test/ssh/fixture';
+import { seededRandom as seeded } from '../test/seededRandom';
 
 const CLI = join(ROOT, 'bin', 'hyperopt-runner.js');
 const STUDY_SCRIPT = join(__dirname, 'scripts', 'soak_study.py');
@@ -67,17 +68,6 @@ export interface SoakReport {
   readonly exitCodes: Record<string, number | null>;
 }
 
-/** A small seeded generator (mulberry32): the same seed, the same chaos. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -2,18 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeImportances, type ImportanceTrial } from '../../core/src/analysis/importance';
 import type { ParamDescriptor } from '../../core/src/protocol/driver';
+import { seededRandom as rng } from '../seededRandom';
 
-/** mulberry32: a small seeded generator, so every run sees the same trials. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPACE: ParamDescriptor[] = [
   { label: 'x', dist: 'uniform', args: { low: 0, high: 1 } },
