@@ -151,7 +151,9 @@ test('a study runs: events arrive, a second client re-attaches mid-study from th
   assert.equal(final?.studies[0]?.state, 'ended');
   assert.equal(final?.studies[0]?.reason, 'max_evals');
   const lastTrialEnd = Math.max(...final!.studies[0]!.trials.map((t) => t.endedAt ?? 0));
-  assert.ok(final!.studies[0]!.endedAt! >= lastTrialEnd && final!.studies[0]!.endedAt! <= Date.now(), 'the snapshot says when the study ended');
+  // Trials' ends are stamped where they are measured (fractional ms, another clock than Date.now()):
+  // the study's end is at the last one's, give or take a few ms.
+  assert.ok(final!.studies[0]!.endedAt! >= lastTrialEnd - 50 && final!.studies[0]!.endedAt! <= Date.now(), `the snapshot says when the study ended (${final!.studies[0]!.endedAt} after the last trial's end at ${lastTrialEnd})`);
   assert.ok(existsSync(final!.studies[0]!.journal));
   first.close();
   second.close();
