@@ -28,14 +28,33 @@ class Server:
         self.proc = None
 
     def start(self) -> None:
+        """Starts the server and waits until it answers. Before it has ever answered, a server that
+        exits (its port taken meanwhile by another process) is started again on another port; a
+        restart keeps the port, which the study under test already uses."""
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.store}",
-             "--artifacts-destination", str(self.store.parent / "artifacts"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        wait_for(self.healthy, timeout=120, what="mlflow server")
+        log = ""
+        for attempt in range(3):
+            log_path = self.store.parent / f"mlflow-server-{self.port}.log"
+            with open(log_path, "ab") as out:
+                self.proc = subprocess.Popen(
+                    [str(PYTHON), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{self.store}",
+                     "--artifacts-destination", str(self.store.parent / "artifacts"),
+                     "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                    env=env, stdout=out, stderr=out, start_new_session=True,
+                )
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self.healthy():
+                    self.answered = True
+                    return
+                time.sleep(0.05)
+            self.stop()
+            log = log_path.read_text(errors="replace")[-2000:]
+            if getattr(self, "answered", False):
+                break
+            self.port = free_port()
+            self.uri = f"http://127.0.0.1:{self.port}"
+        raise AssertionError(f"the mlflow server did not answer; the end of its log:\n{log}")
 
     def healthy(self) -> bool:
         try:
@@ -48,6 +67,12 @@ class Server:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        elif self.proc:
+            # Its own children (the uvicorn worker) may outlive a server that exited.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def api(self, path: str, body: dict) -> dict:
         req = urllib.request.Request(f"{self.uri}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
