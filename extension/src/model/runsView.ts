@@ -26,6 +26,8 @@ export class RunsView {
   private uri: string | undefined;
   private readonly dirty = new Set<string>();
   private dirtyAll = false;
+  /** Per study, each trial's state and end as last told to the model: a redraw tells only what changed. */
+  private readonly told = new Map<string, Map<number, string>>();
 
   constructor(private readonly store: StudyStore) {
     store.changes.on((change) => this.changed(change));
@@ -43,6 +45,7 @@ export class RunsView {
   connect(model: RunsModel, uri: string): void {
     this.model = model;
     this.uri = uri;
+    this.told.clear();
     this.dirtyAll = true;
     this.flush();
   }
@@ -69,7 +72,14 @@ export class RunsView {
     for (const study of studies) {
       if (!study || !this.tracks(study)) continue;
       model.applyLiveStudy(liveStudyOf(study));
-      for (const trial of liveTrialsOf(study)) model.applyLiveEvent(trial);
+      let told = this.told.get(study.id);
+      if (!told) this.told.set(study.id, (told = new Map()));
+      for (const trial of liveTrialsOf(study)) {
+        const seen = `${trial.state}:${trial.endedAt ?? ''}:${trial.loss ?? ''}`;
+        if (told.get(trial.tid) === seen) continue;
+        told.set(trial.tid, seen);
+        model.applyLiveEvent(trial);
+      }
     }
   }
 
