@@ -145,8 +145,10 @@ describe('controls of a running study', () => {
     for (const selector of [...BUTTONS, ...INPUTS]) {
       assert.equal(await panel.page.locator(selector).evaluate((el) => (el as HTMLElement & { disabled: boolean }).disabled), true, selector);
     }
+    // A reason every group shares is said once, above the groups, not four times.
+    assert.equal(await panel.page.locator('[data-testid="reason-controls"]').innerText(), 'The study has ended.');
     for (const group of ['run', 'timeout', 'policy', 'parallelism']) {
-      assert.match(await panel.page.locator(`[data-testid="reason-${group}"]`).innerText(), /The study has ended\./);
+      assert.equal(await panel.page.locator(`[data-testid="reason-${group}"]`).innerText(), '', group);
     }
   });
 });
@@ -161,7 +163,7 @@ describe('controls that do not apply', () => {
       }
       await panel.page.waitForTimeout(100);
       assert.equal(panel.host.messages('control').length, 0);
-      assert.match(await panel.page.locator('[data-testid="reason-timeout"]').innerText(), /The study has ended\./);
+      assert.match(await panel.page.locator('[data-testid="reason-controls"]').innerText(), /The study has ended\./);
       assert.equal(await panel.page.locator('[data-testid="time-left"]').innerText(), '–');
       await panel.host.send({ type: 'select', tid: 0 });
       await panel.page.waitForSelector('.selection:not([hidden])');
@@ -180,6 +182,7 @@ describe('controls that do not apply', () => {
     try {
       assert.equal(await panel.page.locator('#parallelism-apply').evaluate((el) => (el as HTMLElement & { disabled: boolean }).disabled), true);
       assert.equal(await panel.page.locator('[data-testid="reason-parallelism"]').innerText(), reason);
+      assert.equal(await panel.page.locator('[data-testid="reason-controls"]').isVisible(), false, 'one group off: its reason stays next to it');
       assert.equal(await panel.page.locator('#stop').evaluate((el) => (el as HTMLElement & { disabled: boolean }).disabled), false);
       await panel.host.send({ type: 'select', tid: 0 });
       await panel.page.waitForSelector('.selection:not([hidden])');

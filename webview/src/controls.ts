@@ -1,7 +1,8 @@
 /**
  * Controls of a running study: Stop, Cancel, timeout (set, remove, extend), early-stop policy
  * and parallelism. Each sends one `control` request; the reply shows in the status line. Controls
- * that do not apply are disabled, with the reason written next to them.
+ * that do not apply are disabled, with the reason written next to them; a reason that every group
+ * shares (the study has ended, it runs in another window) is written once, above them.
  */
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-label/index.js';
@@ -58,6 +59,7 @@ export class ControlsView implements View {
   readonly topics: readonly Topic[] = ['status', 'capabilities'];
   readonly element: HTMLElement;
   private readonly groups: Group[] = [];
+  private readonly sharedReason = h('p', { class: 'reason shared-reason', 'data-testid': 'reason-controls' });
   private readonly statusLine = h('p', { class: 'control-status', role: 'status', 'aria-live': 'polite', 'data-testid': 'control-status' });
   private readonly timeout = field('timeout-input', 'Timeout', 'e.g. 30m');
   private readonly extend = field('extend-input', 'Extend by', 'e.g. 10m');
@@ -124,6 +126,7 @@ export class ControlsView implements View {
     this.element = h(
       'section',
       { class: 'controls', 'aria-label': 'Study controls' },
+      this.sharedReason,
       this.group('run', 'Run', 'stop', [], [stop, cancel]),
       this.group('timeout', 'Time limit', 'timeout', [this.timeout, this.extend], [setT, clearT, extendT], [[this.timeout, setT, clearT], [this.extend, extendT]]),
       this.group('policy', 'Early stop', 'policy', [this.noProgress, this.threshold], [applyPolicy], [[this.noProgress], [this.threshold, applyPolicy]]),
@@ -163,6 +166,7 @@ export class ControlsView implements View {
 
   render(): void {
     const status = this.model.status;
+    const reasonsOf = new Map<Group, string[]>();
     for (const group of this.groups) {
       const cap = this.model.capability(group.capability);
       let reasons = cap.enabled ? [] : [cap.reason ?? 'Not available.'];
@@ -176,9 +180,14 @@ export class ControlsView implements View {
         for (const b of group.buttons) b.disabled = !cap.enabled;
       }
       for (const input of group.inputs) input.disabled = !cap.enabled;
-      setText(group.reason, reasons.join(' '));
+      reasonsOf.set(group, reasons);
       setAttr(group.element, 'data-disabled', !cap.enabled);
     }
+    const texts = [...reasonsOf.values()].map((r) => r.join(' '));
+    const shared = texts.every((t) => t !== '' && t === texts[0]) ? texts[0] : '';
+    setText(this.sharedReason, shared);
+    setAttr(this.sharedReason, 'hidden', shared === '');
+    for (const [group, reasons] of reasonsOf) setText(group.reason, shared ? '' : reasons.join(' '));
     if (!status) return;
     const s = status.settings;
     this.prefill(this.timeout.input, s.timeout === null ? '' : formatDurationInput(s.timeout));
