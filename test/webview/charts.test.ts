@@ -255,6 +255,44 @@ describe('a short study that has ended', () => {
   });
 });
 
+describe('the best-so-far line and the loss axis', () => {
+  // The best comes first (0.01) and every later trial is far worse (1 to 10), so a zoom on later
+  // trials holds only points above 1 while the best-so-far line stays at 0.01.
+  const base = makeStudy({ trials: 60, state: 'ended' });
+  const rows = rowsOf(base).map((t, i) => ({ ...t, state: 'done' as const, status: 'ok', loss: i === 0 ? 0.01 : 1 + (i % 10) }));
+  const init: InitMessage = { ...base, trials: trialsMessage(rows).trials };
+  let panel: Panel;
+  before(async () => {
+    panel = await harness.open({ init });
+  });
+  after(async () => {
+    await panel?.close();
+  });
+
+  const yMin = async (): Promise<number> => Number(await attr(panel, '[data-chart="history"]', 'data-y-min'));
+
+  test('on a log scale, and zoomed in on later trials, the axis reaches down to the best so far', async () => {
+    await panel.page.click('#log-loss');
+    await waitAttr(panel, '[data-chart="history"]', 'data-scale-y', 'log');
+    await panel.page.waitForFunction(() => document.querySelector('[data-chart="history"]')?.hasAttribute('data-y-min'));
+    assert.ok((await yMin()) <= 0.01, `y from ${await yMin()}`);
+    const over = panel.page.locator('[data-chart="history"] .u-over');
+    const box = await over.boundingBox();
+    assert.ok(box);
+    const before = await attr(panel, '[data-chart="history"]', 'data-y-max');
+    await panel.page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await panel.page.mouse.down();
+    await panel.page.mouse.move(box.x + box.width * 0.9, box.y + box.height / 2, { steps: 4 });
+    await panel.page.mouse.up();
+    // The zoom re-ranged the axis (uPlot ranges y over the points in view).
+    await panel.page.waitForFunction((b) => document.querySelector('[data-chart="history"]')?.getAttribute('data-y-max') !== b, before, { timeout: 5_000 }).catch(() => undefined);
+    assert.ok((await yMin()) <= 0.01, `zoomed: y from ${await yMin()}`);
+    await panel.page.click('#log-loss');
+    await waitAttr(panel, '[data-chart="history"]', 'data-scale-y', 'linear');
+    assert.ok((await yMin()) <= 0.01, `linear: y from ${await yMin()}`);
+  });
+});
+
 describe('a long study', () => {
   // Above 1,500 lines the parallel coordinates become a density image, drawn over several frames.
   const init = makeStudy({ trials: 3_000, seed: 21 });

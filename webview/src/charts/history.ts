@@ -2,7 +2,7 @@
  * Loss per trial (x: trial id), with the best-so-far line. Failed and cancelled trials have no
  * loss: they are marked along the top edge, failed with a cross, cancelled with a triangle.
  */
-import type uPlot from 'uplot';
+import uPlot from 'uplot';
 import { h, pixelRatio, setText } from '../dom';
 import type { Model, Topic } from '../model';
 import type { View } from '../scheduler';
@@ -121,7 +121,9 @@ export class HistoryView implements View {
     return {
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: true }, points: { show: false } },
-      scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1 } },
+      // The y range takes in the best-so-far line, not only the points in view: zoomed in on
+      // later trials (all worse than the best), the line would otherwise run below the axis.
+      scales: { x: { time: false }, y: { distr: this.logY ? 3 : 1, range: (u, min, max) => this.rangeY(u, min, max) } },
       axes: [axisOptions(p, { label: 'trial', ...countAxis((ticks) => this.chart.count('x-ticks', ticks.join(' '))) }), axisOptions(p, { label: this.logY ? 'loss (log)' : 'loss', ...(this.logY ? logAxis() : { values: numberTicks }), size: 60 })],
       series: [
         {},
@@ -129,6 +131,13 @@ export class HistoryView implements View {
         { label: 'loss', stroke: p.ok, paths: () => null, points: { show: false } },
       ],
       hooks: {
+        setScale: [
+          (u: uPlot, key: string) => {
+            if (key !== 'y') return;
+            this.chart.count('y-min', u.scales.y?.min ?? null);
+            this.chart.count('y-max', u.scales.y?.max ?? null);
+          },
+        ],
         draw: [
           (u: uPlot) => {
             drawDots(u, this.xs, this.yv, p.ok, 0.6, this.xs.length > 3000 ? 3.5 : 5);
@@ -138,6 +147,33 @@ export class HistoryView implements View {
         ],
       },
     };
+  }
+
+  private rangeY(u: uPlot, dataMin: number | null, dataMax: number | null): uPlot.Range.MinMax {
+    const best = this.bestAt(u.scales.x.max);
+    let min = dataMin;
+    let max = dataMax;
+    if (best !== undefined) {
+      min = min === null || best < min ? best : min;
+      max = max === null ? best : max;
+    }
+    if (min === null || max === null) return [min, max];
+    return this.logY ? uPlot.rangeLog(min, max, 10, false) : uPlot.rangeNum(min, max, 0.1, true);
+  }
+
+  /** The best loss so far at trial id `x` (the staircase's last corner at or before it). */
+  private bestAt(x: number | undefined): number | undefined {
+    const steps = this.stepX;
+    if (steps.length === 0) return undefined;
+    if (x === undefined || !Number.isFinite(x)) return this.stepY[steps.length - 1];
+    let lo = 0;
+    let hi = steps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((steps[mid] as number) <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? undefined : this.stepY[lo - 1];
   }
 
   /** The best loss so far: a step down at each trial that improved it, level up to the last trial. */
