@@ -30,6 +30,7 @@ import { ScriptFailures } from './scriptFailures';
 
 const LAST_CHOICE = 'hyperoptRunner.lastExecutors';
 const MLFLOW_TOKEN = 'hyperoptRunner.mlflowToken';
+const LENS_INTERVAL_MS = 500;
 /** Key files whose passphrase is in secret storage (the paths only; secret storage cannot list keys). */
 const REMEMBERED_KEYS = 'hyperoptRunner.sshPassphraseKeys';
 
@@ -48,6 +49,7 @@ export class Controller implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private settingsCache: ReadResult | undefined;
   private lensTimer: NodeJS.Timeout | undefined;
+  private lensRefreshedAt = 0;
 
   constructor(
     readonly context: vscode.ExtensionContext,
@@ -260,7 +262,9 @@ export class Controller implements vscode.Disposable {
     const run = this.store.run(runId);
     if (run && run.state === 'ended') return;
     this.progressShown.add(runId);
-    const title = `Hyperopt: ${run ? run.script.split(/[\\/]/).pop() : 'tuning script'}`;
+    // The title names the tool; the message names the script, then its study (file:line), once each.
+    const title = 'Hyperopt';
+    const scriptName = run ? basename(run.script) : 'tuning script';
     void window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
       // The edge between the editor's CancellationToken and the engine: one cancel request.
       const abort = new AbortController();
@@ -285,7 +289,7 @@ export class Controller implements vscode.Disposable {
           }
           const study = current.studies.map((id) => this.store.study(id)).filter((s): s is LocalStudy => s !== undefined).at(-1);
           if (!study) {
-            progress.report({ message: startingBecause ? `starting: ${startingBecause}` : 'starting...' });
+            progress.report({ message: `${scriptName}: ${startingBecause ? `starting: ${startingBecause}` : 'starting...'}` });
             return;
           }
           const counts = countsOf(study);
@@ -345,12 +349,15 @@ export class Controller implements vscode.Disposable {
       this.statusItem.hide();
     }
     if (runs) for (const run of this.store.activeRuns()) this.showProgress(run.run);
-    // CodeLens titles change with the counts: at most twice a second.
+    // CodeLens titles change with the counts: at most twice a second, the first change of a
+    // quiet spell at once (so the lens does not trail the status bar by the whole interval).
+    const sinceLens = Date.now() - this.lensRefreshedAt;
     if (!this.lensTimer) {
       this.lensTimer = setTimeout(() => {
         this.lensTimer = undefined;
+        this.lensRefreshedAt = Date.now();
         this.lenses.refresh();
-      }, 500);
+      }, sinceLens >= LENS_INTERVAL_MS ? 0 : LENS_INTERVAL_MS - sinceLens);
     }
   }
 

@@ -20,6 +20,7 @@ import { viewModelOf } from './model/panelModel';
 import type { ServiceConnection } from './model/serviceConnection';
 import { countsOf, type StudyStore } from './model/studyStore';
 import { studyLabel } from './model/treeNodes';
+import { formatStartTime } from './model/format';
 
 export const PANEL_VIEW_TYPE = 'hyperoptRunner.trials';
 
@@ -49,7 +50,7 @@ class TrialsPanel {
     this.model = study ? viewModelOf(study) : new StudyViewModel({ id: studyId, title: studyId, runId: null, script: null, algo: null, maxEvals: null, executors: [], source: 'journal', space: [], createdAt: Date.now() }, { timeout: null, deadline: null, parallelism: 1, lossThreshold: null, noProgressTrials: null, trialTimeout: null });
     const dist = vscode.Uri.joinPath(host.extensionUri, 'dist');
     panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    panel.title = study ? `Trials: ${studyLabel(study)}` : `Trials: ${studyId}`;
+    panel.title = study ? `Trials: ${studyLabel(study)} · ${formatStartTime(study.info.createdAt)}` : `Trials: ${studyId}`;
     panel.webview.html = renderWebviewHtml({
       scriptUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
       styleUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.css')).toString(),

@@ -11,7 +11,7 @@ import type { Snapshot } from '../../core/src/protocol/control';
 import { scanSource } from '../../core/src/scan/scan-source';
 import { COMMANDS } from '../../extension/src/commandIds';
 import { executorChoices, sshEntryFromInput } from '../../extension/src/model/executorChoices';
-import { formatDuration, formatLoss } from '../../extension/src/model/format';
+import { formatDuration, formatLoss, formatStartTime } from '../../extension/src/model/format';
 import { lensesFor } from '../../extension/src/model/lenses';
 import { viewModelOf } from '../../extension/src/model/panelModel';
 import { readSettings } from '../../extension/src/model/settings';
@@ -140,7 +140,8 @@ test('tree: studies and trials presented with status icons, loss and duration, t
   const ctx = { study: (id: string) => store.study(id), mlflowUi: false, now: 2_500 };
   const study = present(studyNode('s1'), ctx);
   assert.equal(study.label, 'train.py:3');
-  assert.equal(study.description, '2/4 · best 0.25 · 1.5s');
+  assert.equal(study.description, `2/4 · best 0.25 · 1.5s · ${formatStartTime(1_000, 2_500)}`);
+  assert.match(study.tooltip ?? '', /^started /m);
   assert.equal(study.icon?.id, 'loading~spin');
   assert.equal(study.contextValue, 'study charts script logs runId running');
   assert.equal(study.collapsible, 'expanded');
@@ -161,6 +162,17 @@ test('status bar: done/total, best loss and time left; several running studies a
   assert.equal(formatLoss(Number.NaN), 'NaN');
   assert.equal(formatLoss(1.23456789e-7), '1.235e-7');
   assert.equal(formatDuration(125_000), '2m05s');
+});
+
+test('start times: the clock today, the day this year, the date before (two panels or rows of one script tell apart)', () => {
+  const now = new Date(2026, 11, 3, 18, 5).getTime();
+  assert.equal(formatStartTime(new Date(2026, 11, 3, 9, 7).getTime(), now), '09:07');
+  assert.equal(formatStartTime(new Date(2026, 11, 2, 14, 32).getTime(), now), 'Dec 2 14:32');
+  assert.equal(formatStartTime(new Date(2025, 0, 9, 23, 59).getTime(), now), '2025-01-09 23:59');
+  assert.equal(formatStartTime(undefined, now), '');
+  const ctx = { study: () => undefined, mlflowUi: false, now };
+  const study: StudyNode = { kind: 'study', id: 's', parent: 'e', runId: 'r0', label: 'train.py:3', status: 'FINISHED', startTime: new Date(2026, 11, 3, 9, 7).getTime(), durationMs: 9_000, trialCount: 40, bestLoss: 0.1, live: false };
+  assert.equal(present(mlflowNode(study), ctx).description, 'best 0.1 · 40 trials · 9.0s · 09:07');
 });
 
 test('durations are rounded before they are split: no 60 in the seconds or minutes place', () => {
@@ -213,7 +225,7 @@ test("panel: an ended study's elapsed time stops at its end, not when the panel 
   // A study a snapshot reports as ended carries no end time: its last trial's end stands for it.
   const reported = { ...store.study('s1')!, endedAt: undefined };
   assert.equal(viewModelOf(reported).status(opened).endedAt, 9_500);
-  assert.equal(present(studyNode('s1'), { study: () => reported, mlflowUi: false, now: opened }).description, '3/4 · best 0.25 · 8.5s · max_evals');
+  assert.equal(present(studyNode('s1'), { study: () => reported, mlflowUi: false, now: opened }).description, `3/4 · best 0.25 · 8.5s · max_evals · ${formatStartTime(1_000, opened)}`);
   // A running one keeps counting.
   assert.equal(viewModelOf(liveStore().study('s1')!).status(opened).endedAt, null);
 });

@@ -25,3 +25,20 @@ export function formatDuration(ms: number | undefined): string {
 export function basename(path: string): string {
   return path.split(/[\\/]/).pop() ?? path;
 }
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * When something started, as short as tells it apart from its neighbours in a list: `14:32`
+ * today, `Dec 2 14:32` this year, `2025-12-02 14:32` before (local time).
+ */
+export function formatStartTime(ms: number | undefined, now: number = Date.now()): string {
+  if (ms === undefined || !Number.isFinite(ms)) return '';
+  const at = new Date(ms);
+  const today = new Date(now);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const clock = `${pad(at.getHours())}:${pad(at.getMinutes())}`;
+  if (at.getFullYear() !== today.getFullYear()) return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${clock}`;
+  if (at.getMonth() !== today.getMonth() || at.getDate() !== today.getDate()) return `${MONTHS[at.getMonth()]} ${at.getDate()} ${clock}`;
+  return clock;
+}

@@ -9,7 +9,7 @@
 import type { RunsNode, StudyNode, TrialNode } from '../../../core/src/mlflow/runsModel';
 import type { RunStatus } from '../../../core/src/mlflow/client';
 import { COMMANDS } from '../commandIds';
-import { basename, formatDuration, formatLoss } from './format';
+import { basename, formatDuration, formatLoss, formatStartTime } from './format';
 import { bestOf, countsOf, endedAtOf, type LocalStudy, type LocalTrial } from './studyStore';
 
 export type TreeNode =
@@ -127,6 +127,7 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
       if (best) parts.push(`best ${formatLoss(best.loss)}`);
       if (end !== undefined) parts.push(formatDuration(end - study.info.createdAt));
       if (study.state !== 'running') parts.push(study.state === 'ended' ? (study.reason ?? 'ended') : study.state);
+      parts.push(formatStartTime(study.info.createdAt, ctx.now));
       const running = study.live && study.state !== 'ended';
       const tokens = ['study', 'charts', 'script', 'logs', 'runId'];
       if (running) tokens.push('running');
@@ -137,6 +138,7 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
         tooltip: [
           `Study ${study.id}`,
           study.info.script,
+          `started ${new Date(study.info.createdAt).toLocaleString()}`,
           `executors: ${study.info.executors.join(' + ')} · algo ${study.info.algo}`,
           `trials: ${counts.ok} ok, ${counts.failed} failed, ${counts.cancelled} cancelled, ${counts.running} running`,
           best ? `best: trial ${best.tid}, loss ${formatLoss(best.loss)}` : '',
@@ -204,6 +206,7 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
   const parts = [`${node.trialCount} trial${node.trialCount === 1 ? '' : 's'}`];
   if (node.bestLoss !== undefined) parts.unshift(`best ${formatLoss(node.bestLoss)}`);
   if (node.durationMs !== undefined) parts.push(formatDuration(node.durationMs));
+  if (node.startTime !== undefined) parts.push(formatStartTime(node.startTime, ctx.now));
   const tokens = ['study', 'charts', ...ui];
   if (node.runId) tokens.push('runId');
   if (local) tokens.push('script', 'logs');
@@ -211,7 +214,12 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
   return {
     label: node.label,
     description: parts.join(' · '),
-    tooltip: [`MLflow run ${node.runId ?? '(not yet logged)'}`, node.studyId ? `study ${node.studyId}` : '', `status ${RUN_STATE_TEXT[node.status]}`].filter(Boolean).join('\n'),
+    tooltip: [
+      `MLflow run ${node.runId ?? '(not yet logged)'}`,
+      node.studyId ? `study ${node.studyId}` : '',
+      node.startTime !== undefined ? `started ${new Date(node.startTime).toLocaleString()}` : '',
+      `status ${RUN_STATE_TEXT[node.status]}`,
+    ].filter(Boolean).join('\n'),
     icon: mlflowStudyIcon(node, running),
     contextValue: tokens.join(' '),
     collapsible: running ? 'expanded' : 'collapsed',
