@@ -19,6 +19,8 @@ export const COMMANDS = {
   stopService: 'hyperoptRunner.stopService',
   loadMore: 'hyperoptRunner.loadMore',
   revealStudy: 'hyperoptRunner.revealStudy',
+  runStudyAgain: 'hyperoptRunner.runStudyAgain',
+  selectInterpreter: 'hyperoptRunner.selectInterpreter',
 } as const;
 
 export type CommandId = (typeof COMMANDS)[keyof typeof COMMANDS];

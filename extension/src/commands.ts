@@ -202,6 +202,18 @@ const HANDLERS: Record<CommandId, Handler> = {
     const study = c.findStudy(studyIdOf(c, arg) ?? '');
     if (study) await c.openFile(study.info.callSite.file, study.info.callSite.line);
   },
+  [COMMANDS.runStudyAgain]: async (c, arg) => {
+    const study = c.findStudy(studyIdOf(c, arg) ?? '');
+    if (!study) {
+      void window.showInformationMessage('This study was not run from this workspace, so its script is not known here.');
+      return undefined;
+    }
+    // The same script on the same executors, as the Testing view re-runs a test as it ran.
+    const executors = study.info.executors.length > 0 ? [...study.info.executors] : (c.lastChoice() ?? (await pickExecutors(c)));
+    if (!executors) return undefined;
+    return c.run(vscode.Uri.file(study.info.script), executors);
+  },
+  [COMMANDS.selectInterpreter]: (c) => c.chooseInterpreter(),
   [COMMANDS.refreshRuns]: (c) => c.tree.refresh(),
   [COMMANDS.addSshHosts]: (c) => addSshHosts(c),
   [COMMANDS.showOutput]: () => showLog(),

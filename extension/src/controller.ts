@@ -13,7 +13,7 @@ import { COMMANDS } from './commandIds';
 import { commands } from './host/commands';
 import { window } from './host/window';
 import { workspace } from './host/workspace';
-import { ensureHyperopt, interpreterActions, runInterpreterAction, selectInterpreter, type Interpreter } from './interpreter';
+import { chooseInterpreter, ensureHyperopt, interpreterActions, interpreterLabel, onPythonExtensionChange, runInterpreterAction, selectInterpreter, type Interpreter } from './interpreter';
 import { errorText, reportError, reportInfo, reportWarning, traceInfo } from './log';
 import { choiceLabel } from './model/executorChoices';
 import { EditorPrompts } from './model/prompts';
@@ -74,7 +74,12 @@ export class Controller implements vscode.Disposable {
       () => this.settings().settings.runsPageSize,
     );
     this.treeView = window.createTreeView('hyperoptRunner.runs', { treeDataProvider: this.tree, showCollapseAll: true });
-    this.panels = new TrialsPanels({ extensionUri: context.extensionUri, store: this.store, connection: this.connection });
+    this.panels = new TrialsPanels({
+      extensionUri: context.extensionUri,
+      store: this.store,
+      connection: this.connection,
+      ...(context.storageUri?.scheme === 'file' ? { openPanelsFile: join(context.storageUri.fsPath, 'open-panels.json') } : {}),
+    });
     this.statusItem = window.createStatusBarItem('hyperoptRunner.status', vscode.StatusBarAlignment.Left, 50);
     this.statusItem.name = 'Hyperopt study';
     this.disposables.push(
@@ -94,8 +99,12 @@ export class Controller implements vscode.Disposable {
         for (const p of problems) void reportError(p.message, 'Open Settings').then((c) => c && commands.executeCommand('workbench.action.openSettings', p.key));
         if (e.affectsConfiguration(`${SECTION}.trackingUri`) || e.affectsConfiguration(`${SECTION}.tracking`)) this.tree.resetTracking();
         if (e.affectsConfiguration(`${SECTION}.journalDirectory`)) this.tree.refresh();
+        if (e.affectsConfiguration(`${SECTION}.python`)) void this.showInterpreter();
       }),
     );
+    // The interpreter in use, in the Runs view's title; found off the activation path.
+    void this.showInterpreter();
+    void onPythonExtensionChange(() => void this.showInterpreter()).then((d) => d && this.disposables.push(d));
     const offIndex = this.index.changed.on(() => this.lenses.refresh());
     this.disposables.push({ dispose: offIndex });
     const offStore = this.store.changes.on((change) => this.onStoreChange(change.runs === true));
@@ -159,6 +168,7 @@ export class Controller implements vscode.Disposable {
     for (;;) {
       try {
         await this.connection.ensure();
+        this.panels.reopenRunning();
         return;
       } catch (error) {
         if (!this.connection.serviceRecorded() || Date.now() > deadline) {
@@ -415,6 +425,21 @@ export class Controller implements vscode.Disposable {
   }
 
   /** A study by id: this window's store first, then its journal in the journal directory. */
+  /** Shows in the Runs view's title which interpreter runs tuning scripts (or that none is found). */
+  async showInterpreter(): Promise<void> {
+    const setting = this.settings().settings.python;
+    try {
+      const interpreter = await selectInterpreter(vscode.Uri.file(this.folder), this.folder, setting);
+      this.treeView.description = interpreterLabel(interpreter, this.folder);
+    } catch {
+      this.treeView.description = 'Python: not found';
+    }
+  }
+
+  chooseInterpreter(): Promise<void> {
+    return chooseInterpreter(this.folder, this.settings().settings.python);
+  }
+
   findStudy(id: string): LocalStudy | undefined {
     const known = this.store.study(id);
     if (known) return known;

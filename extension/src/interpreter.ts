@@ -4,7 +4,7 @@
  * (as the CLI chooses). Checks that hyperopt is installed there and offers to install it.
  */
 import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join, relative } from 'node:path';
 import * as vscode from 'vscode';
 import { PythonExtension } from '@vscode/python-extension';
 import { probeInterpreter, requireHyperopt } from '../../core/src/interpreter';
@@ -104,4 +104,58 @@ export async function ensureHyperopt(interpreter: Interpreter | { path: string; 
 
 function shellQuote(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+const SOURCE_NOTE: Record<Interpreter['source'], string> = { 'python-extension': ' (selected in Python)', setting: ' (setting)', venv: '', path: ' (PATH)' };
+
+/** The interpreter in a few words, for the Runs view's title: `.venv/bin/python`, else its path, and what chose it. */
+export function interpreterLabel(interpreter: Interpreter, workspace: string): string {
+  const path = relative(workspace, interpreter.path);
+  const shown = path && !path.startsWith('..') && !isAbsolute(path) ? path : interpreter.path;
+  return `Python: ${shown}${SOURCE_NOTE[interpreter.source]}`;
+}
+
+/** Calls `listener` when the Python extension's selected interpreter changes (nothing without the extension). */
+export async function onPythonExtensionChange(listener: () => void): Promise<vscode.Disposable | undefined> {
+  if (!vscode.extensions.getExtension('ms-python.python')) return undefined;
+  try {
+    const api = await PythonExtension.api();
+    return api.environments.onDidChangeActiveEnvironmentPath(() => listener());
+  } catch (error) {
+    traceWarn(`the Python extension's interpreter changes are not followed: ${String(error)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Lets the user choose the interpreter: the Python extension's picker when it is there (it
+ * decides first), else a pick among the workspace's `.venv`, python3 on PATH and a typed path,
+ * written to the hyperoptRunner.python setting of the workspace.
+ */
+export async function chooseInterpreter(workspace: string, setting: string | undefined): Promise<void> {
+  if (vscode.extensions.getExtension('ms-python.python')) {
+    await vscode.commands.executeCommand('python.setInterpreter');
+    return;
+  }
+  const venv = process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
+  const python3 = onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
+  type Item = vscode.QuickPickItem & { value: string | null | undefined };
+  const items: Item[] = [];
+  if (existsSync(venv)) items.push({ label: relative(workspace, venv), description: "the workspace's .venv", value: venv });
+  if (python3) items.push({ label: python3, description: 'python3 on PATH', value: python3 });
+  items.push({ label: '$(folder-opened) Enter interpreter path...', value: undefined });
+  if (setting) items.push({ label: '$(discard) Clear the hyperoptRunner.python setting', description: "the workspace's .venv, else python3 on PATH", value: null });
+  const picked = await window.showQuickPick(items, { placeHolder: setting ? `Interpreter for tuning scripts (now ${setting})` : 'Interpreter for tuning scripts' });
+  if (!picked) return;
+  let value = picked.value;
+  if (value === undefined) {
+    value = await window.showInputBox({
+      prompt: 'Path of the Python interpreter that runs tuning scripts',
+      value: setting ?? '',
+      validateInput: (v) => (existsSync(v.trim()) ? undefined : 'No file at this path'),
+    });
+    if (value === undefined) return;
+    value = value.trim();
+  }
+  await vscode.workspace.getConfiguration('hyperoptRunner', vscode.Uri.file(workspace)).update('python', value ?? undefined, vscode.ConfigurationTarget.Workspace);
 }

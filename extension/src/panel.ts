@@ -3,6 +3,8 @@
  * (core/src/protocol/webview.ts). The host side here feeds it from this window's study store and
  * the service's live events, and turns its control requests into service requests.
  */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import * as vscode from 'vscode';
 import { applyControl, type ControlTarget } from '../../core/src/analysis/control';
 import type { ImportanceResult, ImportanceTask } from '../../core/src/analysis/importance';
@@ -18,11 +20,16 @@ import { window } from './host/window';
 import { errorText, traceInfo, traceWarn } from './log';
 import { viewModelOf } from './model/panelModel';
 import type { ServiceConnection } from './model/serviceConnection';
-import { countsOf, type StudyStore } from './model/studyStore';
+import { countsOf, type LocalStudy, type StudyStore } from './model/studyStore';
 import { studyLabel } from './model/treeNodes';
 import { formatStartTime } from './model/format';
 
 export const PANEL_VIEW_TYPE = 'hyperoptRunner.trials';
+
+/** A panel's tab title: the study's call site and start time (two panels of one script differ). */
+function panelTitle(study: LocalStudy | undefined, studyId: string): string {
+  return study ? `Trials: ${studyLabel(study)} · ${formatStartTime(study.info.createdAt)}` : `Trials: ${studyId}`;
+}
 
 class TrialsPanel {
   private model: StudyViewModel;
@@ -50,7 +57,7 @@ class TrialsPanel {
     this.model = study ? viewModelOf(study) : new StudyViewModel({ id: studyId, title: studyId, runId: null, script: null, algo: null, maxEvals: null, executors: [], source: 'journal', space: [], createdAt: Date.now() }, { timeout: null, deadline: null, parallelism: 1, lossThreshold: null, noProgressTrials: null, trialTimeout: null });
     const dist = vscode.Uri.joinPath(host.extensionUri, 'dist');
     panel.webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    panel.title = study ? `Trials: ${studyLabel(study)} · ${formatStartTime(study.info.createdAt)}` : `Trials: ${studyId}`;
+    panel.title = panelTitle(study, studyId);
     panel.webview.html = renderWebviewHtml({
       scriptUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
       styleUri: panel.webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.css')).toString(),
@@ -62,6 +69,9 @@ class TrialsPanel {
     const offEvents = host.connection.events.on(({ event }) => this.onEvent(event));
     const offStore = host.store.changes.on((change) => {
       if (change.studies && !change.studies.includes(studyId)) return;
+      // A panel restored before the window knew its study gets the study's title once it does.
+      const title = panelTitle(host.store.study(studyId), studyId);
+      if (panel.title !== title) panel.title = title;
       this.storeChanged = true;
       this.scheduleFlush();
     });
@@ -199,6 +209,13 @@ export interface PanelHost {
   extensionUri: vscode.Uri;
   store: StudyStore;
   connection: ServiceConnection;
+  /**
+   * A file that lists the studies whose panels are open. The editor keeps a panel across a window
+   * reload only when it saved its layout before the reload (in a browser, at its periodic save),
+   * so a panel opened shortly before a reload can be lost; this list brings back those of studies
+   * that still run.
+   */
+  openPanelsFile?: string;
 }
 
 /** One panel per study; opening it again reveals it. */
@@ -215,13 +232,13 @@ export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Dispo
   };
 
   /** Opens (or reveals) the panel of a study. */
-  show(studyId: string): void {
+  show(studyId: string, preserveFocus = false): void {
     const existing = this.open.get(studyId);
     if (existing) {
-      existing.panel.reveal();
+      existing.panel.reveal(undefined, preserveFocus);
       return;
     }
-    const panel = window.createWebviewPanel(PANEL_VIEW_TYPE, 'Trials', vscode.ViewColumn.Active, { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.host.extensionUri, 'dist')] });
+    const panel = window.createWebviewPanel(PANEL_VIEW_TYPE, 'Trials', { viewColumn: vscode.ViewColumn.Active, preserveFocus }, { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.host.extensionUri, 'dist')] });
     this.attach(panel, studyId);
   }
 
@@ -232,12 +249,54 @@ export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Dispo
   private attach(panel: vscode.WebviewPanel, studyId: string): void {
     const view = new TrialsPanel(panel, studyId, this.host, this.computeImportances);
     this.open.set(studyId, view);
+    this.remember();
     panel.onDidDispose(() => {
       view.dispose();
       this.open.delete(studyId);
+      this.remember();
       if (this.open.size === 0) this.closeAnalysis();
     });
     traceInfo(`opened the trials panel of ${studyId}`);
+  }
+
+  private remember(): void {
+    const file = this.host.openPanelsFile;
+    if (!file) return;
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, JSON.stringify([...this.open.keys()]));
+    } catch (error) {
+      traceWarn(`trials panel: could not note the open panels in ${file}: ${errorText(error)}`);
+    }
+  }
+
+  private remembered(): string[] {
+    const file = this.host.openPanelsFile;
+    if (!file || !existsSync(file)) return [];
+    try {
+      const ids: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /**
+   * After the window re-attached to the service: opens again the panels of running studies that
+   * were open before the reload and that the editor did not bring back itself (no tab of ours
+   * with the study's title, restored or waiting to be).
+   */
+  reopenRunning(): void {
+    const tabs = new Set(
+      window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith(PANEL_VIEW_TYPE)).map((t) => t.label),
+    );
+    for (const id of this.remembered()) {
+      const study = this.host.store.study(id);
+      if (!study || !study.live || study.state === 'ended' || this.open.has(id)) continue;
+      if (tabs.has(panelTitle(study, id)) || tabs.has(panelTitle(undefined, id))) continue;
+      traceInfo(`trials panel: opening again the panel of ${id}, open before the window reloaded`);
+      this.show(id, true);
+    }
   }
 
   /** After a window reload: the panel's saved state names its study. */
@@ -257,7 +316,10 @@ export class TrialsPanels implements vscode.WebviewPanelSerializer, vscode.Dispo
   }
 
   dispose(): void {
-    for (const view of this.open.values()) view.panel.dispose();
+    // The panels themselves stay: on a window reload the editor keeps them and hands them back
+    // to the serializer; closing them here would lose a live study's panel.
+    for (const view of this.open.values()) view.dispose();
+    this.open.clear();
     this.closeAnalysis();
   }
 }

@@ -143,7 +143,9 @@ test('tree: studies and trials presented with status icons, loss and duration, t
   assert.equal(study.description, `2/4 · best 0.25 · 1.5s · ${formatStartTime(1_000, 2_500)}`);
   assert.match(study.tooltip ?? '', /^started /m);
   assert.equal(study.icon?.id, 'loading~spin');
+  assert.deepEqual(study.command, { command: 'hyperoptRunner.openCharts', title: 'Open Charts', args: ['s1'] }, 'a click opens its charts');
   assert.equal(study.contextValue, 'study charts script logs runId running');
+  assert.match(present(studyNode('s1'), { ...ctx, study: () => ({ ...store.study('s1')!, state: 'ended' as const }) }).contextValue ?? '', /\bidle\b/, 'an ended study can be run again');
   assert.equal(study.collapsible, 'expanded');
   const best = present(trialNode('s1', 1), ctx);
   assert.equal(best.description, '★ best · loss 0.25 · 0.7s');
@@ -173,6 +175,8 @@ test('start times: the clock today, the day this year, the date before (two pane
   const ctx = { study: () => undefined, mlflowUi: false, now };
   const study: StudyNode = { kind: 'study', id: 's', parent: 'e', runId: 'r0', label: 'train.py:3', status: 'FINISHED', startTime: new Date(2026, 11, 3, 9, 7).getTime(), durationMs: 9_000, trialCount: 40, bestLoss: 0.1, live: false };
   assert.equal(present(mlflowNode(study), ctx).description, 'best 0.1 · 40 trials · 9.0s · 09:07');
+  assert.equal(present(mlflowNode(study), ctx).command, undefined, 'a run of no study known here opens nothing on a click');
+  assert.deepEqual(present(mlflowNode({ ...study, studyId: 'st' }), ctx).command?.args, ['st']);
 });
 
 test('durations are rounded before they are split: no 60 in the seconds or minutes place', () => {

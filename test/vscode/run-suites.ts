@@ -52,7 +52,7 @@ async function buildSmoke(): Promise<string> {
 const argv = process.argv.slice(2);
 const grepAt = argv.indexOf('--grep');
 const grep = grepAt >= 0 ? argv[grepAt + 1] : undefined;
-const only = argv.filter((a, i) => a !== '--grep' && i !== grepAt + 1);
+const only = argv.filter((a, i) => a !== '--grep' && (grepAt < 0 || i !== grepAt + 1));
 
 async function suite(name: string, run: () => Promise<{ passed: number; failed: number; exitCode: number }>, key: string): Promise<void> {
   if (only.length > 0 && !only.includes(key)) return;

@@ -15,10 +15,13 @@ export const window = {
   createOutputChannel: (name: string): vscode.LogOutputChannel => vscode.window.createOutputChannel(name, { log: true }),
   createTreeView: <T>(id: string, options: vscode.TreeViewOptions<T>): vscode.TreeView<T> => vscode.window.createTreeView(id, options),
   createTerminal: (options: vscode.TerminalOptions): vscode.Terminal => vscode.window.createTerminal(options),
-  createWebviewPanel: (viewType: string, title: string, column: vscode.ViewColumn, options: vscode.WebviewPanelOptions & vscode.WebviewOptions): vscode.WebviewPanel =>
+  createWebviewPanel: (viewType: string, title: string, column: vscode.ViewColumn | { viewColumn: vscode.ViewColumn; preserveFocus?: boolean }, options: vscode.WebviewPanelOptions & vscode.WebviewOptions): vscode.WebviewPanel =>
     vscode.window.createWebviewPanel(viewType, title, column, options),
   registerWebviewPanelSerializer: (viewType: string, serializer: vscode.WebviewPanelSerializer): vscode.Disposable => vscode.window.registerWebviewPanelSerializer(viewType, serializer),
   showTextDocument: (uri: vscode.Uri, options?: vscode.TextDocumentShowOptions): Thenable<vscode.TextEditor> => vscode.window.showTextDocument(uri, options),
+  get tabGroups(): vscode.TabGroups {
+    return vscode.window.tabGroups;
+  },
   get activeTextEditor(): vscode.TextEditor | undefined {
     return vscode.window.activeTextEditor;
   },

@@ -130,7 +130,7 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
       parts.push(formatStartTime(study.info.createdAt, ctx.now));
       const running = study.live && study.state !== 'ended';
       const tokens = ['study', 'charts', 'script', 'logs', 'runId'];
-      if (running) tokens.push('running');
+      tokens.push(running ? 'running' : 'idle');
       if (study.tracking && ctx.mlflowUi) tokens.push('mlflow');
       return {
         label: studyLabel(study),
@@ -146,7 +146,10 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
         ].filter(Boolean).join('\n'),
         icon: studyIcon(study),
         contextValue: tokens.join(' '),
-        collapsible: running ? 'expanded' : 'collapsed',
+        // Expanded while not ended, live or not yet re-attached: the row's first appearance after a
+        // window reload decides its state in the tree, and the study may not be live yet then.
+        collapsible: study.state !== 'ended' ? 'expanded' : 'collapsed',
+        command: { command: COMMANDS.openCharts, title: 'Open Charts', args: [study.id] },
       };
     }
     case 'trial': {
@@ -210,7 +213,7 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
   const tokens = ['study', 'charts', ...ui];
   if (node.runId) tokens.push('runId');
   if (local) tokens.push('script', 'logs');
-  if (running) tokens.push('running');
+  if (node.studyId || local) tokens.push(running ? 'running' : 'idle');
   return {
     label: node.label,
     description: parts.join(' · '),
@@ -222,7 +225,8 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
     ].filter(Boolean).join('\n'),
     icon: mlflowStudyIcon(node, running),
     contextValue: tokens.join(' '),
-    collapsible: running ? 'expanded' : 'collapsed',
+    collapsible: running || (local !== undefined && local.state !== 'ended') ? 'expanded' : 'collapsed',
+    ...(node.studyId ? { command: { command: COMMANDS.openCharts, title: 'Open Charts', args: [node.studyId] } } : {}),
   };
 }
 

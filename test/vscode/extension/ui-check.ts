@@ -1,6 +1,8 @@
 // Drives the workbench like a user with the extension loaded: click the CodeLens, pick the local
-// executor, watch the Runs tree fill, reload the window mid-study and see it re-attach and the
-// study complete, then save a screenshot with the Runs view open (test-results/).
+// executor, watch the Runs tree fill, open the study's charts with a click on its row, reload the
+// window mid-study and see it re-attach (the panel still open, the study's row still expanded)
+// and the study complete, run a script with a syntax error; screenshots of each go to
+// test-results/.
 //   node --import tsx test/vscode/extension/ui-check.ts
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
@@ -85,6 +87,17 @@ async function main(): Promise<void> {
           return texts.filter((t) => /^trial \d+/.test(t) && /loss [\d.e-]+/.test(t)).length >= 3 ? texts : undefined;
         });
         assert.ok(rows.some((t) => /loss [\d.e-]+/.test(t)), rows.join(' | '));
+        await session.workbench.screenshot('vscode-extension-runs-tree-running');
+      },
+    ],
+    [
+      "a click on the running study's row opens its charts",
+      async () => {
+        // The rows below the study's move as trials come in: a click can land on a trial row.
+        await retrying('a click on the study row', async () => {
+          await page.locator(ROWS, { hasText: 'slow_study.py:28' }).first().click({ timeout: ATTEMPT_MS });
+          await page.locator('.tab', { hasText: 'Trials: slow_study.py:28' }).first().waitFor({ timeout: ATTEMPT_MS });
+        }, () => Promise.resolve());
       },
     ],
     [
@@ -107,6 +120,9 @@ async function main(): Promise<void> {
           return row && !row.includes('max_evals') ? row : undefined;
         });
         assert.match(running, /\d+\/40/);
+        // The live study's panel came back with the window, and its row is still expanded.
+        await page.locator('.tab', { hasText: 'Trials: slow_study.py:28' }).first().waitFor({ timeout: STEP_MS });
+        await until('trial rows under the study without a click', async () => ((await rowTexts(page)).filter((t) => /^trial \d+/.test(t)).length >= 3 ? true : undefined));
         writeFileSync(join(workspace, 'slow_study.release'), '');
         // Progress after re-attach reaches the window as it happens...
         const later = await until('progress after the release', async () => {
@@ -123,7 +139,14 @@ async function main(): Promise<void> {
         }, 180_000);
         console.log(`  ${done.replace(/\s+/g, ' ')}`);
         await until('the status bar item to go', async () => (await statusCounts(page)) === undefined);
+        const outcome = await session.workbench.waitForNotification(/^slow_study\.py:28: best [-\d.e]+ after 40 trials/, 30_000);
+        console.log(`  notification: ${outcome}`);
+        await showRunsView(page);
+        await session.workbench.openNotificationCenter();
+        await session.workbench.screenshot('vscode-extension-study-ended');
+        await page.keyboard.press('Escape');
         // The CodeLens over the call offers to run it again.
+        await page.locator('.tab', { hasText: 'slow_study.py' }).filter({ hasNotText: 'Trials' }).first().click({ timeout: STEP_MS });
         await lens('Run with executor...').waitFor({ timeout: STEP_MS });
       },
     ],
@@ -151,6 +174,24 @@ async function main(): Promise<void> {
         const file = await session.workbench.screenshot('vscode-extension-runs-view');
         assert.ok(statSync(file).size > 10_000, `${file} holds a picture`);
         console.log(`  screenshot: ${file}`);
+      },
+    ],
+    [
+      'a script with a syntax error: the notification names its file, line and error, the Problems view lists it',
+      async () => {
+        writeFileSync(join(workspace, 'broken_study.py'), 'from hyperopt import fmin, hp\n\nbest = fmin(lambda x: x, hp.uniform("x", 0, 1), max_evals=(3\n');
+        // The keyboard goes to the workbench, not to a trials panel's frame that has the focus.
+        await page.locator('.tab', { hasText: 'slow_study.py' }).filter({ hasNotText: 'Trials' }).first().click({ timeout: STEP_MS });
+        await session.workbench.openFile('broken_study.py');
+        await session.workbench.runCommand('Hyperopt: Run Tuning Script');
+        const message = await session.workbench.waitForNotification(/^broken_study\.py:3: SyntaxError/, 60_000);
+        console.log(`  notification: ${message}`);
+        await session.workbench.runCommand('View: Focus Problems (Errors, Warnings, Infos)', 10_000).catch(() => session.workbench.runCommand('View: Toggle Problems (Errors, Warnings, Infos)'));
+        const problem = page.locator('.markers-panel .monaco-list-row', { hasText: 'SyntaxError' }).first();
+        await problem.waitFor({ timeout: STEP_MS });
+        await session.workbench.openNotificationCenter();
+        await session.workbench.screenshot('vscode-extension-syntax-error');
+        await page.keyboard.press('Escape');
       },
     ],
   ];
