@@ -424,7 +424,6 @@ export class Controller implements vscode.Disposable {
     return trialLogPath(dirname(study.journal), study.id, tid);
   }
 
-  /** A study by id: this window's store first, then its journal in the journal directory. */
   /** Shows in the Runs view's title which interpreter runs tuning scripts (or that none is found). */
   async showInterpreter(): Promise<void> {
     const setting = this.settings().settings.python;
@@ -440,6 +439,7 @@ export class Controller implements vscode.Disposable {
     return chooseInterpreter(this.folder, this.settings().settings.python);
   }
 
+  /** A study by id: this window's store first, then its journal in the journal directory. */
   findStudy(id: string): LocalStudy | undefined {
     const known = this.store.study(id);
     if (known) return known;

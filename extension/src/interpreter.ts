@@ -37,6 +37,14 @@ function onPath(command: string): string | undefined {
   return undefined;
 }
 
+function workspaceVenv(workspace: string): string {
+  return process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
+}
+
+function python3OnPath(): string | undefined {
+  return onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
+}
+
 export async function selectInterpreter(resource: vscode.Uri, workspace: string, setting: string | undefined): Promise<Interpreter> {
   const fromExtension = await fromPythonExtension(resource);
   if (fromExtension) return { path: fromExtension, source: 'python-extension' };
@@ -44,9 +52,9 @@ export async function selectInterpreter(resource: vscode.Uri, workspace: string,
     if (!existsSync(setting)) throw new RunnerError('interpreter_not_found', { python: setting, setting: 'hyperoptRunner.python' });
     return { path: setting, source: 'setting' };
   }
-  const venv = process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
+  const venv = workspaceVenv(workspace);
   if (existsSync(venv)) return { path: venv, source: 'venv' };
-  const python3 = onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
+  const python3 = python3OnPath();
   if (!python3) throw new RunnerError('interpreter_not_found', { python: 'python3', surface: 'editor' });
   return { path: python3, source: 'path' };
 }
@@ -137,8 +145,8 @@ export async function chooseInterpreter(workspace: string, setting: string | und
     await vscode.commands.executeCommand('python.setInterpreter');
     return;
   }
-  const venv = process.platform === 'win32' ? join(workspace, '.venv', 'Scripts', 'python.exe') : join(workspace, '.venv', 'bin', 'python');
-  const python3 = onPath(process.platform === 'win32' ? 'python.exe' : 'python3');
+  const venv = workspaceVenv(workspace);
+  const python3 = python3OnPath();
   type Item = vscode.QuickPickItem & { value: string | null | undefined };
   const items: Item[] = [];
   if (existsSync(venv)) items.push({ label: relative(workspace, venv), description: "the workspace's .venv", value: venv });

@@ -186,7 +186,6 @@ export class ControlsView implements View {
     const texts = [...reasonsOf.values()].map((r) => r.join(' '));
     const shared = texts.every((t) => t !== '' && t === texts[0]) ? texts[0] : '';
     setText(this.sharedReason, shared);
-    setAttr(this.sharedReason, 'hidden', shared === '');
     for (const [group, reasons] of reasonsOf) setText(group.reason, shared ? '' : reasons.join(' '));
     if (!status) return;
     const s = status.settings;

@@ -26,6 +26,7 @@ class Server:
         self.store, self.port = store, port
         self.uri = f"http://127.0.0.1:{port}"
         self.proc = None
+        self.answered = False
 
     def start(self) -> None:
         """Starts the server and waits until it answers. Before it has ever answered, a server that
@@ -50,7 +51,7 @@ class Server:
                 time.sleep(0.05)
             self.stop()
             log = log_path.read_text(errors="replace")[-2000:]
-            if getattr(self, "answered", False):
+            if self.answered:
                 break
             self.port = free_port()
             self.uri = f"http://127.0.0.1:{self.port}"
