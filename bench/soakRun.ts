@@ -199,25 +199,28 @@ export async function runSoak(fx: SshFixture, options: SoakOptions): Promise<Soa
     return !exited;
   };
 
-  // Worker kills run beside the schedule below, at seeded intervals, never while the CLI is down.
+  const killWorker = (): void => {
+    const live = readdirSync(pidDir)
+      .map(Number)
+      .filter((pid) => commandLine(pid).includes('hyperopt_runner'));
+    if (live.length === 0) return;
+    const victim = live[Math.floor(random() * live.length)]!;
+    try {
+      process.kill(victim, 'SIGKILL');
+      faults['worker SIGKILL']! += 1;
+      log(`chaos: SIGKILL worker ${victim}`);
+    } catch {
+      // It ended meanwhile.
+    }
+  };
+  // Worker kills run beside the schedule below, at seeded intervals, never while the CLI is down;
+  // the schedule kills one itself, so that a fast machine's short study still sees one.
   let chaosOn = options.chaos;
   const workerKiller = (async () => {
     while (chaosOn && faults['worker SIGKILL']! < options.maxWorkerKills) {
       const [low, high] = options.workerKillEveryMs;
       await sleep(low + random() * (high - low));
-      if (!chaosOn || cliDown) continue;
-      const live = readdirSync(pidDir)
-        .map(Number)
-        .filter((pid) => commandLine(pid).includes('hyperopt_runner'));
-      if (live.length === 0) continue;
-      const victim = live[Math.floor(random() * live.length)]!;
-      try {
-        process.kill(victim, 'SIGKILL');
-        faults['worker SIGKILL']! += 1;
-        log(`chaos: SIGKILL worker ${victim}`);
-      } catch {
-        // It ended meanwhile.
-      }
+      if (chaosOn && !cliDown) killWorker();
     }
   })();
 
@@ -243,6 +246,7 @@ export async function runSoak(fx: SshFixture, options: SoakOptions): Promise<Soa
   const at = (fraction: number): number => Math.max(1, Math.floor(options.stopAt * fraction));
 
   if (options.chaos) {
+    if (await untilFinished(at(0.08), command)) killWorker();
     if (await untilFinished(at(0.15), command)) hostDrops.push(dropHost('h2'));
     if (await untilFinished(at(0.3), command)) killTracking();
     if (await untilFinished(at(0.45), command)) {
