@@ -243,8 +243,7 @@ const HANDLERS: Record<CommandId, Handler> = {
     const id = studyIdOf(c, arg);
     if (!id) return;
     c.panels.show(id);
-    const node = c.tree.node(`local:${id}`);
-    if (node && c.treeView.visible) void c.treeView.reveal(node, { select: true, focus: false }).then(undefined, () => undefined);
+    if (c.treeView.visible) void c.treeView.reveal(c.tree.studyRowFor(id), { select: true, focus: false }).then(undefined, () => undefined);
   },
 };
 

@@ -42,6 +42,7 @@ export class Controller implements vscode.Disposable {
   readonly lenses: FminCodeLensProvider;
   readonly tree: RunsTreeProvider;
   readonly treeView: vscode.TreeView<TreeNode>;
+  private interpreterText: string | undefined;
   readonly panels: TrialsPanels;
   readonly prompts: EditorPrompts;
   private readonly statusItem: vscode.StatusBarItem;
@@ -74,6 +75,13 @@ export class Controller implements vscode.Disposable {
       () => this.settings().settings.runsPageSize,
     );
     this.treeView = window.createTreeView('hyperoptRunner.runs', { treeDataProvider: this.tree, showCollapseAll: true });
+    // Revealing expands the experiment; neither the selection nor the focus moves.
+    const reveal = (node: TreeNode): void =>
+      void this.treeView.reveal(node, { select: false, focus: false }).then(undefined, (error: unknown) => traceInfo(`could not reveal ${node.id}: ${errorText(error)}`));
+    const revealPlaced = vscode.Disposable.from(
+      this.tree.onDidPlaceLiveStudy((node) => this.treeView.visible && reveal(node)),
+      this.treeView.onDidChangeVisibility((e) => e.visible && this.tree.placedLiveRows().forEach(reveal)),
+    );
     this.panels = new TrialsPanels({
       extensionUri: context.extensionUri,
       store: this.store,
@@ -88,6 +96,7 @@ export class Controller implements vscode.Disposable {
       this.lenses,
       this.tree,
       this.treeView,
+      revealPlaced,
       this.panels,
       this.statusItem,
       vscode.languages.registerCodeLensProvider({ language: 'python', scheme: 'file' }, this.lenses),
@@ -424,15 +433,24 @@ export class Controller implements vscode.Disposable {
     return trialLogPath(dirname(study.journal), study.id, tid);
   }
 
-  /** Shows in the Runs view's title which interpreter runs tuning scripts (or that none is found). */
+  /**
+   * Shows at the top of the Runs view which interpreter runs tuning scripts (or that none is
+   * found). A view alone in its container has no header for a description, so it is the view's
+   * message, left out while the view is empty and shows its welcome text instead.
+   */
   async showInterpreter(): Promise<void> {
     const setting = this.settings().settings.python;
     try {
       const interpreter = await selectInterpreter(vscode.Uri.file(this.folder), this.folder, setting);
-      this.treeView.description = interpreterLabel(interpreter, this.folder);
+      this.interpreterText = interpreterLabel(interpreter, this.folder);
     } catch {
-      this.treeView.description = 'Python: not found';
+      this.interpreterText = 'Python: not found';
     }
+    this.showInterpreterLine();
+  }
+
+  private showInterpreterLine(): void {
+    this.treeView.message = this.tree.isEmpty ? undefined : this.interpreterText;
   }
 
   chooseInterpreter(): Promise<void> {

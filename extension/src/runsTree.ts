@@ -32,6 +32,18 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   private rootLimit: number;
   private refreshTimer: NodeJS.Timeout | undefined;
   private mlflowError: string | undefined;
+  /** Live studies whose row under their experiment has been announced (once each). */
+  private readonly placed = new Set<string>();
+  private readonly placedEmitter = new vscode.EventEmitter<TreeNode>();
+  /**
+   * A running study of this window has come under its MLflow experiment: the row to reveal, so
+   * that a collapsed experiment does not hide the study the user just started.
+   */
+  readonly onDidPlaceLiveStudy = this.placedEmitter.event;
+  private empty: boolean | undefined;
+  private readonly emptyEmitter = new vscode.EventEmitter<boolean>();
+  /** The top level became empty or got rows (the view's welcome text shows only when it is empty). */
+  readonly onDidChangeEmpty = this.emptyEmitter.event;
 
   constructor(
     private readonly store: StudyStore,
@@ -75,7 +87,33 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
       this.view.flush();
       this.refreshTimer = undefined;
       this.changeEmitter.fire(undefined);
+      this.announcePlaced();
     }, 250);
+  }
+
+  /** The rows of running studies already placed under their experiment (to reveal when the view shows again). */
+  placedLiveRows(): TreeNode[] {
+    const rows: TreeNode[] = [];
+    for (const id of this.placed) {
+      const study = this.store.study(id);
+      const row = study && study.live && study.state !== 'ended' && study.tracking ? this.model?.findStudy({ studyId: id, runId: study.tracking.parentRunId }) : undefined;
+      if (row?.parent !== undefined) rows.push(this.nodes.get(`mlflow:${row.id}`) ?? mlflowNode(row));
+    }
+    return rows;
+  }
+
+  private announcePlaced(): void {
+    const model = this.model;
+    if (!model) return;
+    for (const study of this.store.studies()) {
+      if (!study.live || study.state === 'ended' || !study.tracking || this.placed.has(study.id)) continue;
+      const row = model.findStudy({ studyId: study.id, runId: study.tracking.parentRunId });
+      if (row?.parent === undefined) continue;
+      this.placed.add(study.id);
+      const node = mlflowNode(row);
+      this.nodes.set(node.id, node);
+      this.placedEmitter.fire(node);
+    }
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
@@ -137,6 +175,12 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     if (this.model?.hasMore(undefined) && mlflowRoot.length > 0) result.push({ kind: 'loadMore', id: 'more:mlflow-root', owner: undefined });
     const warning = this.mlflowError ? `MLflow: ${this.mlflowError}` : this.trackingWarning;
     if (warning && result.length > 0) result.push({ kind: 'message', id: 'tracking-warning', text: warning, severity: 'warning' });
+    if (this.empty !== (result.length === 0)) {
+      this.empty = result.length === 0;
+      this.emptyEmitter.fire(this.empty);
+    }
+    // The experiments are known now; a reveal waits until the view has these rows.
+    setTimeout(() => this.announcePlaced(), 0);
     return result;
   }
 
@@ -172,6 +216,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     this.changeEmitter.fire(undefined);
   }
 
+  get isEmpty(): boolean {
+    return this.empty ?? true;
+  }
+
   get mlflowUri(): string | undefined {
     return this.modelUri;
   }
@@ -199,12 +247,18 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
     return this.nodes.get(id);
   }
 
-  studyNodeFor(studyId: string): TreeNode {
+  /** The study's row: under its experiment when the model places it there, else at the top. */
+  studyRowFor(studyId: string): TreeNode {
+    const study = this.store.study(studyId);
+    const row = study?.tracking ? this.model?.findStudy({ studyId, runId: study.tracking.parentRunId }) : undefined;
+    if (row?.parent !== undefined) return this.nodes.get(`mlflow:${row.id}`) ?? mlflowNode(row);
     return this.nodes.get(`local:${studyId}`) ?? studyNode(studyId);
   }
 
   dispose(): void {
     if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.changeEmitter.dispose();
+    this.placedEmitter.dispose();
+    this.emptyEmitter.dispose();
   }
 }

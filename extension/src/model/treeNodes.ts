@@ -70,6 +70,20 @@ export function studyLabel(study: LocalStudy): string {
   return study.info.ordinal > 0 ? `${site} (fmin #${study.info.ordinal + 1})` : site;
 }
 
+/** `done/total · best · duration · end reason · start time`, as the status bar and the panel count. */
+function studyDescription(study: LocalStudy, now: number): string {
+  const counts = countsOf(study);
+  const best = bestOf(study);
+  const total = study.info.maxEvals ?? counts.total;
+  const end = study.state === 'ended' ? endedAtOf(study) : now;
+  const parts = [`${counts.finished}/${total}`];
+  if (best) parts.push(`best ${formatLoss(best.loss)}`);
+  if (end !== undefined) parts.push(formatDuration(end - study.info.createdAt));
+  if (study.state !== 'running') parts.push(study.state === 'ended' ? (study.reason ?? 'ended') : study.state);
+  parts.push(formatStartTime(study.info.createdAt, now));
+  return parts.join(' · ');
+}
+
 const STUDY_RUNNING_ICON: Icon = { id: 'loading~spin', color: 'charts.blue' };
 
 /** An ended study's icon, by how it ended: finished, stopped, cancelled, failed or killed (its driver died). */
@@ -121,20 +135,13 @@ export function present(node: TreeNode, ctx: PresentContext): Presentation {
       if (!study) return { label: node.studyId, collapsible: 'none' };
       const counts = countsOf(study);
       const best = bestOf(study);
-      const total = study.info.maxEvals ?? counts.total;
-      const end = study.state === 'ended' ? endedAtOf(study) : ctx.now;
-      const parts = [`${counts.finished}/${total}`];
-      if (best) parts.push(`best ${formatLoss(best.loss)}`);
-      if (end !== undefined) parts.push(formatDuration(end - study.info.createdAt));
-      if (study.state !== 'running') parts.push(study.state === 'ended' ? (study.reason ?? 'ended') : study.state);
-      parts.push(formatStartTime(study.info.createdAt, ctx.now));
       const running = study.live && study.state !== 'ended';
       const tokens = ['study', 'charts', 'script', 'logs', 'runId'];
       tokens.push(running ? 'running' : 'idle');
       if (study.tracking && ctx.mlflowUi) tokens.push('mlflow');
       return {
         label: studyLabel(study),
-        description: parts.join(' · '),
+        description: studyDescription(study, ctx.now),
         tooltip: [
           `Study ${study.id}`,
           study.info.script,
@@ -215,8 +222,9 @@ function presentMlflowStudy(node: StudyNode, ctx: PresentContext, ui: string[]):
   if (local) tokens.push('script', 'logs');
   if (node.studyId || local) tokens.push(running ? 'running' : 'idle');
   return {
-    label: node.label,
-    description: parts.join(' · '),
+    // A study of this window is named and counted as its panel and the status bar do.
+    label: local ? studyLabel(local) : node.label,
+    description: local ? studyDescription(local, ctx.now) : parts.join(' · '),
     tooltip: [
       `MLflow run ${node.runId ?? '(not yet logged)'}`,
       node.studyId ? `study ${node.studyId}` : '',

@@ -177,6 +177,24 @@ async function main(): Promise<void> {
       },
     ],
     [
+      "Run Again inline on the ended study's row runs its script again on the same executor, as a second row",
+      async () => {
+        await showRunsView(page);
+        const studyRows = page.locator(ROWS, { hasText: 'slow_study.py:28' });
+        assert.equal(await studyRows.count(), 1);
+        await retrying(
+          'the inline Run Again',
+          async () => {
+            await studyRows.first().hover({ timeout: ATTEMPT_MS });
+            await studyRows.first().locator('.actions [aria-label^="Run Again"]').click({ timeout: ATTEMPT_MS });
+            await until('a second row for the script', async () => ((await studyRows.count()) === 2 ? true : undefined), ATTEMPT_MS);
+          },
+          () => Promise.resolve(),
+        );
+        console.log(`  ${(await rowTexts(page)).filter((t) => t.includes('slow_study.py:28')).map((t) => t.replace(/\s+/g, ' ')).join(' | ')}`);
+      },
+    ],
+    [
       'a script with a syntax error: the notification names its file, line and error, the Problems view lists it',
       async () => {
         writeFileSync(join(workspace, 'broken_study.py'), 'from hyperopt import fmin, hp\n\nbest = fmin(lambda x: x, hp.uniform("x", 0, 1), max_evals=(3\n');

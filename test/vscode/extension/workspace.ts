@@ -20,8 +20,6 @@ export function makeWorkspace(settings: Record<string, unknown> = {}): string {
       {
         'hyperoptRunner.python': join(ROOT, '.venv', 'bin', 'python'),
         'hyperoptRunner.executors': ['local:2'],
-        // MLflow has its own tests; here the embedded server would only cost startup time.
-        'hyperoptRunner.tracking': false,
         'hyperoptRunner.serviceIdleTimeout': 30,
         ...settings,
       },

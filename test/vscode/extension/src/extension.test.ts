@@ -99,37 +99,45 @@ describe('Hyperopt Runner in VS Code', () => {
     assert.ok(!files.includes('decoys.py'));
   });
 
-  it('runs a study on the local executor from the command and fills the Runs tree with it and its trials', async () => {
+  // The suite runs with tracking on, as users do; this is its untracked case.
+  it('with tracking off, runs a study on the local executor from the command and fills the Runs tree with it and its trials', async () => {
     const c = await controller();
     await c.rememberChoice(['local:2']);
-    const script = join(folder(), 'quickstart.py');
-    const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
-    assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
-    const study = await until('the study to open', () => c.store.runOf(c.store.run(run)?.studies[0] ?? '') && c.store.study(c.store.run(run)!.studies[0]!));
-    // While it runs, the CodeLens over the call offers the study's controls.
-    const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', vscode.Uri.file(script));
-    const titles = lenses.map((l) => l.command?.title ?? '');
-    assert.ok(titles.some((t) => t.includes('Stop')) && titles.some((t) => t.includes('Cancel')) && titles.some((t) => t.includes('Timeout')), titles.join(', '));
-    await until('the run to end', () => c.store.run(run)?.state === 'ended', 90_000);
-    const ended = c.store.study(study.id)!;
-    assert.equal(ended.state, 'ended');
-    assert.equal(countsOf(ended).ok, 40);
-    // The progress notification gives way to what the study found, with the way to its charts.
-    const { shownMessages } = await api();
-    const outcome = await until('the end-of-study notification', () => shownMessages.find((m) => m.startsWith('quickstart.py:25: ')), 10_000);
-    assert.match(outcome, /^quickstart\.py:25: best [-\d.e]+ after 40 trials$/);
+    const config = vscode.workspace.getConfiguration('hyperoptRunner');
+    await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000);
+    try {
+      await until('the setting to take effect', () => c.settings().settings.trackingUri === null || undefined, 30_000);
+      const script = join(folder(), 'quickstart.py');
+      const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
+      assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
+      const study = await until('the study to open', () => c.store.runOf(c.store.run(run)?.studies[0] ?? '') && c.store.study(c.store.run(run)!.studies[0]!));
+      // While it runs, the CodeLens over the call offers the study's controls.
+      const lenses = await vscode.commands.executeCommand<vscode.CodeLens[]>('vscode.executeCodeLensProvider', vscode.Uri.file(script));
+      const titles = lenses.map((l) => l.command?.title ?? '');
+      assert.ok(titles.some((t) => t.includes('Stop')) && titles.some((t) => t.includes('Cancel')) && titles.some((t) => t.includes('Timeout')), titles.join(', '));
+      await until('the run to end', () => c.store.run(run)?.state === 'ended', 90_000);
+      const ended = c.store.study(study.id)!;
+      assert.equal(ended.state, 'ended');
+      assert.equal(countsOf(ended).ok, 40);
+      // The progress notification gives way to what the study found, with the way to its charts.
+      const { shownMessages } = await api();
+      const outcome = await until('the end-of-study notification', () => shownMessages.find((m) => m.startsWith('quickstart.py:25: ')), 10_000);
+      assert.match(outcome, /^quickstart\.py:25: best [-\d.e]+ after 40 trials$/);
 
-    const root = await c.tree.getChildren();
-    const node = root.find((n): n is Extract<TreeNode, { kind: 'study' }> => n.kind === 'study' && n.studyId === study.id);
-    assert.ok(node, `the Runs tree lists the study (root: ${root.map((n) => n.id).join(', ')})`);
-    const item = c.tree.getTreeItem(node);
-    assert.equal(item.label, 'quickstart.py:25');
-    assert.match(String(item.description), /^40\/40 · best [\d.e-]+ · /);
-    const trials = await c.tree.getChildren(node);
-    assert.equal(trials.filter((t) => t.kind === 'trial').length, 40);
-    const items = trials.map((t) => c.tree.getTreeItem(t));
-    assert.equal(items.filter((i) => String(i.description).startsWith('★ best')).length, 1, 'one trial is marked best');
-    assert.ok(items.every((i) => /loss [-\d.e]+ · [\d.]+s/.test(String(i.description))), String(items[0]?.description));
+      const root = await c.tree.getChildren();
+      const node = root.find((n): n is Extract<TreeNode, { kind: 'study' }> => n.kind === 'study' && n.studyId === study.id);
+      assert.ok(node, `the Runs tree lists the study (root: ${root.map((n) => n.id).join(', ')})`);
+      const item = c.tree.getTreeItem(node);
+      assert.equal(item.label, 'quickstart.py:25');
+      assert.match(String(item.description), /^40\/40 · best [\d.e-]+ · /);
+      const trials = await c.tree.getChildren(node);
+      assert.equal(trials.filter((t) => t.kind === 'trial').length, 40);
+      const items = trials.map((t) => c.tree.getTreeItem(t));
+      assert.equal(items.filter((i) => String(i.description).startsWith('★ best')).length, 1, 'one trial is marked best');
+      assert.ok(items.every((i) => /loss [-\d.e]+ · [\d.]+s/.test(String(i.description))), String(items[0]?.description));
+    } finally {
+      await bounded('turning tracking back on', config.update('tracking', undefined, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
+    }
   });
 
   it('a script with a syntax error: the notification and the Problems view name its file and line, until it is run again', async () => {
@@ -185,87 +193,80 @@ describe('Hyperopt Runner in VS Code', () => {
     // The embedded MLflow server takes 10-30 s to start on a busy machine, more under load.
     this.timeout(420_000);
     const c = await controller();
-    const config = vscode.workspace.getConfiguration('hyperoptRunner');
     await c.rememberChoice(['local:2']);
-    await bounded('turning tracking on', config.update('tracking', true, vscode.ConfigurationTarget.Workspace), 60_000);
-    try {
-      await until('the setting to take effect', () => c.settings().settings.trackingUri === '' || undefined, 30_000);
-      const script = join(folder(), 'tracked_study.py');
-      const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
-      assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
-      await until('the tracked run to end', () => c.store.run(run)?.state === 'ended', 300_000);
-      const studyId = c.store.run(run)!.studies[0]!;
-      const study = c.store.study(studyId)!;
-      assert.equal(study.reason, 'max_evals', `the study ended by ${study.reason}: ${study.message ?? ''}`);
-      assert.equal(countsOf(study).ok, 5);
-      const parentRunId = study.tracking?.parentRunId;
-      assert.ok(parentRunId, 'the study was logged as an MLflow parent run');
+    await until('the setting to take effect', () => c.settings().settings.trackingUri === '' || undefined, 30_000);
+    const script = join(folder(), 'tracked_study.py');
+    const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, script);
+    assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
+    await until('the tracked run to end', () => c.store.run(run)?.state === 'ended', 300_000);
+    const studyId = c.store.run(run)!.studies[0]!;
+    const study = c.store.study(studyId)!;
+    assert.equal(study.reason, 'max_evals', `the study ended by ${study.reason}: ${study.message ?? ''}`);
+    assert.equal(countsOf(study).ok, 5);
+    const parentRunId = study.tracking?.parentRunId;
+    assert.ok(parentRunId, 'the study was logged as an MLflow parent run');
 
-      // Read the tree as VS Code does: root, then each branch's children, through the provider.
-      const found = await until(
-        'the study under an MLflow experiment with its five trials',
-        async () => {
-          c.tree.refresh();
-          const root = await c.tree.getChildren();
-          // Before any experiment is expanded: a study whose experiment is listed shows only under it.
-          const listed = root.some((n) => n.kind === 'mlflow' && n.node.kind === 'experiment' && n.node.experimentId === study.tracking?.experimentId);
-          if (listed) assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `the study is listed twice at the root: ${root.map((n) => n.id).join(', ')}`);
-          for (const experiment of root) {
-            if (experiment.kind !== 'mlflow' || experiment.node.kind !== 'experiment') continue;
-            const studies = await c.tree.getChildren(experiment);
-            const parent = studies.find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
-            if (!parent) continue;
-            const trials = (await c.tree.getChildren(parent)).filter((n) => n.kind === 'mlflow' && n.node.kind === 'trial');
-            if (trials.length < 5 || trials.some((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.loss === undefined)) continue;
-            return { experiment, parent, trials };
-          }
-          return undefined;
-        },
-        120_000,
-      );
-      const { experiment, trials } = found;
-      // A study node carries the counts of the trials read so far: read the branch again, as the
-      // tree does when the model reports the trials it has read.
-      const parent = (await c.tree.getChildren(experiment)).find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
-      assert.ok(parent);
-      // Once its experiment has been read, the study is listed under MLflow only, not again
-      // among the studies MLflow does not list.
-      const root = await c.tree.getChildren();
-      assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `root: ${root.map((n) => n.id).join(', ')}`);
-      assert.ok(c.tree.mlflowUri?.startsWith('http://127.0.0.'), `the embedded server serves the tree: ${c.tree.mlflowUri}`);
-      const experimentItem = c.tree.getTreeItem(experiment);
-      assert.ok(String(experimentItem.label).length > 0);
-      assert.equal(experimentItem.collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
-      const parentItem = c.tree.getTreeItem(parent);
-      assert.match(String(parentItem.label), /tracked_study(\.py)?:9$/);
-      assert.match(String(parentItem.description), /^best [\d.e-]+ · 5 trials/);
-      assert.equal(trials.length, 5);
-      const best = Math.min(...[...study.trials.values()].map((t) => t.loss ?? Infinity));
-      const losses: number[] = [];
-      for (const trial of trials) {
-        assert.ok(trial.kind === 'mlflow' && trial.node.kind === 'trial');
-        assert.equal(trial.node.status, 'FINISHED');
-        assert.ok(trial.node.runId && trial.node.runId !== parentRunId, 'each trial is its own child run');
-        const local = study.trials.get(trial.node.tid!);
-        assert.ok(local, `trial ${trial.node.tid} of the study`);
-        assert.ok(Math.abs(trial.node.loss! - local.loss!) <= 1e-9 * Math.max(1, Math.abs(local.loss!)), `trial ${trial.node.tid}: MLflow loss ${trial.node.loss}, study loss ${local.loss}`);
-        losses.push(trial.node.loss!);
-        assert.match(String(c.tree.getTreeItem(trial).description), /loss [-\d.e]+/);
-      }
-      assert.equal(trials.filter((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.isBest).length, 1, 'one trial is marked best');
-      assert.ok(Math.abs(Math.min(...losses) - best) <= 1e-9 * Math.max(1, Math.abs(best)));
-      console.log(`MLflow branch: ${String(experimentItem.label)} > ${String(parentItem.label)} (${String(parentItem.description)}) > ${trials.length} trials`);
-    } finally {
-      await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
+    // Read the tree as VS Code does: root, then each branch's children, through the provider.
+    const found = await until(
+      'the study under an MLflow experiment with its five trials',
+      async () => {
+        c.tree.refresh();
+        const root = await c.tree.getChildren();
+        // Before any experiment is expanded: a study whose experiment is listed shows only under it.
+        const listed = root.some((n) => n.kind === 'mlflow' && n.node.kind === 'experiment' && n.node.experimentId === study.tracking?.experimentId);
+        if (listed) assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `the study is listed twice at the root: ${root.map((n) => n.id).join(', ')}`);
+        for (const experiment of root) {
+          if (experiment.kind !== 'mlflow' || experiment.node.kind !== 'experiment') continue;
+          const studies = await c.tree.getChildren(experiment);
+          const parent = studies.find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
+          if (!parent) continue;
+          const trials = (await c.tree.getChildren(parent)).filter((n) => n.kind === 'mlflow' && n.node.kind === 'trial');
+          if (trials.length < 5 || trials.some((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.loss === undefined)) continue;
+          return { experiment, parent, trials };
+        }
+        return undefined;
+      },
+      120_000,
+    );
+    const { experiment, trials } = found;
+    // A study node carries the counts of the trials read so far: read the branch again, as the
+    // tree does when the model reports the trials it has read.
+    const parent = (await c.tree.getChildren(experiment)).find((n) => n.kind === 'mlflow' && n.node.kind === 'study' && n.node.runId === parentRunId);
+    assert.ok(parent);
+    // Once its experiment has been read, the study is listed under MLflow only, not again
+    // among the studies MLflow does not list.
+    const root = await c.tree.getChildren();
+    assert.ok(!root.some((n) => n.kind === 'study' && n.studyId === studyId), `root: ${root.map((n) => n.id).join(', ')}`);
+    assert.ok(c.tree.mlflowUri?.startsWith('http://127.0.0.'), `the embedded server serves the tree: ${c.tree.mlflowUri}`);
+    const experimentItem = c.tree.getTreeItem(experiment);
+    assert.ok(String(experimentItem.label).length > 0);
+    assert.equal(experimentItem.collapsibleState, vscode.TreeItemCollapsibleState.Collapsed);
+    const parentItem = c.tree.getTreeItem(parent);
+    assert.match(String(parentItem.label), /tracked_study(\.py)?:9$/);
+    // A study of this window counts as its panel and the status bar do.
+    assert.match(String(parentItem.description), /^5\/5 · best [\d.e-]+ · .* · max_evals · /);
+    assert.equal(trials.length, 5);
+    const best = Math.min(...[...study.trials.values()].map((t) => t.loss ?? Infinity));
+    const losses: number[] = [];
+    for (const trial of trials) {
+      assert.ok(trial.kind === 'mlflow' && trial.node.kind === 'trial');
+      assert.equal(trial.node.status, 'FINISHED');
+      assert.ok(trial.node.runId && trial.node.runId !== parentRunId, 'each trial is its own child run');
+      const local = study.trials.get(trial.node.tid!);
+      assert.ok(local, `trial ${trial.node.tid} of the study`);
+      assert.ok(Math.abs(trial.node.loss! - local.loss!) <= 1e-9 * Math.max(1, Math.abs(local.loss!)), `trial ${trial.node.tid}: MLflow loss ${trial.node.loss}, study loss ${local.loss}`);
+      losses.push(trial.node.loss!);
+      assert.match(String(c.tree.getTreeItem(trial).description), /loss [-\d.e]+/);
     }
+    assert.equal(trials.filter((t) => t.kind === 'mlflow' && t.node.kind === 'trial' && t.node.isBest).length, 1, 'one trial is marked best');
+    assert.ok(Math.abs(Math.min(...losses) - best) <= 1e-9 * Math.max(1, Math.abs(best)));
+    console.log(`MLflow branch: ${String(experimentItem.label)} > ${String(parentItem.label)} (${String(parentItem.description)}) > ${trials.length} trials`);
   });
 
   it('with tracking on, a running study stays in the Runs tree under its experiment, live, and shows its end once cancelled', async function () {
     this.timeout(420_000);
     const c = await controller();
-    const config = vscode.workspace.getConfiguration('hyperoptRunner');
     await c.rememberChoice(['local:2']);
-    await bounded('turning tracking on', config.update('tracking', true, vscode.ConfigurationTarget.Workspace), 60_000);
     // slow_study.py holds its trials after the sixth until this file exists: it runs until cancelled.
     const gate = [join(folder(), 'slow_study.count'), join(folder(), 'slow_study.release')];
     // Every redraw of the tree from the study's opening on: where its row was.
@@ -278,7 +279,12 @@ describe('Hyperopt Runner in VS Code', () => {
         if (study) samples.push({ at: study.tracking ? 'tracked' : 'opened', row: await studyRow(c, study.id) });
       });
     });
+    // The experiment that takes the running study opens by itself: a collapsed one would hide it.
+    const expanded: string[] = [];
+    const expansions = c.treeView.onDidExpandElement((e) => expanded.push(e.element.id));
     try {
+      await vscode.commands.executeCommand('hyperoptRunner.runs.focus');
+      await until('the Runs view to show', () => c.treeView.visible || undefined, 10_000);
       await until('the setting to take effect', () => c.settings().settings.trackingUri === '' || undefined, 30_000);
       const run = await vscode.commands.executeCommand<string | undefined>(COMMANDS.runOnLastExecutor, join(folder(), 'slow_study.py'));
       assert.ok(run, `the run started (messages: ${(await api()).shownMessages.join(' | ')})`);
@@ -296,6 +302,8 @@ describe('Hyperopt Runner in VS Code', () => {
         300_000,
       );
       assert.equal(iconId(running.item), 'loading~spin');
+      const experimentId = running.node.kind === 'mlflow' ? `mlflow:${running.node.node.parent}` : '';
+      await until('the experiment to open by itself', () => expanded.includes(experimentId) || undefined, 10_000).catch(() => assert.fail(`expanded: ${expanded.join(', ') || 'nothing'}; the study is under ${experimentId}`));
       assert.match(String(running.item.label), /slow_study(\.py)?:28$/);
       await vscode.commands.executeCommand(COMMANDS.cancelStudy, id);
       await until('the run to end', () => c.store.run(run)?.state === 'ended', 60_000);
@@ -332,6 +340,7 @@ describe('Hyperopt Runner in VS Code', () => {
       console.log(`Runs tree: ${samples.length} redraws sampled, ${tracked.length} tracked; ended as ${String(ended.item.description)}`);
     } finally {
       sampler.dispose();
+      expansions.dispose();
       // A failure above leaves the study held at its gate: cancel it before removing the gate's files.
       const left = studyId !== undefined ? c.store.runOf(studyId) : undefined;
       if (left && left.state !== 'ended') {
@@ -339,7 +348,6 @@ describe('Hyperopt Runner in VS Code', () => {
         await until('the run to end', () => c.store.run(left.run)?.state === 'ended', 60_000).catch((error: unknown) => console.log(String(error)));
       }
       for (const file of gate) rmSync(file, { force: true });
-      await bounded('turning tracking off', config.update('tracking', false, vscode.ConfigurationTarget.Workspace), 30_000).catch((error: unknown) => console.log(String(error)));
     }
   });
 
