@@ -11,7 +11,7 @@ import { listStudies } from '../../core/src/journal/journal';
 import { errorText, traceInfo, traceWarn } from './log';
 import { RunsView } from './model/runsView';
 import { loadMoreNode, mlflowNode, present, studyNode, trialNode, type TreeNode } from './model/treeNodes';
-import type { StudyStore } from './model/studyStore';
+import type { LocalStudy, StudyStore } from './model/studyStore';
 
 export interface TrackingSource {
   /** The URI views read runs from, or undefined (with a reason) when there is none. */
@@ -93,27 +93,31 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
 
   /** The rows of running studies already placed under their experiment (to reveal when the view shows again). */
   placedLiveRows(): TreeNode[] {
-    const rows: TreeNode[] = [];
-    for (const id of this.placed) {
+    return [...this.placed].flatMap((id) => {
       const study = this.store.study(id);
-      const row = study && study.live && study.state !== 'ended' && study.tracking ? this.model?.findStudy({ studyId: id, runId: study.tracking.parentRunId }) : undefined;
-      if (row?.parent !== undefined) rows.push(this.nodes.get(`mlflow:${row.id}`) ?? mlflowNode(row));
-    }
-    return rows;
+      const row = study && study.live && study.state !== 'ended' ? this.experimentRow(study) : undefined;
+      return row ? [row] : [];
+    });
   }
 
   private announcePlaced(): void {
-    const model = this.model;
-    if (!model) return;
     for (const study of this.store.studies()) {
-      if (!study.live || study.state === 'ended' || !study.tracking || this.placed.has(study.id)) continue;
-      const row = model.findStudy({ studyId: study.id, runId: study.tracking.parentRunId });
-      if (row?.parent === undefined) continue;
+      if (!study.live || study.state === 'ended' || this.placed.has(study.id)) continue;
+      const row = this.experimentRow(study);
+      if (!row) continue;
       this.placed.add(study.id);
-      const node = mlflowNode(row);
-      this.nodes.set(node.id, node);
-      this.placedEmitter.fire(node);
+      this.placedEmitter.fire(row);
     }
+  }
+
+  /** The study's row under its MLflow experiment, when the runs model places it there. */
+  private experimentRow(study: LocalStudy): TreeNode | undefined {
+    const row = study.tracking ? this.model?.findStudy({ studyId: study.id, runId: study.tracking.parentRunId }) : undefined;
+    if (row?.parent === undefined) return undefined;
+    const id = `mlflow:${row.id}`;
+    let node = this.nodes.get(id);
+    if (!node) this.nodes.set(id, (node = mlflowNode(row)));
+    return node;
   }
 
   getTreeItem(node: TreeNode): vscode.TreeItem {
@@ -250,9 +254,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsco
   /** The study's row: under its experiment when the model places it there, else at the top. */
   studyRowFor(studyId: string): TreeNode {
     const study = this.store.study(studyId);
-    const row = study?.tracking ? this.model?.findStudy({ studyId, runId: study.tracking.parentRunId }) : undefined;
-    if (row?.parent !== undefined) return this.nodes.get(`mlflow:${row.id}`) ?? mlflowNode(row);
-    return this.nodes.get(`local:${studyId}`) ?? studyNode(studyId);
+    return (study && this.experimentRow(study)) ?? this.nodes.get(`local:${studyId}`) ?? studyNode(studyId);
   }
 
   dispose(): void {
